@@ -1,0 +1,5 @@
+//! The yiwang edge node as a library: an instance takes its clock, sockets, store and metrics
+//! registry from whoever builds it, so the binary and the simulator share every line.
+
+pub mod feeds;
+pub mod rules;
