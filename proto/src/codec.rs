@@ -85,6 +85,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decode one value from the front of `bytes` and say how many bytes it used; for reading a
+/// header without the body that follows it.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    let bytes = &bytes[..bytes.len().min(MAX_VALUE_BYTES)];
+    bincode::serde::decode_from_slice(bytes, config()).map_err(map_decode_error)
+}
+
 fn map_decode_error(e: bincode::error::DecodeError) -> CodecError {
     use bincode::error::DecodeError as D;
     match e {

@@ -1,0 +1,65 @@
+//! Where a node instance reads the time. Logic never calls `SystemTime::now()` itself: the
+//! binary hands in [`SystemClock`], the simulator a clock that follows tokio's (possibly paused)
+//! virtual time.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> u64;
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The operating system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+}
+
+/// Wall time derived from tokio's clock: `epoch_ms` at creation, then advancing with
+/// `tokio::time::Instant`, so a paused runtime's virtual time drives it.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    epoch_ms: u64,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(epoch_ms: u64) -> Self {
+        TokioClock { epoch_ms, start: tokio::time::Instant::now() }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.epoch_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
+/// A clock set by hand, for tests of time-driven logic.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    pub fn new(ms: u64) -> Self {
+        ManualClock(ms.into())
+    }
+    pub fn set(&self, ms: u64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,124 @@
+//! The node's Prometheus metrics. A node instance registers its families in a registry handed
+//! in by whoever builds it (the binary serves it at `/metrics`; the simulator keeps one per
+//! instance), so many instances can live in one process.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    /// `ais`, `checkpoint` or `camera`.
+    pub feed: &'static str,
+    /// The listener's name from the config.
+    pub listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub feed: &'static str,
+    pub listener: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HitLabels {
+    /// `plate` or `mmsi`.
+    pub subject: &'static str,
+    pub list: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub alert: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+/// Every metric the node exports. Cheap to clone: each field is a handle to shared counters.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub ingested: Family<FeedLabels, Counter>,
+    pub decode_errors: Family<ErrorLabels, Counter>,
+    pub skipped_lines: Family<FeedLabels, Counter>,
+    pub unsupported_messages: Family<FeedLabels, Counter>,
+    pub hits: Family<HitLabels, Counter>,
+    pub alerts: Family<AlertLabels, Counter>,
+    pub entries_written: Family<KindLabels, Counter>,
+    pub flush_seconds: Histogram,
+    pub flush_batch_ops: Histogram,
+    pub store_size_bytes: Gauge<u64, AtomicU64>,
+    pub store_budget_bytes: Gauge<u64, AtomicU64>,
+    /// 0 within budget, 1 past the warning threshold, 2 refusing raw detections, 3 refusing all.
+    pub store_budget_state: Gauge,
+    pub store_refused: Family<KindLabels, Counter>,
+    pub retention_deleted: Counter,
+    pub cameras_offline: Gauge,
+    pub vessels_tracked: Gauge,
+    pub watchlist_entries: Gauge,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            ingested: Family::default(),
+            decode_errors: Family::default(),
+            skipped_lines: Family::default(),
+            unsupported_messages: Family::default(),
+            hits: Family::default(),
+            alerts: Family::default(),
+            entries_written: Family::default(),
+            flush_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            flush_batch_ops: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            store_size_bytes: Gauge::default(),
+            store_budget_bytes: Gauge::default(),
+            store_budget_state: Gauge::default(),
+            store_refused: Family::default(),
+            retention_deleted: Counter::default(),
+            cameras_offline: Gauge::default(),
+            vessels_tracked: Gauge::default(),
+            watchlist_entries: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("yiwang");
+        r.register("ingested", "Records accepted from feeds", m.ingested.clone());
+        r.register("decode_errors", "Feed input refused, by reason", m.decode_errors.clone());
+        r.register("skipped_lines", "Feed lines that are not for this decoder (e.g. GPS sentences on an AIS feed)", m.skipped_lines.clone());
+        r.register("unsupported_messages", "Well-formed messages of a type the node does not decode", m.unsupported_messages.clone());
+        r.register("watchlist_hits", "Watchlist hits", m.hits.clone());
+        r.register("alerts", "Alerts raised by the ingest rules", m.alerts.clone());
+        r.register("entries_written", "Entries made durable, by kind", m.entries_written.clone());
+        r.register("store_flush_seconds", "Time to make one group commit durable", m.flush_seconds.clone());
+        r.register("store_flush_batch_ops", "Writes made durable by one flush", m.flush_batch_ops.clone());
+        r.register("store_size_bytes", "Size of the store on disk", m.store_size_bytes.clone());
+        r.register("store_budget_bytes", "Configured disk budget of the store", m.store_budget_bytes.clone());
+        r.register("store_budget_state", "0 ok, 1 warning, 2 refusing raw detections, 3 refusing all writes", m.store_budget_state.clone());
+        r.register("store_refused", "Writes refused because the disk budget is spent", m.store_refused.clone());
+        r.register("retention_deleted", "Raw detections removed by retention", m.retention_deleted.clone());
+        r.register("cameras_offline", "Cameras currently silent past their heartbeat interval", m.cameras_offline.clone());
+        r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
+        r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
+        m
+    }
+
+    /// A set registered in a throwaway registry, for tests and benchmarks.
+    pub fn unregistered() -> Metrics {
+        Metrics::register(&mut Registry::default())
+    }
+
+    pub fn decode_error(&self, feed: &'static str, listener: &str, reason: &'static str) {
+        self.decode_errors
+            .get_or_create(&ErrorLabels { feed, listener: listener.to_string(), reason })
+            .inc();
+    }
+
+    pub fn ingested(&self, feed: &'static str, listener: &str, n: u64) {
+        self.ingested.get_or_create(&FeedLabels { feed, listener: listener.to_string() }).inc_by(n);
+    }
+}

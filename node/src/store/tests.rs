@@ -1,0 +1,165 @@
+use super::*;
+use crate::clock::{ManualClock, SharedClock};
+use std::sync::Arc;
+
+fn node() -> NodeId {
+    NodeId::new("town-test").unwrap()
+}
+
+fn open(dir: &Path, clock: SharedClock, config: StoreConfig) -> Store {
+    Store::open(dir, node(), clock, config, Metrics::unregistered()).unwrap()
+}
+
+fn append(kind: Kind, payload: &[u8]) -> Op {
+    Op::Append { kind, payload: payload.to_vec() }
+}
+
+#[tokio::test]
+async fn sequences_are_contiguous_per_kind_and_continue_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let store = open(dir.path(), clock.clone(), StoreConfig::default());
+    let a = store.commit(vec![append(Kind::Detection, b"d1"), append(Kind::Alert, b"a1"), append(Kind::Detection, b"d2")]).await.unwrap();
+    assert_eq!(a.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(), vec![(Kind::Detection, 1), (Kind::Alert, 1), (Kind::Detection, 2)]);
+    assert!(a[0].hlc < a[1].hlc && a[1].hlc < a[2].hlc, "timestamps increase within a commit");
+    let last_hlc = a[2].hlc;
+    store.close().await;
+
+    // The clock went back while the node was down: neither sequences nor timestamps repeat.
+    clock.set(500);
+    let store = open(dir.path(), clock.clone(), StoreConfig::default());
+    let b = store.commit(vec![append(Kind::Detection, b"d3")]).await.unwrap();
+    assert_eq!(b[0].seq, 3);
+    assert!(b[0].hlc > last_hlc);
+    let stored: Vec<_> = store.entries(Kind::Detection, &node(), 1).map(|e| e.unwrap().payload).collect();
+    assert_eq!(stored, vec![b"d1".to_vec(), b"d2".to_vec(), b"d3".to_vec()]);
+    assert_eq!(store.own_head(Kind::Detection).unwrap(), 3);
+    assert_eq!(store.entry(Kind::Alert, &node(), 1).unwrap().unwrap().payload, b"a1");
+}
+
+#[tokio::test]
+async fn concurrent_writers_share_flushes_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let store = Store::open(dir.path(), node(), Arc::new(ManualClock::new(1)), StoreConfig::default(), metrics).unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..16u8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..50u8 {
+                let got = s.commit(vec![append(Kind::Detection, &[w, i])]).await.unwrap();
+                seqs.push(got[0].seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=800).collect::<Vec<_>>(), "every commit got its own sequence, no gaps");
+    assert_eq!(store.entries(Kind::Detection, &node(), 1).count(), 800);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let flushes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("yiwang_store_flush_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("flush count exported");
+    // 16 writers each waiting on their own commit: flushes must be shared.
+    assert!(flushes < 400, "{flushes} flushes for 800 commits from 16 writers");
+}
+
+#[tokio::test]
+async fn retention_removes_old_detections_and_never_reuses_their_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(10_000));
+    let store = open(dir.path(), clock.clone(), StoreConfig::default());
+    for _ in 0..5 {
+        store.commit(vec![append(Kind::Detection, b"old")]).await.unwrap();
+    }
+    clock.set(20_000);
+    store.commit(vec![append(Kind::Detection, b"new")]).await.unwrap();
+
+    let first = store.sweep(Kind::Detection, 15_000, 3).await.unwrap();
+    assert_eq!(first, SweepOutcome { deleted: 3, more: true });
+    let second = store.sweep(Kind::Detection, 15_000, 3).await.unwrap();
+    assert_eq!(second, SweepOutcome { deleted: 2, more: false });
+    let left: Vec<_> = store.all_entries(Kind::Detection).map(|e| e.unwrap().payload).collect();
+    assert_eq!(left, vec![b"new".to_vec()]);
+
+    // Even with every entry gone, the next sequence follows the last one ever issued.
+    store.sweep(Kind::Detection, 30_000, 100).await.unwrap();
+    assert_eq!(store.all_entries(Kind::Detection).count(), 0);
+    store.close().await;
+    let store = open(dir.path(), clock, StoreConfig::default());
+    let next = store.commit(vec![append(Kind::Detection, b"after")]).await.unwrap();
+    assert_eq!(next[0].seq, 7);
+}
+
+#[tokio::test]
+async fn a_spent_budget_refuses_detections_but_keeps_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 1 MiB budget that sled's own files already exceed once something is written.
+    let config = StoreConfig { disk_budget_mb: 1, reserve_percent: 100, ..StoreConfig::default() };
+    let metrics = Metrics::unregistered();
+    let store = Store::open(dir.path(), node(), Arc::new(ManualClock::new(1)), config.clone(), metrics.clone()).unwrap();
+    let big = vec![7u8; 200_000];
+    let mut refused = None;
+    for _ in 0..40 {
+        match store.commit(vec![append(Kind::Detection, &big)]).await {
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(60)),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("detections must be refused once the budget is spent");
+    assert!(matches!(err, StoreError::BudgetExceeded { kind: "detection", .. }), "{err}");
+    assert!(err.to_string().contains("budget"));
+    assert!(store.budget_state() >= BudgetState::RefusingDetections);
+    assert!(metrics.store_budget_state.get() >= BudgetState::Warning as i64);
+    // Alerts still go in from the reserve.
+    if store.budget_state() == BudgetState::RefusingDetections {
+        store.commit(vec![append(Kind::Alert, b"alert")]).await.unwrap();
+    }
+}
+
+#[test]
+fn budget_thresholds() {
+    let c = StoreConfig { disk_budget_mb: 100, warn_percent: 80, reserve_percent: 10, ..StoreConfig::default() };
+    let mb = 1u64 << 20;
+    assert_eq!(c.budget_state(79 * mb), BudgetState::Ok);
+    assert_eq!(c.budget_state(80 * mb), BudgetState::Warning);
+    assert_eq!(c.budget_state(100 * mb), BudgetState::RefusingDetections);
+    assert_eq!(c.budget_state(110 * mb), BudgetState::RefusingAll);
+}
+
+#[tokio::test]
+async fn state_trees_put_and_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Arc::new(ManualClock::new(1)), StoreConfig::default());
+    store
+        .commit(vec![Op::Put { tree: "state/test", key: b"k1".to_vec(), value: b"v1".to_vec() }, Op::Put { tree: "state/test", key: b"k2".to_vec(), value: b"v2".to_vec() }])
+        .await
+        .unwrap();
+    store.commit(vec![Op::Remove { tree: "state/test", key: b"k1".to_vec() }]).await.unwrap();
+    assert_eq!(store.get("state/test", b"k1").unwrap(), None);
+    assert_eq!(store.get("state/test", b"k2").unwrap().unwrap().as_ref(), b"v2");
+    assert_eq!(store.scan("state/test", b"").unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_entry_is_refused_without_leaving_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Arc::new(ManualClock::new(1)), StoreConfig::default());
+    let huge = vec![0u8; proto::codec::MAX_VALUE_BYTES + 10];
+    let err = store.commit(vec![append(Kind::Alert, b"ok"), append(Kind::Alert, &huge)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Codec(_)));
+    let next = store.commit(vec![append(Kind::Alert, b"next")]).await.unwrap();
+    assert_eq!(next[0].seq, 1, "the refused commit used no sequence numbers");
+}
