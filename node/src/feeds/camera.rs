@@ -1,0 +1,280 @@
+//! Camera feeds: analytic events named by their ONVIF topic, and heartbeats.
+//!
+//! ```json
+//! {"camera_id": "cam-17", "topic": "tns1:RuleEngine/LineDetector/Crossed", "time": 1764146400000,
+//!  "source": {"VideoSourceConfigurationToken": "vs1", "Rule": "line1"}, "data": {"ObjectId": "12"}}
+//! {"camera_id": "cam-17", "topic": "heartbeat", "time": 1764146430000}
+//! ```
+//!
+//! `source` and `data` are ONVIF's SimpleItem name/value pairs. Any message from a camera,
+//! heartbeat or event, is a sign of life for the watchdog ([`CameraHealth`]).
+
+use crate::records::CameraEvent;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub const HEARTBEAT_TOPIC: &str = "heartbeat";
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+pub const MAX_BATCH: usize = 10_000;
+const MAX_TOPIC_BYTES: usize = 160;
+const MAX_ITEMS: usize = 16;
+const MAX_ITEM_BYTES: usize = 128;
+const MAX_CAMERA_ID_BYTES: usize = 64;
+/// Cameras the watchdog follows at most; beyond that, unknown cameras are not tracked.
+pub const MAX_TRACKED_CAMERAS: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CameraError {
+    #[error("not valid JSON for a camera event: {0}")]
+    Json(String),
+    #[error("camera_id is empty or longer than {MAX_CAMERA_ID_BYTES} bytes")]
+    BadCamera,
+    #[error("topic {0:?} is not an ONVIF topic such as tns1:RuleEngine/LineDetector/Crossed")]
+    BadTopic(String),
+    #[error("source or data has more than {MAX_ITEMS} items or an item longer than {MAX_ITEM_BYTES} bytes")]
+    TooManyItems,
+    #[error("time is missing or 0")]
+    NoTime,
+    #[error("batch of {0} events is over the limit of {MAX_BATCH}")]
+    TooMany(usize),
+}
+
+impl CameraError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CameraError::Json(_) => "json",
+            CameraError::BadCamera => "bad_camera",
+            CameraError::BadTopic(_) => "bad_topic",
+            CameraError::TooManyItems => "too_many_items",
+            CameraError::NoTime => "no_time",
+            CameraError::TooMany(_) => "too_many",
+        }
+    }
+}
+
+/// A message from a camera: an analytic event or a heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CameraMessage {
+    Event(CameraEvent),
+    Heartbeat { camera: String, seen_ms: u64 },
+}
+
+impl CameraMessage {
+    pub fn camera(&self) -> &str {
+        match self {
+            CameraMessage::Event(e) => &e.camera,
+            CameraMessage::Heartbeat { camera, .. } => camera,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    camera_id: String,
+    topic: String,
+    time: u64,
+    #[serde(default)]
+    source: BTreeMap<String, String>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+}
+
+/// `prefix:Segment/Segment/...`: a namespace prefix, then path segments of letters, digits and
+/// underscores. ONVIF's own topics use `tns1:`; vendors add their own prefixes.
+fn is_onvif_topic(t: &str) -> bool {
+    let Some((prefix, path)) = t.split_once(':') else { return false };
+    let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    t.len() <= MAX_TOPIC_BYTES && word(prefix) && path.split('/').all(word)
+}
+
+fn items(map: BTreeMap<String, String>) -> Result<Vec<(String, String)>, CameraError> {
+    if map.len() > MAX_ITEMS || map.iter().any(|(k, v)| k.len() > MAX_ITEM_BYTES || v.len() > MAX_ITEM_BYTES) {
+        return Err(CameraError::TooManyItems);
+    }
+    Ok(map.into_iter().collect())
+}
+
+pub fn decode_one(json: &str) -> Result<CameraMessage, CameraError> {
+    let raw: Raw = serde_json::from_str(json).map_err(|e| CameraError::Json(e.to_string()))?;
+    if raw.camera_id.is_empty() || raw.camera_id.len() > MAX_CAMERA_ID_BYTES {
+        return Err(CameraError::BadCamera);
+    }
+    if raw.time == 0 {
+        return Err(CameraError::NoTime);
+    }
+    if raw.topic == HEARTBEAT_TOPIC {
+        return Ok(CameraMessage::Heartbeat { camera: raw.camera_id, seen_ms: raw.time });
+    }
+    if !is_onvif_topic(&raw.topic) {
+        return Err(CameraError::BadTopic(raw.topic.chars().take(MAX_TOPIC_BYTES).collect()));
+    }
+    Ok(CameraMessage::Event(CameraEvent {
+        camera: raw.camera_id,
+        topic: raw.topic,
+        seen_ms: raw.time,
+        source: items(raw.source)?,
+        data: items(raw.data)?,
+    }))
+}
+
+/// Decode an HTTP batch (a JSON array); each element stands or falls on its own.
+pub fn decode_batch(body: &[u8]) -> Result<Vec<Result<CameraMessage, CameraError>>, CameraError> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).map_err(|e| CameraError::Json(e.to_string()))?;
+    if items.len() > MAX_BATCH {
+        return Err(CameraError::TooMany(items.len()));
+    }
+    Ok(items.into_iter().map(|raw| decode_one(raw.get())).collect())
+}
+
+/// Whether an event says the camera lost its video signal (ONVIF `VideoSource/SignalLoss` with
+/// `State` true).
+pub fn is_signal_loss(e: &CameraEvent) -> bool {
+    e.topic.ends_with("VideoSource/SignalLoss") && e.data.iter().any(|(k, v)| k == "State" && v.eq_ignore_ascii_case("true"))
+}
+
+/// A change in a camera's health, reported once per change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthChange {
+    Offline { camera: String, last_seen_ms: u64, silent_ms: u64 },
+    Online { camera: String, silent_ms: u64 },
+}
+
+impl HealthChange {
+    pub fn camera(&self) -> &str {
+        match self {
+            HealthChange::Offline { camera, .. } | HealthChange::Online { camera, .. } => camera,
+        }
+    }
+}
+
+struct Watched {
+    interval_ms: u64,
+    last_seen_ms: u64,
+    offline: bool,
+}
+
+/// The camera-silence watchdog, without I/O: feed it signs of life and ticks of the clock, and
+/// it says which cameras went offline (one alert per outage) or came back.
+pub struct CameraHealth {
+    cameras: HashMap<String, Watched>,
+    default_interval_ms: u64,
+}
+
+impl CameraHealth {
+    /// `configured` cameras are expected from the start: one that never speaks goes offline
+    /// after its interval. Cameras not in the list are followed from their first message with
+    /// `default_interval_ms`.
+    pub fn new(configured: impl IntoIterator<Item = (String, u64)>, default_interval_ms: u64, now_ms: u64) -> Self {
+        let cameras = configured
+            .into_iter()
+            .map(|(id, interval_ms)| (id, Watched { interval_ms, last_seen_ms: now_ms, offline: false }))
+            .collect();
+        CameraHealth { cameras, default_interval_ms }
+    }
+
+    /// A message arrived from `camera` at `now_ms` (our clock, not the camera's: camera clocks
+    /// drift and the watchdog is about what we heard when).
+    pub fn seen(&mut self, camera: &str, now_ms: u64) -> Option<HealthChange> {
+        if let Some(w) = self.cameras.get_mut(camera) {
+            let silent_ms = now_ms.saturating_sub(w.last_seen_ms);
+            w.last_seen_ms = w.last_seen_ms.max(now_ms);
+            if w.offline {
+                w.offline = false;
+                return Some(HealthChange::Online { camera: camera.to_string(), silent_ms });
+            }
+        } else if self.cameras.len() < MAX_TRACKED_CAMERAS {
+            self.cameras.insert(
+                camera.to_string(),
+                Watched { interval_ms: self.default_interval_ms, last_seen_ms: now_ms, offline: false },
+            );
+        }
+        None
+    }
+
+    /// Cameras silent past their interval that were not already reported.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<HealthChange> {
+        let mut out: Vec<HealthChange> = self
+            .cameras
+            .iter_mut()
+            .filter(|(_, w)| !w.offline && now_ms.saturating_sub(w.last_seen_ms) > w.interval_ms)
+            .map(|(id, w)| {
+                w.offline = true;
+                HealthChange::Offline { camera: id.clone(), last_seen_ms: w.last_seen_ms, silent_ms: now_ms - w.last_seen_ms }
+            })
+            .collect();
+        out.sort_by(|a, b| a.camera().cmp(b.camera()));
+        out
+    }
+
+    pub fn offline_count(&self) -> usize {
+        self.cameras.values().filter(|w| w.offline).count()
+    }
+
+    /// The shortest interval, so the caller knows how often to tick.
+    pub fn min_interval_ms(&self) -> u64 {
+        self.cameras.values().map(|w| w.interval_ms).min().unwrap_or(self.default_interval_ms).min(self.default_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_events_and_heartbeats() {
+        let e = decode_one(r#"{"camera_id":"cam-17","topic":"tns1:RuleEngine/LineDetector/Crossed","time":5,"source":{"Rule":"line1"},"data":{"ObjectId":"12"}}"#).unwrap();
+        match e {
+            CameraMessage::Event(ev) => {
+                assert_eq!(ev.topic, "tns1:RuleEngine/LineDetector/Crossed");
+                assert_eq!(ev.source, vec![("Rule".to_string(), "line1".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decode_one(r#"{"camera_id":"cam-17","topic":"heartbeat","time":5}"#).unwrap(),
+            CameraMessage::Heartbeat { camera: "cam-17".into(), seen_ms: 5 }
+        );
+        assert_eq!(decode_one(r#"{"camera_id":"c","topic":"RuleEngine","time":5}"#).unwrap_err().reason(), "bad_topic");
+        assert_eq!(decode_one(r#"{"camera_id":"c","topic":"tns1:A//B","time":5}"#).unwrap_err().reason(), "bad_topic");
+        assert_eq!(decode_one(r#"{"camera_id":"","topic":"heartbeat","time":5}"#).unwrap_err().reason(), "bad_camera");
+        assert_eq!(decode_one(r#"{"camera_id":"c","topic":"heartbeat","time":0}"#).unwrap_err().reason(), "no_time");
+    }
+
+    #[test]
+    fn signal_loss_is_recognised() {
+        let CameraMessage::Event(e) = decode_one(r#"{"camera_id":"c","topic":"tns1:VideoSource/SignalLoss","time":5,"data":{"State":"true"}}"#).unwrap() else { panic!() };
+        assert!(is_signal_loss(&e));
+    }
+
+    #[test]
+    fn a_silent_camera_goes_offline_once_and_comes_back() {
+        let mut h = CameraHealth::new([("cam-1".to_string(), 30_000)], 60_000, 0);
+        assert!(h.tick(30_000).is_empty(), "exactly at the interval is not yet silent");
+        let off = h.tick(30_001);
+        assert_eq!(off, vec![HealthChange::Offline { camera: "cam-1".into(), last_seen_ms: 0, silent_ms: 30_001 }]);
+        assert!(h.tick(90_000).is_empty(), "one alert per outage");
+        assert_eq!(h.offline_count(), 1);
+        assert_eq!(h.seen("cam-1", 100_000), Some(HealthChange::Online { camera: "cam-1".into(), silent_ms: 100_000 }));
+        assert!(h.tick(120_000).is_empty());
+        assert_eq!(h.tick(130_001).len(), 1, "a second outage alerts again");
+    }
+
+    #[test]
+    fn unknown_cameras_are_followed_from_their_first_message() {
+        let mut h = CameraHealth::new([], 10_000, 0);
+        assert!(h.tick(50_000).is_empty());
+        h.seen("cam-x", 50_000);
+        assert!(h.tick(60_000).is_empty());
+        assert_eq!(h.tick(60_001).len(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(s in ".{0,300}") {
+            let _ = decode_one(&s);
+            let _ = decode_batch(s.as_bytes());
+        }
+    }
+}

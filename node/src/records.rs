@@ -1,0 +1,192 @@
+//! What the node stores as entry payloads: raw detections, alerts and audit records.
+//!
+//! These travel through the bincode codec, so no serde attribute that bincode cannot round-trip
+//! (`flatten`, `skip_serializing_if`, `tag`, `untagged`) may appear here. They also print as
+//! JSON for `yiwang-node export` and the API, with serde's default external enum tagging.
+
+use proto::{codec, CodecError};
+use serde::{Deserialize, Serialize};
+
+/// A raw feed detection, kept on site for the retention period and never replicated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Detection {
+    Plate(PlateRead),
+    Vessel(VesselReport),
+    Camera(CameraEvent),
+}
+
+/// One plate read at a road checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateRead {
+    /// As the camera read it.
+    pub plate: String,
+    /// Recognition confidence, 0 to 100.
+    pub confidence: f32,
+    pub checkpoint: String,
+    pub lane: Option<u8>,
+    /// Free text from the device ("in", "out", "northbound").
+    pub direction: Option<String>,
+    /// Direction of travel in degrees, when the device gives one.
+    pub heading_deg: Option<f32>,
+    pub make: Option<String>,
+    /// When the camera saw it, milliseconds since the Unix epoch.
+    pub seen_ms: u64,
+}
+
+/// A decoded AIS report as kept in the raw detections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VesselReport {
+    pub mmsi: u32,
+    pub msg_type: u8,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// Knots.
+    pub speed: Option<f32>,
+    /// Degrees.
+    pub course: Option<f32>,
+    pub heading: Option<u16>,
+    pub shipname: Option<String>,
+    pub received_ms: u64,
+    /// The listener (and tag-block source when given) it came from.
+    pub source: String,
+}
+
+/// An analytic event from a camera, named by its ONVIF topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraEvent {
+    pub camera: String,
+    pub topic: String,
+    pub seen_ms: u64,
+    /// ONVIF `Source` simple items (e.g. the rule or video source token).
+    pub source: Vec<(String, String)>,
+    /// ONVIF `Data` simple items (e.g. `State=true`, `ObjectId=12`).
+    pub data: Vec<(String, String)>,
+}
+
+/// What a watchlist matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subject {
+    Plate(String),
+    Mmsi(u32),
+}
+
+impl Subject {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Plate(_) => "plate",
+            Subject::Mmsi(_) => "mmsi",
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Plate(p) => write!(f, "plate {p}"),
+            Subject::Mmsi(m) => write!(f, "MMSI {m}"),
+        }
+    }
+}
+
+/// An alert raised by a rule at ingest. Self-contained: it carries what it is about rather
+/// than pointing at a raw detection, because detections never leave the site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Alert {
+    WatchlistHit {
+        subject: Subject,
+        list: String,
+        reason: String,
+        added_by: String,
+        /// Where: the checkpoint id, or the AIS listener.
+        place: String,
+        seen_ms: u64,
+        lat: Option<f64>,
+        lon: Option<f64>,
+    },
+    Fence {
+        mmsi: u32,
+        shipname: Option<String>,
+        /// `warning` (3 nm), `alert` (1 nm) or `recall` (0 nm).
+        zone: String,
+        previous_zone: String,
+        distance_m: f64,
+        lat: f64,
+        lon: f64,
+        seen_ms: u64,
+    },
+    CameraOffline {
+        camera: String,
+        last_seen_ms: u64,
+        silent_ms: u64,
+    },
+    CameraSignalLoss {
+        camera: String,
+        seen_ms: u64,
+    },
+}
+
+impl Alert {
+    /// Short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Alert::WatchlistHit { .. } => "watchlist_hit",
+            Alert::Fence { zone, .. } => match zone.as_str() {
+                "warning" => "fence_warning",
+                "alert" => "fence_alert",
+                _ => "fence_recall",
+            },
+            Alert::CameraOffline { .. } => "camera_offline",
+            Alert::CameraSignalLoss { .. } => "camera_signal_loss",
+        }
+    }
+}
+
+/// One line of the audit log: who did what, to what, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at_ms: u64,
+    /// A person's or token's identity, or `rule:<name>` for the node's own rules.
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub why: String,
+}
+
+/// Encode any record for an entry payload.
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, CodecError> {
+    codec::encode(record)
+}
+
+/// Decode an entry payload.
+pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
+    codec::decode(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_roundtrip_through_the_codec() {
+        let d = Detection::Camera(CameraEvent {
+            camera: "cam-1".into(),
+            topic: "tns1:RuleEngine/LineDetector/Crossed".into(),
+            seen_ms: 5,
+            source: vec![("Rule".into(), "line1".into())],
+            data: vec![],
+        });
+        assert_eq!(decode::<Detection>(&encode(&d).unwrap()).unwrap(), d);
+        let a = Alert::Fence {
+            mmsi: 412000001,
+            shipname: None,
+            zone: "recall".into(),
+            previous_zone: "alert".into(),
+            distance_m: 0.0,
+            lat: 37.0,
+            lon: 123.0,
+            seen_ms: 9,
+        };
+        assert_eq!(decode::<Alert>(&encode(&a).unwrap()).unwrap(), a);
+        assert_eq!(a.label(), "fence_recall");
+    }
+}
