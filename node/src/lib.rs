@@ -2,7 +2,12 @@
 //! registry from whoever builds it, so the binary and the simulator share every line.
 
 pub mod clock;
+pub mod config;
 pub mod feeds;
+pub mod ingest;
+pub mod instance;
 pub mod metrics;
+pub mod records;
 pub mod rules;
 pub mod store;
+pub mod vessels;

@@ -109,6 +109,7 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         c.join().unwrap();
     }
     let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+    eprintln!("acknowledged before SIGKILL: {} detections, {} alerts", acked.plates.len(), acked.alert_seqs.len());
 
     // Restart: the node comes back, accepts more, and its sequences continue past everything
     // it acknowledged before the kill.

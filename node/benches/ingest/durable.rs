@@ -1,0 +1,134 @@
+//! Durable detections per second through the whole ingest path (JSON decode, watchlist check
+//! against 1M entries, store, acknowledged after group commit), next to raw sled durable batch
+//! inserts of values of the same size in batches of the same size.
+
+use node::clock::SystemClock;
+use node::feeds::checkpoint;
+use node::ingest::{Ingest, WatchlistHandle};
+use node::metrics::Metrics;
+use node::rules::watchlist::{EntryFields, Subject, Watchlist};
+use node::store::{Store, StoreConfig};
+use node::vessels::VesselDesk;
+use proto::{codec, Entry, Hlc, Kind, NodeId};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Detections per batch, as a checkpoint gateway would post them.
+const BATCH: usize = 100;
+/// Each measurement runs this long.
+const WINDOW: Duration = Duration::from_secs(3);
+/// Concurrent producers in the concurrent run.
+const PRODUCERS: usize = 8;
+
+pub struct Figures {
+    pub ingest_per_s: f64,
+    pub concurrent_per_s: f64,
+    pub raw_sled_per_s: f64,
+}
+
+fn record(i: u64) -> String {
+    format!(
+        r#"{{"data_type":"alpr_group","best_plate_number":"鲁K{:05}","best_confidence":91.5,"checkpoint_id":"cp-0412","lane":2,"direction":"inbound","vehicle":{{"make":[{{"name":"byd","confidence":88.1}}]}},"epoch_start":{}}}"#,
+        i % 100_000,
+        1_764_146_400_000u64 + i
+    )
+}
+
+fn watchlist(n: usize) -> Watchlist {
+    let mut w = Watchlist::new();
+    let fields = EntryFields { list: "stolen", reason: "reported stolen", added_by: "bench", expires_ms: None };
+    for i in 0..n {
+        // Plates that never match the bench's traffic, so every check is a full miss.
+        w.insert(&Subject::Plate(format!("浙B{i:07}")), fields).expect("valid entry");
+    }
+    w
+}
+
+fn open_ingest(dir: &std::path::Path, list: Watchlist) -> Ingest {
+    let node = NodeId::new("town-bench").unwrap();
+    let store = Store::open(dir, node, Arc::new(SystemClock), StoreConfig::default(), Metrics::unregistered()).expect("store");
+    Ingest::new(store, Arc::new(SystemClock), Metrics::unregistered(), WatchlistHandle::new(list), VesselDesk::new(None))
+}
+
+/// Producers each send one batch at a time and wait for its acknowledgement.
+async fn ingest_rate(ingest: &Ingest, producers: usize) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let ingest = ingest.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            let mut i = p as u64 * 1_000_000_000;
+            while started.elapsed() < WINDOW {
+                let lines: Vec<String> = (0..BATCH as u64).map(|k| record(i + k)).collect();
+                i += BATCH as u64;
+                let reads = lines.iter().map(|l| checkpoint::decode_one(l).expect("valid record")).collect();
+                let receipt = ingest.plates("bench", reads).await.expect("durable");
+                done += receipt.accepted as u64;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Raw sled: one writer, `BATCH` values per atomic batch, flushed before the next.
+fn raw_sled_rate(dir: &std::path::Path, value_len: usize) -> f64 {
+    let db = sled::Config::new().path(dir).cache_capacity(64 << 20).flush_every_ms(None).open().expect("sled");
+    let tree = db.open_tree("raw").unwrap();
+    let value = vec![0x5au8; value_len];
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < WINDOW {
+        let mut batch = sled::Batch::default();
+        for _ in 0..BATCH {
+            let mut key = b"\x0atown-bench".to_vec();
+            key.extend_from_slice(&n.to_be_bytes());
+            batch.insert(key, value.clone());
+            n += 1;
+        }
+        tree.apply_batch(batch).unwrap();
+        db.flush().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The size of one stored detection entry, so the baseline writes values of the same size.
+fn entry_len() -> usize {
+    let read = checkpoint::decode_one(&record(42)).unwrap();
+    let payload = node::records::encode(&node::records::Detection::Plate(read)).unwrap();
+    let e = Entry { origin: NodeId::new("town-bench").unwrap(), seq: 1_000_000, hlc: Hlc::new(1_764_146_400_000, 0), kind: Kind::Detection, payload };
+    codec::encode(&e).unwrap().len()
+}
+
+pub fn run() -> Figures {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    eprintln!("building a 1M-entry watchlist ...");
+    let t = Instant::now();
+    let list = watchlist(1_000_000);
+    eprintln!("  built in {:.1} s", t.elapsed().as_secs_f64());
+    let value_len = entry_len();
+    eprintln!("stored detection entry: {value_len} bytes; batches of {BATCH}; {} s per run", WINDOW.as_secs());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ingest = rt.block_on(async { open_ingest(&tmp.path().join("ingest"), list) });
+    // Alternate baseline and subject twice and keep each one's best, so a burst of noise from
+    // a neighbour does not decide the ratio.
+    let (mut best_ingest, mut best_raw, mut best_conc) = (0f64, 0f64, 0f64);
+    for round in 0..2 {
+        let raw = raw_sled_rate(&tmp.path().join(format!("raw{round}")), value_len);
+        eprintln!("raw sled durable batch inserts: {raw:.0}/s");
+        let ours = rt.block_on(ingest_rate(&ingest, 1));
+        eprintln!("ingest path, one producer:      {ours:.0}/s");
+        let conc = rt.block_on(ingest_rate(&ingest, PRODUCERS));
+        eprintln!("ingest path, {PRODUCERS} producers:      {conc:.0}/s");
+        best_raw = best_raw.max(raw);
+        best_ingest = best_ingest.max(ours);
+        best_conc = best_conc.max(conc);
+    }
+    Figures { ingest_per_s: best_ingest, concurrent_per_s: best_conc, raw_sled_per_s: best_raw }
+}

@@ -1,0 +1,297 @@
+//! The node's TOML configuration. Every section has defaults, unknown keys are refused (a typo
+//! must not silently turn a feature off), and [`NodeConfig::load`] names the file and the key
+//! in every error.
+//!
+//! ```toml
+//! data_dir = "/var/lib/yiwang"      # top-level keys come before the first [section]
+//!
+//! [node]
+//! id = "harbour-shidao"
+//! role = "harbour"
+//!
+//! [http]
+//! listen = "127.0.0.1:7800"        # /metrics (and later the API)
+//!
+//! [store]
+//! disk_budget_mb = 16384
+//! retention_days = 7
+//!
+//! [[feeds.ais]]
+//! name = "harbour-receiver"
+//! udp = "0.0.0.0:10110"
+//! tcp_connect = "192.168.1.20:5631"
+//!
+//! [[feeds.checkpoint]]
+//! name = "roads"
+//! http = "127.0.0.1:7810"
+//! tcp = "127.0.0.1:7811"
+//!
+//! [[feeds.camera]]
+//! name = "coast"
+//! tcp = "127.0.0.1:7820"
+//! default_heartbeat_s = 60
+//! cameras = [{ id = "cam-17", heartbeat_s = 30 }]
+//!
+//! [watchlist]
+//! file = "watchlist.csv"
+//!
+//! [fence]
+//! boundary = "boundary.geojson"
+//! zones = { warn_nm = 3.0, alert_nm = 1.0, recall_nm = 0.0, margin_nm = 0.1 }
+//! ```
+
+use crate::store::StoreConfig;
+use proto::{NodeId, Role};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub feeds: FeedsConfig,
+    #[serde(default)]
+    pub watchlist: WatchlistConfig,
+    pub fence: Option<FenceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub id: NodeId,
+    pub role: Role,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("yiwang-data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Metrics (and the API). Loopback by default: opening it wider is a decision.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 7800)) }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    pub ais: Vec<AisFeed>,
+    pub checkpoint: Vec<CheckpointFeed>,
+    pub camera: Vec<CameraFeed>,
+}
+
+/// An AIS receiver. NMEA arrives by UDP datagrams, by receivers connecting to us over TCP, or by
+/// us connecting to a receiver's TCP server; any combination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AisFeed {
+    pub name: String,
+    pub udp: Option<SocketAddr>,
+    pub tcp_listen: Option<SocketAddr>,
+    /// `host:port` of a receiver that serves NMEA over TCP; reconnected with backoff.
+    pub tcp_connect: Option<String>,
+    /// How long the first part of a multi-part message waits for the rest.
+    #[serde(default = "default_fragment_timeout_ms")]
+    pub fragment_timeout_ms: u64,
+}
+
+fn default_fragment_timeout_ms() -> u64 {
+    10_000
+}
+
+/// A road-checkpoint feed: batches over HTTP POST and/or JSON lines over TCP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointFeed {
+    pub name: String,
+    pub http: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    /// Answer each durable batch on the TCP connection with a JSON line. Off by default: most
+    /// devices never read, and their unread acknowledgements would fill the socket.
+    #[serde(default)]
+    pub tcp_acks: bool,
+}
+
+/// A camera feed: ONVIF-named events and heartbeats over HTTP POST and/or TCP JSON lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraFeed {
+    pub name: String,
+    pub http: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    #[serde(default)]
+    pub tcp_acks: bool,
+    /// Silence after which a camera not listed in `cameras` is reported offline.
+    #[serde(default = "default_heartbeat_s")]
+    pub default_heartbeat_s: u64,
+    /// Cameras expected on this feed: one that never speaks is reported offline too.
+    #[serde(default)]
+    pub cameras: Vec<CameraSpec>,
+}
+
+fn default_heartbeat_s() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSpec {
+    pub id: String,
+    pub heartbeat_s: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchlistConfig {
+    /// A local watchlist file (format in `node::rules::watchlist`).
+    pub file: Option<PathBuf>,
+}
+
+/// Vessel fences around a sea boundary (see docs/fences.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceConfig {
+    /// The sea boundary as GeoJSON.
+    pub boundary: PathBuf,
+    /// Ring distances, hysteresis margin and tracker bounds, under `[fence.zones]`.
+    #[serde(default)]
+    pub zones: crate::rules::fence::FenceConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config {path} is {size} bytes; the limit is {MAX_CONFIG_BYTES}")]
+    TooLarge { path: String, size: u64 },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge { path: shown, size: meta.len() });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        let mut config = NodeConfig::parse(&text).map_err(|message| ConfigError::Invalid { path: shown.clone(), message })?;
+        // Relative paths in the file are relative to the file, not to wherever the node started.
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<NodeConfig, String> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        if let Some(f) = self.watchlist.file.as_mut() {
+            fix(f);
+        }
+        if let Some(f) = self.fence.as_mut() {
+            fix(&mut f.boundary);
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.store.validate()?;
+        if let Some(f) = &self.fence {
+            f.zones.validate().map_err(|e| format!("fence.zones: {e}"))?;
+        }
+        let mut names = std::collections::HashSet::new();
+        let feeds = self
+            .feeds
+            .ais
+            .iter()
+            .map(|f| (&f.name, f.udp.is_some() || f.tcp_listen.is_some() || f.tcp_connect.is_some()))
+            .chain(self.feeds.checkpoint.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())))
+            .chain(self.feeds.camera.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())));
+        for (name, has_address) in feeds {
+            if name.is_empty() || name.len() > 64 {
+                return Err(format!("feed name {name:?} must be 1 to 64 bytes"));
+            }
+            if !names.insert(name.clone()) {
+                return Err(format!("two feeds are named {name:?}; names label metrics and must differ"));
+            }
+            if !has_address {
+                return Err(format!("feed {name:?} has no address to listen on or connect to"));
+            }
+        }
+        for f in &self.feeds.camera {
+            if f.default_heartbeat_s == 0 || f.cameras.iter().any(|c| c.heartbeat_s == 0) {
+                return Err(format!("camera feed {:?}: heartbeat intervals must be above 0 seconds", f.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        let c = NodeConfig::parse(&example).unwrap();
+        assert_eq!(c.node.id.as_str(), "harbour-shidao");
+        assert_eq!(c.feeds.camera[0].cameras[0].heartbeat_s, 30);
+        assert_eq!(c.store.retention_days, 7.0);
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n").unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:7800");
+        assert_eq!(c.store.retention_days, 7.0);
+        assert!(c.fence.is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n[store]\nretention_dayz = 3\n").unwrap_err();
+        assert!(err.contains("retention_dayz"), "{err}");
+        let err = NodeConfig::parse("[node]\nid = \"Town A\"\nrole = \"town\"\n").unwrap_err();
+        assert!(err.contains("lower-case"), "{err}");
+        let err = NodeConfig::parse("[node]\nid = \"t\"\nrole = \"town\"\n[[feeds.ais]]\nname = \"a\"\n").unwrap_err();
+        assert!(err.contains("no address"), "{err}");
+        let err = NodeConfig::parse("[node]\nid = \"t\"\nrole = \"mayor\"\n").unwrap_err();
+        assert!(err.contains("mayor"), "{err}");
+    }
+}

@@ -1,0 +1,169 @@
+//! AIS listeners: NMEA by UDP datagram, by receivers connecting to us over TCP, or by us
+//! connecting to a receiver's TCP server. Each source gets its own decoder (multi-part messages
+//! only assemble within one source); decoded messages from every source of a feed go to one
+//! committer that batches them into durable commits.
+
+use super::ais::{AisDecoder, AisMessage, DecoderConfig};
+use super::lines::{Line, LineReader};
+use crate::ingest::Ingest;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::BufReader;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+const QUEUE: usize = 16_384;
+const MAX_BATCH: usize = 2_048;
+const MAX_DATAGRAM: usize = 65_536;
+/// Decoders per UDP listener (one per sending address); bounded so spoofed senders cannot
+/// grow it without limit.
+const MAX_UDP_SOURCES: usize = 1_024;
+
+/// A feed's shared parts: where messages go and how sources decode.
+#[derive(Clone)]
+pub struct AisFeed {
+    pub ingest: Ingest,
+    pub name: Arc<str>,
+    pub decoder: DecoderConfig,
+    tx: mpsc::Sender<AisMessage>,
+}
+
+impl AisFeed {
+    /// Start the feed's committer and return the handle listeners send to.
+    pub fn start(ingest: Ingest, name: &str, decoder: DecoderConfig) -> AisFeed {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let feed = AisFeed { ingest, name: name.into(), decoder, tx };
+        tokio::spawn(feed.clone().commit_loop(rx));
+        feed
+    }
+
+    async fn commit_loop(self, mut rx: mpsc::Receiver<AisMessage>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.ingest.ais_messages(&self.name, batch).await {
+                // AIS has no acknowledgement to withhold: the loss is logged and counted.
+                tracing::error!(feed = %self.name, error = %e, "AIS batch not stored");
+                self.ingest.metrics().decode_error("ais", &self.name, "store_refused");
+            }
+        }
+    }
+
+    /// Push one line from `source` through `decoder`, counting what happened.
+    async fn line(&self, decoder: &mut AisDecoder, source: &str, line: &str) {
+        let now = self.ingest.clock().now_ms();
+        let before = decoder.counters().non_ais;
+        match decoder.push_line(source, line, now) {
+            Ok(Some(msg)) => {
+                if matches!(msg.report, super::ais::Report::Other(_)) {
+                    self.ingest
+                        .metrics()
+                        .unsupported_messages
+                        .get_or_create(&crate::metrics::FeedLabels { feed: "ais", listener: self.name.to_string() })
+                        .inc();
+                }
+                let _ = self.tx.send(msg).await;
+            }
+            Ok(None) => {
+                if decoder.counters().non_ais > before {
+                    self.ingest
+                        .metrics()
+                        .skipped_lines
+                        .get_or_create(&crate::metrics::FeedLabels { feed: "ais", listener: self.name.to_string() })
+                        .inc();
+                }
+            }
+            Err(e) => self.ingest.metrics().decode_error("ais", &self.name, e.reason()),
+        }
+    }
+
+    pub async fn serve_udp(self, socket: UdpSocket) {
+        let mut decoders: std::collections::HashMap<SocketAddr, AisDecoder> = std::collections::HashMap::new();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut expiry = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                got = socket.recv_from(&mut buf) => {
+                    let (n, peer) = match got {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(feed = %self.name, error = %e, "UDP receive failed");
+                            continue;
+                        }
+                    };
+                    if !decoders.contains_key(&peer) && decoders.len() >= MAX_UDP_SOURCES {
+                        decoders.clear();
+                    }
+                    let decoder = decoders.entry(peer).or_insert_with(|| AisDecoder::new(self.decoder.clone()));
+                    let Ok(text) = std::str::from_utf8(&buf[..n]) else {
+                        self.ingest.metrics().decode_error("ais", &self.name, "not_utf8");
+                        continue;
+                    };
+                    let source = peer.to_string();
+                    for line in text.lines() {
+                        self.line(decoder, &source, line).await;
+                    }
+                }
+                _ = expiry.tick() => {
+                    let now = self.ingest.clock().now_ms();
+                    for d in decoders.values_mut() {
+                        d.expire(now);
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn serve_tcp(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(self.clone().read_stream(stream, peer.to_string()));
+                }
+                Err(e) => {
+                    tracing::warn!(feed = %self.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Keep a connection to a receiver's TCP server, reconnecting with jittered exponential
+    /// backoff (1 s doubling to 60 s) whenever it drops.
+    pub async fn connect_tcp(self, address: String) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match TcpStream::connect(&address).await {
+                Ok(stream) => {
+                    tracing::info!(feed = %self.name, %address, "connected to AIS receiver");
+                    backoff = Duration::from_secs(1);
+                    self.clone().read_stream(stream, address.clone()).await;
+                    tracing::warn!(feed = %self.name, %address, "AIS receiver connection closed");
+                }
+                Err(e) => tracing::warn!(feed = %self.name, %address, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach AIS receiver"),
+            }
+            let jitter = self.ingest.clock().now_ms() % (backoff.as_millis() as u64 / 2 + 1);
+            tokio::time::sleep(backoff / 2 + Duration::from_millis(jitter)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    async fn read_stream(self, stream: TcpStream, source: String) {
+        let mut decoder = AisDecoder::new(self.decoder.clone());
+        let mut lines = LineReader::new(BufReader::new(stream), self.decoder.max_line_len);
+        loop {
+            match lines.next_line().await {
+                Ok(Some(Line::Text(t))) => self.line(&mut decoder, &source, &t).await,
+                Ok(Some(Line::TooLong(_))) => self.ingest.metrics().decode_error("ais", &self.name, "too_long"),
+                Ok(Some(Line::NotUtf8)) => self.ingest.metrics().decode_error("ais", &self.name, "not_utf8"),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The ingest path every feed listener ends in: decoded records in, rules run, one durable
+//! commit out. A batch of detections and the alerts and audit records they raise are made
+//! durable together, and the caller hears back only once they are on disk: that answer is the
+//! acknowledgement the feed sees.
+
+use crate::clock::SharedClock;
+use crate::feeds::ais::AisMessage;
+use crate::feeds::camera::{is_signal_loss, CameraMessage, HealthChange};
+use crate::metrics::{AlertLabels, HitLabels, Metrics};
+use crate::records::{self, Alert, AuditRecord, Detection, PlateRead, Subject, VesselReport};
+use crate::rules::watchlist::{WatchEntry, Watchlist};
+use crate::store::{Appended, Op, Store, StoreError};
+use crate::vessels::VesselDesk;
+use proto::Kind;
+use serde::Serialize;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// What a feed is told once its batch is durable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// Records made durable.
+    pub accepted: usize,
+    /// Alerts raised by them.
+    pub alerts: usize,
+    /// Sequence numbers of the stored detections, first and last (detections of one commit are
+    /// numbered consecutively).
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// Sequence numbers of the alerts raised.
+    pub alert_seqs: Vec<u64>,
+}
+
+impl Receipt {
+    fn from_appended(appended: &[Appended]) -> Receipt {
+        let detections = appended.iter().filter(|a| a.kind == Kind::Detection);
+        let alert_seqs: Vec<u64> = appended.iter().filter(|a| a.kind == Kind::Alert).map(|a| a.seq).collect();
+        Receipt {
+            accepted: detections.clone().count(),
+            alerts: alert_seqs.len(),
+            first_seq: detections.clone().map(|a| a.seq).min(),
+            last_seq: detections.map(|a| a.seq).max(),
+            alert_seqs,
+        }
+    }
+}
+
+/// The watchlist in force. Readers take a snapshot (an `Arc`) per batch, so a reload never
+/// waits for ingest and ingest never sees half a list.
+#[derive(Clone, Default)]
+pub struct WatchlistHandle(Arc<RwLock<Arc<Watchlist>>>);
+
+impl WatchlistHandle {
+    pub fn new(list: Watchlist) -> Self {
+        WatchlistHandle(Arc::new(RwLock::new(Arc::new(list))))
+    }
+
+    pub fn current(&self) -> Arc<Watchlist> {
+        self.0.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn replace(&self, list: Watchlist) {
+        let list = Arc::new(list);
+        match self.0.write() {
+            Ok(mut g) => *g = list,
+            Err(p) => *p.into_inner() = list,
+        }
+    }
+}
+
+/// The shared ingest core of one node instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    store: Store,
+    clock: SharedClock,
+    metrics: Metrics,
+    watchlist: WatchlistHandle,
+    vessels: Arc<Mutex<VesselDesk>>,
+}
+
+/// Ops for one batch, with the counts the metrics need after the commit succeeds.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<Op>,
+    alerts: Vec<&'static str>,
+    hits: Vec<(&'static str, String)>,
+}
+
+impl Batch {
+    fn with_capacity(n: usize) -> Batch {
+        Batch { ops: Vec::with_capacity(n), ..Batch::default() }
+    }
+
+    fn detection(&mut self, d: &Detection) -> Result<(), StoreError> {
+        self.ops.push(Op::Append { kind: Kind::Detection, payload: encode(d)? });
+        Ok(())
+    }
+
+    fn alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
+        self.alerts.push(alert.label());
+        self.ops.push(Op::Append { kind: Kind::Alert, payload: encode(alert)? });
+        Ok(())
+    }
+
+    /// A watchlist hit: the alert, and the audit record saying who listed the subject and why.
+    fn hit(&mut self, entry: &WatchEntry, subject: Subject, place: &str, seen_ms: u64, at: Option<(f64, f64)>, now_ms: u64) -> Result<(), StoreError> {
+        let audit = AuditRecord {
+            at_ms: now_ms,
+            actor: "rule:watchlist".into(),
+            action: "watchlist_hit".into(),
+            subject: subject.to_string(),
+            why: format!("on list {:?} ({}), added by {}; seen at {place}", entry.list(), entry.reason(), entry.added_by()),
+        };
+        self.hits.push((subject.kind(), entry.list().to_string()));
+        self.alert(&Alert::WatchlistHit {
+            subject,
+            list: entry.list().to_string(),
+            reason: entry.reason().to_string(),
+            added_by: entry.added_by().to_string(),
+            place: place.to_string(),
+            seen_ms,
+            lat: at.map(|p| p.0),
+            lon: at.map(|p| p.1),
+        })?;
+        self.ops.push(Op::Append { kind: Kind::Audit, payload: encode(&audit)? });
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    records::encode(record).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+impl Ingest {
+    pub fn new(store: Store, clock: SharedClock, metrics: Metrics, watchlist: WatchlistHandle, vessels: VesselDesk) -> Ingest {
+        Ingest { store, clock, metrics, watchlist, vessels: Arc::new(Mutex::new(vessels)) }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn watchlist(&self) -> &WatchlistHandle {
+        &self.watchlist
+    }
+
+    /// Commit a batch and, once it is durable, count what it did.
+    async fn commit(&self, feed: &'static str, listener: &str, batch: Batch) -> Result<Receipt, StoreError> {
+        let Batch { ops, alerts, hits } = batch;
+        let appended = self.store.commit(ops).await?;
+        let receipt = Receipt::from_appended(&appended);
+        self.metrics.ingested(feed, listener, receipt.accepted as u64);
+        for alert in alerts {
+            self.metrics.alerts.get_or_create(&AlertLabels { alert }).inc();
+        }
+        for (subject, list) in hits {
+            self.metrics.hits.get_or_create(&HitLabels { subject, list }).inc();
+        }
+        Ok(receipt)
+    }
+
+    /// Plate reads from a road checkpoint.
+    pub async fn plates(&self, listener: &str, reads: Vec<PlateRead>) -> Result<Receipt, StoreError> {
+        let list = self.watchlist.current();
+        let now = self.clock.now_ms();
+        let mut batch = Batch::with_capacity(reads.len());
+        for read in reads {
+            if list.check_plate(&read.plate, now).is_some() {
+                let subject = crate::rules::watchlist::Subject::Plate(read.plate.clone());
+                for entry in list.hits(&subject, now) {
+                    batch.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, None, now)?;
+                }
+            }
+            batch.detection(&Detection::Plate(read))?;
+        }
+        self.commit("checkpoint", listener, batch).await
+    }
+
+    /// Messages from a camera feed, with the health changes the watchdog saw in them.
+    pub async fn camera_messages(&self, listener: &str, messages: Vec<CameraMessage>) -> Result<Receipt, StoreError> {
+        let mut batch = Batch::with_capacity(messages.len());
+        for m in messages {
+            if let CameraMessage::Event(event) = m {
+                if is_signal_loss(&event) {
+                    batch.alert(&Alert::CameraSignalLoss { camera: event.camera.clone(), seen_ms: event.seen_ms })?;
+                }
+                batch.detection(&Detection::Camera(event))?;
+            }
+        }
+        self.commit("camera", listener, batch).await
+    }
+
+    /// Cameras the watchdog found silent.
+    pub async fn camera_health(&self, listener: &str, changes: Vec<HealthChange>) -> Result<Receipt, StoreError> {
+        let mut batch = Batch::default();
+        for c in changes {
+            match c {
+                HealthChange::Offline { camera, last_seen_ms, silent_ms } => {
+                    tracing::warn!(feed = listener, camera, silent_ms, "camera offline");
+                    batch.alert(&Alert::CameraOffline { camera, last_seen_ms, silent_ms })?;
+                }
+                HealthChange::Online { camera, silent_ms } => {
+                    tracing::info!(feed = listener, camera, silent_ms, "camera back online");
+                }
+            }
+        }
+        if batch.ops.is_empty() {
+            return Ok(Receipt::default());
+        }
+        self.commit("camera", listener, batch).await
+    }
+
+    /// Decoded AIS messages: fences and the vessel watchlist run on position reports; every
+    /// vessel message is kept as a raw detection and updates the vessel's latest state.
+    pub async fn ais_messages(&self, listener: &str, messages: Vec<AisMessage>) -> Result<Receipt, StoreError> {
+        let list = self.watchlist.current();
+        let now = self.clock.now_ms();
+        let mut batch = Batch::with_capacity(messages.len() * 2);
+        {
+            let mut desk = self.vessels.lock().unwrap_or_else(|p| p.into_inner());
+            for msg in &messages {
+                let report = VesselReport {
+                    mmsi: msg.mmsi(),
+                    msg_type: msg.msg_type(),
+                    lat: msg.position().map(|p| p.0),
+                    lon: msg.position().map(|p| p.1),
+                    speed: msg.speed_knots().map(|v| v as f32),
+                    course: msg.course_deg().map(|v| v as f32),
+                    heading: msg.heading_deg(),
+                    shipname: msg.shipname().map(str::to_string),
+                    received_ms: now,
+                    source: msg.tag_source().map_or_else(|| listener.to_string(), |s| format!("{listener}/{s}")),
+                };
+                let update = desk.observe(&report, now);
+                for alert in update.fence_alerts {
+                    batch.alert(&alert)?;
+                }
+                if let Some(put) = update.state_put {
+                    batch.ops.push(put);
+                }
+                // A listed vessel reports every few seconds: one hit per sighting window, not per
+                // report (see VesselDesk::hit_due).
+                if list.check_mmsi(report.mmsi, now).is_some() && desk.hit_due(report.mmsi, now) {
+                    let at = report.lat.zip(report.lon);
+                    for entry in list.hits(&crate::rules::watchlist::Subject::Mmsi(report.mmsi), now) {
+                        batch.hit(entry, Subject::Mmsi(report.mmsi), listener, now, at, now)?;
+                    }
+                }
+                batch.detection(&Detection::Vessel(report))?;
+            }
+            self.metrics.vessels_tracked.set(desk.tracked() as i64);
+        }
+        self.commit("ais", listener, batch).await
+    }
+}

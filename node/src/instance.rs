@@ -1,0 +1,208 @@
+//! One node instance: everything a site runs, assembled from a config and from the parts the
+//! builder hands in (clock, store, metrics). The binary builds one; the simulator builds many.
+
+use crate::clock::SharedClock;
+use crate::config::NodeConfig;
+use crate::feeds::ais::DecoderConfig;
+use crate::feeds::ais_io::AisFeed;
+use crate::feeds::camera::CameraHealth;
+use crate::feeds::sinks::{CameraFeed, CheckpointFeed};
+use crate::feeds::{http_ingest, tcp_json};
+use crate::ingest::{Ingest, WatchlistHandle};
+use crate::metrics::Metrics;
+use crate::rules::{fence, watchlist};
+use crate::store::Store;
+use crate::vessels::VesselDesk;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+use proto::Kind;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+/// What the builder provides.
+pub struct Parts {
+    pub clock: SharedClock,
+    pub store: Store,
+    pub metrics: Metrics,
+    /// The registry `metrics` is registered in, served at `/metrics`.
+    pub registry: Arc<Registry>,
+}
+
+/// Where each listener actually bound (ports given as 0 are chosen by the OS).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Addresses {
+    pub http: Option<SocketAddr>,
+    pub feeds: BTreeMap<String, BTreeMap<&'static str, SocketAddr>>,
+}
+
+/// A started node. Dropping it stops every task.
+pub struct RunningNode {
+    pub addresses: Addresses,
+    pub ingest: Ingest,
+    tasks: JoinSet<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {what} to {addr}: {source}")]
+    Bind { what: String, addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Watchlist(String),
+    #[error("{0}")]
+    Fence(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl RunningNode {
+    /// Stop every listener and background task. Anything already acknowledged is on disk.
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+async fn bind_tcp(what: String, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+}
+
+pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, StartError> {
+    let Parts { clock, store, metrics, registry } = parts;
+    let mut tasks = JoinSet::new();
+    let mut addresses = Addresses::default();
+
+    let list = match &config.watchlist.file {
+        Some(path) => watchlist::load_file(path, &watchlist::LoadLimits::default()).map_err(|e| StartError::Watchlist(e.to_string()))?,
+        None => watchlist::Watchlist::new(),
+    };
+    metrics.watchlist_entries.set(list.len() as i64);
+    tracing::info!(entries = list.len(), "watchlist loaded");
+
+    let tracker = match &config.fence {
+        Some(f) => {
+            let boundary = fence::Boundary::from_geojson_file(&f.boundary, &fence::BoundaryLimits::default())
+                .map_err(|e| StartError::Fence(format!("boundary {}: {e}", f.boundary.display())))?;
+            Some(fence::FenceTracker::new(boundary, f.zones.clone()).map_err(|e| StartError::Fence(format!("fence.zones: {e}")))?)
+        }
+        None => None,
+    };
+    let mut desk = VesselDesk::new(tracker);
+    let restored = desk.restore(&store)?;
+    tracing::info!(vessels = restored, "vessel states restored");
+
+    let ingest = Ingest::new(store.clone(), clock.clone(), metrics.clone(), WatchlistHandle::new(list), desk);
+
+    for f in &config.feeds.ais {
+        let decoder = DecoderConfig { fragment_timeout_ms: f.fragment_timeout_ms, ..DecoderConfig::default() };
+        let feed = AisFeed::start(ingest.clone(), &f.name, decoder);
+        let bound = addresses.feeds.entry(f.name.clone()).or_default();
+        if let Some(addr) = f.udp {
+            let socket = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind { what: format!("AIS feed {:?} (udp)", f.name), addr, source })?;
+            bound.insert("udp", socket.local_addr().unwrap_or(addr));
+            tasks.spawn(feed.clone().serve_udp(socket));
+        }
+        if let Some(addr) = f.tcp_listen {
+            let l = bind_tcp(format!("AIS feed {:?} (tcp)", f.name), addr).await?;
+            bound.insert("tcp", l.local_addr().unwrap_or(addr));
+            tasks.spawn(feed.clone().serve_tcp(l));
+        }
+        if let Some(remote) = &f.tcp_connect {
+            tasks.spawn(feed.clone().connect_tcp(remote.clone()));
+        }
+    }
+
+    for f in &config.feeds.checkpoint {
+        let feed = CheckpointFeed { ingest: ingest.clone(), name: f.name.as_str().into() };
+        let bound = addresses.feeds.entry(f.name.clone()).or_default();
+        if let Some(addr) = f.tcp {
+            let l = bind_tcp(format!("checkpoint feed {:?} (tcp)", f.name), addr).await?;
+            bound.insert("tcp", l.local_addr().unwrap_or(addr));
+            tasks.spawn(tcp_json::serve(l, feed.clone(), f.tcp_acks));
+        }
+        if let Some(addr) = f.http {
+            let l = bind_tcp(format!("checkpoint feed {:?} (http)", f.name), addr).await?;
+            bound.insert("http", l.local_addr().unwrap_or(addr));
+            tasks.spawn(serve_http(l, http_ingest::router(feed.clone())));
+        }
+    }
+
+    for f in &config.feeds.camera {
+        let configured = f.cameras.iter().map(|c| (c.id.clone(), c.heartbeat_s * 1000));
+        let health = CameraHealth::new(configured, f.default_heartbeat_s * 1000, clock.now_ms());
+        let tick = Duration::from_millis((health.min_interval_ms() / 4).clamp(250, 10_000));
+        let feed = CameraFeed { ingest: ingest.clone(), name: f.name.as_str().into(), health: Arc::new(Mutex::new(health)) };
+        let bound = addresses.feeds.entry(f.name.clone()).or_default();
+        if let Some(addr) = f.tcp {
+            let l = bind_tcp(format!("camera feed {:?} (tcp)", f.name), addr).await?;
+            bound.insert("tcp", l.local_addr().unwrap_or(addr));
+            tasks.spawn(tcp_json::serve(l, feed.clone(), f.tcp_acks));
+        }
+        if let Some(addr) = f.http {
+            let l = bind_tcp(format!("camera feed {:?} (http)", f.name), addr).await?;
+            bound.insert("http", l.local_addr().unwrap_or(addr));
+            tasks.spawn(serve_http(l, http_ingest::router(feed.clone())));
+        }
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(tick);
+            loop {
+                every.tick().await;
+                if let Err(e) = feed.check_health().await {
+                    tracing::error!(feed = %feed.name, error = %e, "camera-offline alert not stored");
+                }
+            }
+        });
+    }
+
+    let http = bind_tcp("the HTTP server".into(), config.http.listen).await?;
+    addresses.http = Some(http.local_addr().unwrap_or(config.http.listen));
+    tasks.spawn(serve_http(http, Router::new().route("/metrics", get(metrics_text)).route("/healthz", get(|| async { "ok" })).with_state(registry)));
+
+    tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
+
+    Ok(RunningNode { addresses, ingest, tasks })
+}
+
+async fn serve_http(listener: TcpListener, router: Router) {
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "HTTP server stopped");
+    }
+}
+
+async fn metrics_text(axum::extract::State(registry): axum::extract::State<Arc<Registry>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+        Ok(()) => ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response(),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Remove raw detections past the retention period: at start, then every ten minutes, in
+/// chunks so ingest never waits long behind a sweep.
+async fn retention(store: Store, clock: SharedClock, retention_ms: u64) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        let cutoff = clock.now_ms().saturating_sub(retention_ms);
+        loop {
+            match store.sweep(Kind::Detection, cutoff, 10_000).await {
+                Ok(outcome) if outcome.more => tokio::task::yield_now().await,
+                Ok(outcome) => {
+                    if outcome.deleted > 0 {
+                        tracing::info!(deleted = outcome.deleted, "retention removed old detections");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "retention sweep failed");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Rules that run at ingest and raise alerts.
+
+pub mod fence;
+pub mod watchlist;
