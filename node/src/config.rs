@@ -194,7 +194,8 @@ impl NodeConfig {
             return Err(ConfigError::TooLarge { path: shown, size: meta.len() });
         }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-        let mut config = NodeConfig::parse(&text).map_err(|message| ConfigError::Invalid { path: shown.clone(), message })?;
+        let mut config =
+            NodeConfig::parse(&text).map_err(|message| ConfigError::Invalid { path: shown.clone(), message })?;
         // Relative paths in the file are relative to the file, not to wherever the node started.
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
@@ -285,7 +286,8 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let err = NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n[store]\nretention_dayz = 3\n").unwrap_err();
+        let err =
+            NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n[store]\nretention_dayz = 3\n").unwrap_err();
         assert!(err.contains("retention_dayz"), "{err}");
         let err = NodeConfig::parse("[node]\nid = \"Town A\"\nrole = \"town\"\n").unwrap_err();
         assert!(err.contains("lower-case"), "{err}");

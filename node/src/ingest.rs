@@ -102,13 +102,26 @@ impl Batch {
     }
 
     /// A watchlist hit: the alert, and the audit record saying who listed the subject and why.
-    fn hit(&mut self, entry: &WatchEntry, subject: Subject, place: &str, seen_ms: u64, at: Option<(f64, f64)>, now_ms: u64) -> Result<(), StoreError> {
+    fn hit(
+        &mut self,
+        entry: &WatchEntry,
+        subject: Subject,
+        place: &str,
+        seen_ms: u64,
+        at: Option<(f64, f64)>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let audit = AuditRecord {
             at_ms: now_ms,
             actor: "rule:watchlist".into(),
             action: "watchlist_hit".into(),
             subject: subject.to_string(),
-            why: format!("on list {:?} ({}), added by {}; seen at {place}", entry.list(), entry.reason(), entry.added_by()),
+            why: format!(
+                "on list {:?} ({}), added by {}; seen at {place}",
+                entry.list(),
+                entry.reason(),
+                entry.added_by()
+            ),
         };
         self.hits.push((subject.kind(), entry.list().to_string()));
         self.alert(&Alert::WatchlistHit {
@@ -131,7 +144,13 @@ fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 impl Ingest {
-    pub fn new(store: Store, clock: SharedClock, metrics: Metrics, watchlist: WatchlistHandle, vessels: VesselDesk) -> Ingest {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        metrics: Metrics,
+        watchlist: WatchlistHandle,
+        vessels: VesselDesk,
+    ) -> Ingest {
         Ingest { store, clock, metrics, watchlist, vessels: Arc::new(Mutex::new(vessels)) }
     }
 
@@ -172,11 +191,8 @@ impl Ingest {
         let now = self.clock.now_ms();
         let mut batch = Batch::with_capacity(reads.len());
         for read in reads {
-            if list.check_plate(&read.plate, now).is_some() {
-                let subject = crate::rules::watchlist::Subject::Plate(read.plate.clone());
-                for entry in list.hits(&subject, now) {
-                    batch.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, None, now)?;
-                }
+            for entry in list.plate_hits(&read.plate, now) {
+                batch.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, None, now)?;
             }
             batch.detection(&Detection::Plate(read))?;
         }
@@ -249,7 +265,7 @@ impl Ingest {
                 // report (see VesselDesk::hit_due).
                 if list.check_mmsi(report.mmsi, now).is_some() && desk.hit_due(report.mmsi, now) {
                     let at = report.lat.zip(report.lon);
-                    for entry in list.hits(&crate::rules::watchlist::Subject::Mmsi(report.mmsi), now) {
+                    for entry in list.mmsi_hits(report.mmsi, now) {
                         batch.hit(entry, Subject::Mmsi(report.mmsi), listener, now, at, now)?;
                     }
                 }

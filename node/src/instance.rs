@@ -77,7 +77,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     let mut addresses = Addresses::default();
 
     let list = match &config.watchlist.file {
-        Some(path) => watchlist::load_file(path, &watchlist::LoadLimits::default()).map_err(|e| StartError::Watchlist(e.to_string()))?,
+        Some(path) => watchlist::load_file(path, &watchlist::LoadLimits::default())
+            .map_err(|e| StartError::Watchlist(e.to_string()))?,
         None => watchlist::Watchlist::new(),
     };
     metrics.watchlist_entries.set(list.len() as i64);
@@ -87,7 +88,10 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         Some(f) => {
             let boundary = fence::Boundary::from_geojson_file(&f.boundary, &fence::BoundaryLimits::default())
                 .map_err(|e| StartError::Fence(format!("boundary {}: {e}", f.boundary.display())))?;
-            Some(fence::FenceTracker::new(boundary, f.zones.clone()).map_err(|e| StartError::Fence(format!("fence.zones: {e}")))?)
+            Some(
+                fence::FenceTracker::new(boundary, f.zones.clone())
+                    .map_err(|e| StartError::Fence(format!("fence.zones: {e}")))?,
+            )
         }
         None => None,
     };
@@ -102,7 +106,11 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         let feed = AisFeed::start(ingest.clone(), &f.name, decoder);
         let bound = addresses.feeds.entry(f.name.clone()).or_default();
         if let Some(addr) = f.udp {
-            let socket = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind { what: format!("AIS feed {:?} (udp)", f.name), addr, source })?;
+            let socket = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind {
+                what: format!("AIS feed {:?} (udp)", f.name),
+                addr,
+                source,
+            })?;
             bound.insert("udp", socket.local_addr().unwrap_or(addr));
             tasks.spawn(feed.clone().serve_udp(socket));
         }
@@ -135,7 +143,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         let configured = f.cameras.iter().map(|c| (c.id.clone(), c.heartbeat_s * 1000));
         let health = CameraHealth::new(configured, f.default_heartbeat_s * 1000, clock.now_ms());
         let tick = Duration::from_millis((health.min_interval_ms() / 4).clamp(250, 10_000));
-        let feed = CameraFeed { ingest: ingest.clone(), name: f.name.as_str().into(), health: Arc::new(Mutex::new(health)) };
+        let feed =
+            CameraFeed { ingest: ingest.clone(), name: f.name.as_str().into(), health: Arc::new(Mutex::new(health)) };
         let bound = addresses.feeds.entry(f.name.clone()).or_default();
         if let Some(addr) = f.tcp {
             let l = bind_tcp(format!("camera feed {:?} (tcp)", f.name), addr).await?;
@@ -160,7 +169,13 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
 
     let http = bind_tcp("the HTTP server".into(), config.http.listen).await?;
     addresses.http = Some(http.local_addr().unwrap_or(config.http.listen));
-    tasks.spawn(serve_http(http, Router::new().route("/metrics", get(metrics_text)).route("/healthz", get(|| async { "ok" })).with_state(registry)));
+    tasks.spawn(serve_http(
+        http,
+        Router::new()
+            .route("/metrics", get(metrics_text))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(registry),
+    ));
 
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
 
@@ -177,7 +192,10 @@ async fn metrics_text(axum::extract::State(registry): axum::extract::State<Arc<R
     use axum::response::IntoResponse;
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &registry) {
-        Ok(()) => ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response(),
+        Ok(()) => {
+            ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+                .into_response()
+        }
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

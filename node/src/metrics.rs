@@ -89,8 +89,16 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("yiwang");
         r.register("ingested", "Records accepted from feeds", m.ingested.clone());
         r.register("decode_errors", "Feed input refused, by reason", m.decode_errors.clone());
-        r.register("skipped_lines", "Feed lines that are not for this decoder (e.g. GPS sentences on an AIS feed)", m.skipped_lines.clone());
-        r.register("unsupported_messages", "Well-formed messages of a type the node does not decode", m.unsupported_messages.clone());
+        r.register(
+            "skipped_lines",
+            "Feed lines that are not for this decoder (e.g. GPS sentences on an AIS feed)",
+            m.skipped_lines.clone(),
+        );
+        r.register(
+            "unsupported_messages",
+            "Well-formed messages of a type the node does not decode",
+            m.unsupported_messages.clone(),
+        );
         r.register("watchlist_hits", "Watchlist hits", m.hits.clone());
         r.register("alerts", "Alerts raised by the ingest rules", m.alerts.clone());
         r.register("entries_written", "Entries made durable, by kind", m.entries_written.clone());
@@ -98,10 +106,18 @@ impl Metrics {
         r.register("store_flush_batch_ops", "Writes made durable by one flush", m.flush_batch_ops.clone());
         r.register("store_size_bytes", "Size of the store on disk", m.store_size_bytes.clone());
         r.register("store_budget_bytes", "Configured disk budget of the store", m.store_budget_bytes.clone());
-        r.register("store_budget_state", "0 ok, 1 warning, 2 refusing raw detections, 3 refusing all writes", m.store_budget_state.clone());
+        r.register(
+            "store_budget_state",
+            "0 ok, 1 warning, 2 refusing raw detections, 3 refusing all writes",
+            m.store_budget_state.clone(),
+        );
         r.register("store_refused", "Writes refused because the disk budget is spent", m.store_refused.clone());
         r.register("retention_deleted", "Raw detections removed by retention", m.retention_deleted.clone());
-        r.register("cameras_offline", "Cameras currently silent past their heartbeat interval", m.cameras_offline.clone());
+        r.register(
+            "cameras_offline",
+            "Cameras currently silent past their heartbeat interval",
+            m.cameras_offline.clone(),
+        );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
         m
@@ -113,9 +129,7 @@ impl Metrics {
     }
 
     pub fn decode_error(&self, feed: &'static str, listener: &str, reason: &'static str) {
-        self.decode_errors
-            .get_or_create(&ErrorLabels { feed, listener: listener.to_string(), reason })
-            .inc();
+        self.decode_errors.get_or_create(&ErrorLabels { feed, listener: listener.to_string(), reason }).inc();
     }
 
     pub fn ingested(&self, feed: &'static str, listener: &str, n: u64) {

@@ -63,30 +63,7 @@ pub struct CameraEvent {
     pub data: Vec<(String, String)>,
 }
 
-/// What a watchlist matched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Subject {
-    Plate(String),
-    Mmsi(u32),
-}
-
-impl Subject {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Subject::Plate(_) => "plate",
-            Subject::Mmsi(_) => "mmsi",
-        }
-    }
-}
-
-impl std::fmt::Display for Subject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Subject::Plate(p) => write!(f, "plate {p}"),
-            Subject::Mmsi(m) => write!(f, "MMSI {m}"),
-        }
-    }
-}
+pub use crate::rules::watchlist::Subject;
 
 /// An alert raised by a rule at ingest. Self-contained: it carries what it is about rather
 /// than pointing at a raw detection, because detections never leave the site.
@@ -109,7 +86,10 @@ pub enum Alert {
         /// `warning` (3 nm), `alert` (1 nm) or `recall` (0 nm).
         zone: String,
         previous_zone: String,
-        distance_m: f64,
+        /// Geodesic distance to the nearest edge; `None` when over 3 nm (deep inside a zone).
+        distance_m: Option<f64>,
+        /// Inside a polygon of the boundary.
+        inside: bool,
         lat: f64,
         lon: f64,
         seen_ms: u64,
@@ -181,7 +161,8 @@ mod tests {
             shipname: None,
             zone: "recall".into(),
             previous_zone: "alert".into(),
-            distance_m: 0.0,
+            distance_m: Some(0.0),
+            inside: true,
             lat: 37.0,
             lon: 123.0,
             seen_ms: 9,

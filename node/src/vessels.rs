@@ -36,15 +36,6 @@ pub struct VesselState {
     persisted_ms: u64,
 }
 
-fn zone_name(z: Zone) -> &'static str {
-    match z {
-        Zone::Clear => "clear",
-        Zone::Warning => "warning",
-        Zone::Alert => "alert",
-        Zone::Recall => "recall",
-    }
-}
-
 /// What one report changed.
 #[derive(Default)]
 pub struct VesselUpdate {
@@ -105,7 +96,7 @@ impl VesselDesk {
             heading: None,
             last_msg_type: report.msg_type,
             last_heard_ms: 0,
-            zone: zone_name(Zone::Clear).to_string(),
+            zone: Zone::Clear.as_str().to_string(),
             persisted_ms: 0,
         });
         let mut changed = state.last_heard_ms == 0;
@@ -123,15 +114,16 @@ impl VesselDesk {
             state.heading = report.heading.or(state.heading);
             if let Some(fence) = self.fence.as_mut() {
                 if let Some(crossing) = fence.observe(report.mmsi, lat, lon, now_ms) {
-                    changed |= state.zone != zone_name(crossing.to);
-                    state.zone = zone_name(crossing.to).to_string();
+                    changed |= state.zone != crossing.to.as_str();
+                    state.zone = crossing.to.as_str().to_string();
                     if crossing.is_alert() {
                         update.fence_alerts.push(Alert::Fence {
                             mmsi: report.mmsi,
                             shipname: state.shipname.clone(),
-                            zone: zone_name(crossing.to).to_string(),
-                            previous_zone: zone_name(crossing.from).to_string(),
-                            distance_m: crossing.distance_m.unwrap_or(0.0),
+                            zone: crossing.to.as_str().to_string(),
+                            previous_zone: crossing.from.as_str().to_string(),
+                            distance_m: crossing.distance_m,
+                            inside: crossing.inside,
                             lat,
                             lon,
                             seen_ms: now_ms,

@@ -58,7 +58,11 @@ impl CodecError {
     }
 }
 
-fn config() -> bincode::config::Configuration<bincode::config::BigEndian, bincode::config::Varint, bincode::config::Limit<MAX_VALUE_BYTES>> {
+fn config() -> bincode::config::Configuration<
+    bincode::config::BigEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_VALUE_BYTES>,
+> {
     // Big-endian so fixed-width integers sort byte-wise in keys built from encoded values.
     bincode::config::standard().with_big_endian().with_limit::<MAX_VALUE_BYTES>()
 }
@@ -188,12 +192,32 @@ mod tests {
         let err = decode::<Entry>(&bytes).unwrap_err();
         assert!(matches!(err, CodecError::LimitExceeded { .. }), "{err:?}");
         // A vector of 2^40 bytes as the payload of an otherwise valid entry.
-        let mut e = encode(&Entry { origin: NodeId::new("a").unwrap(), seq: 1, hlc: Hlc::ZERO, kind: Kind::Alert, payload: vec![] }).unwrap();
+        let mut e = encode(&Entry {
+            origin: NodeId::new("a").unwrap(),
+            seq: 1,
+            hlc: Hlc::ZERO,
+            kind: Kind::Alert,
+            payload: vec![],
+        })
+        .unwrap();
         e.pop();
         e.push(0xFD);
         e.extend_from_slice(&(1u64 << 40).to_be_bytes());
         let err = decode::<Entry>(&e).unwrap_err();
         assert!(matches!(err, CodecError::LimitExceeded { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn entry_refs_encode_like_entries() {
+        let e = Entry {
+            origin: NodeId::new("town-a").unwrap(),
+            seq: 7,
+            hlc: Hlc::new(9, 1),
+            kind: Kind::Audit,
+            payload: vec![1, 2, 3],
+        };
+        let r = crate::EntryRef { origin: &e.origin, seq: e.seq, hlc: e.hlc, kind: e.kind, payload: &e.payload };
+        assert_eq!(encode(&r).unwrap(), encode(&e).unwrap());
     }
 
     #[test]

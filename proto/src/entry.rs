@@ -101,3 +101,15 @@ impl Entry {
         EntryId { origin: self.origin.clone(), seq: self.seq }
     }
 }
+
+/// An [`Entry`] by reference, for encoding without copying the origin or payload. Encodes to the
+/// same bytes as the owned `Entry` (field order and types match), so it decodes as one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EntryRef<'a> {
+    pub origin: &'a NodeId,
+    pub seq: u64,
+    pub hlc: Hlc,
+    pub kind: Kind,
+    #[serde(with = "serde_bytes")]
+    pub payload: &'a [u8],
+}

@@ -79,11 +79,7 @@ impl HlcClock {
         let next = if now_ms > self.last.wall_ms {
             Hlc::new(now_ms, 0)
         } else {
-            let logical = self
-                .last
-                .logical
-                .checked_add(1)
-                .ok_or(HlcError::CounterExhausted(self.last.wall_ms))?;
+            let logical = self.last.logical.checked_add(1).ok_or(HlcError::CounterExhausted(self.last.wall_ms))?;
             Hlc::new(self.last.wall_ms, logical)
         };
         self.last = next;

@@ -35,9 +35,7 @@ impl NodeId {
         if id.len() > MAX_NODE_ID_LEN {
             return Err(IdError::TooLong(id.len()));
         }
-        let ok = id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        let ok = id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
         if !ok {
             return Err(IdError::BadChar(id));
         }
@@ -96,10 +94,7 @@ impl Role {
 impl FromStr for Role {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| IdError::UnknownRole(s.to_string()))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| IdError::UnknownRole(s.to_string()))
     }
 }
 

@@ -10,7 +10,7 @@ pub mod ids;
 pub mod vv;
 
 pub use codec::{CodecError, Limits};
-pub use entry::{Entry, EntryId, Kind};
+pub use entry::{Entry, EntryId, EntryRef, Kind};
 pub use hlc::{Hlc, HlcClock, HlcError};
 pub use ids::{IdError, NodeId, NodeIdentity, Role};
 pub use vv::VersionVector;

@@ -14,7 +14,11 @@ pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` in this profile first", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` in this profile first",
+        path.display()
+    );
     path
 }
 
@@ -32,7 +36,8 @@ impl NodeProcess {
     pub fn start(config: &Path, data_dir: &Path) -> NodeProcess {
         let listening_path = data_dir.join("listening.json");
         let _ = std::fs::remove_file(&listening_path);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log")).expect("log file");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log")).expect("log file");
         let child = Command::new(bin("yiwang-node"))
             .arg("run")
             .arg("--config")
@@ -42,7 +47,12 @@ impl NodeProcess {
             .stderr(log)
             .spawn()
             .expect("start yiwang-node");
-        let mut node = NodeProcess { child, data_dir: data_dir.to_path_buf(), config: config.to_path_buf(), listening: serde_json::Value::Null };
+        let mut node = NodeProcess {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            config: config.to_path_buf(),
+            listening: serde_json::Value::Null,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(text) = std::fs::read_to_string(&listening_path) {
@@ -63,7 +73,10 @@ impl NodeProcess {
 
     /// A listener's address from `listening.json`: `feed("roads", "http")`.
     pub fn feed(&self, name: &str, transport: &str) -> SocketAddr {
-        self.listening["feeds"][name][transport].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no {transport} listener for feed {name}"))
+        self.listening["feeds"][name][transport]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no {transport} listener for feed {name}"))
     }
 
     pub fn http(&self) -> SocketAddr {
@@ -94,7 +107,11 @@ impl NodeProcess {
 
 /// Run `yiwang-node export` on a stopped node and parse its JSON lines.
 pub fn export(config: &Path, kind: &str) -> Vec<serde_json::Value> {
-    let out = Command::new(bin("yiwang-node")).args(["export", "--kind", kind, "--config"]).arg(config).output().expect("export");
+    let out = Command::new(bin("yiwang-node"))
+        .args(["export", "--kind", kind, "--config"])
+        .arg(config)
+        .output()
+        .expect("export");
     assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
 }
@@ -114,10 +131,17 @@ impl Response {
 
 /// One HTTP request on a fresh connection (`Connection: close`), so nothing here hides a
 /// connection-reuse bug.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -127,7 +151,11 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     let mut reader = BufReader::new(s);
     let mut status_line = String::new();
     reader.read_line(&mut status_line)?;
-    let status = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
     let mut chunked = false;
     let mut length = None;
     loop {

@@ -14,7 +14,9 @@ fn plate(client: usize, n: usize) -> String {
 }
 
 fn record(plate: &str) -> String {
-    format!(r#"{{"data_type":"alpr_group","best_plate_number":"{plate}","best_confidence":92.5,"checkpoint_id":"cp-7","lane":1,"direction":"in","epoch_start":1764146400000}}"#)
+    format!(
+        r#"{{"data_type":"alpr_group","best_plate_number":"{plate}","best_confidence":92.5,"checkpoint_id":"cp-7","lane":1,"direction":"in","epoch_start":1764146400000}}"#
+    )
 }
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
@@ -79,7 +81,8 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
                         Ok(r) if r.status == 200 => {
                             let receipt = &r.json()["receipt"];
                             let mut a = acked.lock().unwrap();
-                            let (first, last) = (receipt["first_seq"].as_u64().unwrap(), receipt["last_seq"].as_u64().unwrap());
+                            let (first, last) =
+                                (receipt["first_seq"].as_u64().unwrap(), receipt["last_seq"].as_u64().unwrap());
                             assert_eq!(last - first + 1, 50, "one sequence per detection");
                             a.seqs.extend(first..=last);
                             for s in receipt["alert_seqs"].as_array().unwrap() {
@@ -126,7 +129,13 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         .map(|d| (d["record"]["Plate"]["plate"].as_str().unwrap().to_string(), d["seq"].as_u64().unwrap()))
         .collect();
     let missing: Vec<_> = acked.plates.iter().filter(|p| !by_plate.contains_key(*p)).collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged detections lost, e.g. {:?}", missing.len(), acked.plates.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged detections lost, e.g. {:?}",
+        missing.len(),
+        acked.plates.len(),
+        &missing[..missing.len().min(5)]
+    );
     let stored_seqs: BTreeSet<u64> = detections.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
     assert!(acked.seqs.is_subset(&stored_seqs));
     assert_eq!(stored_seqs.len(), detections.len(), "a sequence number was stored twice");
@@ -137,7 +146,11 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         .filter_map(|a| a["record"]["WatchlistHit"]["subject"]["Plate"].as_str().map(str::to_string))
         .collect();
     let alert_seqs: BTreeSet<u64> = alerts.iter().map(|a| a["seq"].as_u64().unwrap()).collect();
-    assert!(acked.watched.is_subset(&alerted), "acknowledged watchlist hits lost: {:?}", acked.watched.difference(&alerted).take(5).collect::<Vec<_>>());
+    assert!(
+        acked.watched.is_subset(&alerted),
+        "acknowledged watchlist hits lost: {:?}",
+        acked.watched.difference(&alerted).take(5).collect::<Vec<_>>()
+    );
     assert!(acked.alert_seqs.is_subset(&alert_seqs));
     assert_eq!(acked.alert_seqs.len(), acked.watched.len(), "one alert per acknowledged hit");
     // Every hit is audited with who listed the plate and why.

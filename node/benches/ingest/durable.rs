@@ -16,14 +16,18 @@ use std::time::{Duration, Instant};
 /// Detections per batch, as a checkpoint gateway would post them.
 const BATCH: usize = 100;
 /// Each measurement runs this long.
-const WINDOW: Duration = Duration::from_secs(3);
+const WINDOW: Duration = Duration::from_millis(1500);
+/// Alternating rounds of baseline and subject.
+const ROUNDS: usize = 5;
 /// Concurrent producers in the concurrent run.
 const PRODUCERS: usize = 8;
 
 pub struct Figures {
-    pub ingest_per_s: f64,
-    pub concurrent_per_s: f64,
     pub raw_sled_per_s: f64,
+    /// One producer awaiting each batch's acknowledgement, over raw sled.
+    pub ingest_ratio: f64,
+    /// `PRODUCERS` producers sharing group commits, over raw sled.
+    pub concurrent_ratio: f64,
 }
 
 fn record(i: u64) -> String {
@@ -44,10 +48,11 @@ fn watchlist(n: usize) -> Watchlist {
     w
 }
 
-fn open_ingest(dir: &std::path::Path, list: Watchlist) -> Ingest {
+fn open_ingest(dir: &std::path::Path, list: WatchlistHandle) -> Ingest {
     let node = NodeId::new("town-bench").unwrap();
-    let store = Store::open(dir, node, Arc::new(SystemClock), StoreConfig::default(), Metrics::unregistered()).expect("store");
-    Ingest::new(store, Arc::new(SystemClock), Metrics::unregistered(), WatchlistHandle::new(list), VesselDesk::new(None))
+    let store =
+        Store::open(dir, node, Arc::new(SystemClock), StoreConfig::default(), Metrics::unregistered()).expect("store");
+    Ingest::new(store, Arc::new(SystemClock), Metrics::unregistered(), list, VesselDesk::new(None))
 }
 
 /// Producers each send one batch at a time and wait for its acknowledgement.
@@ -101,34 +106,53 @@ fn raw_sled_rate(dir: &std::path::Path, value_len: usize) -> f64 {
 fn entry_len() -> usize {
     let read = checkpoint::decode_one(&record(42)).unwrap();
     let payload = node::records::encode(&node::records::Detection::Plate(read)).unwrap();
-    let e = Entry { origin: NodeId::new("town-bench").unwrap(), seq: 1_000_000, hlc: Hlc::new(1_764_146_400_000, 0), kind: Kind::Detection, payload };
+    let e = Entry {
+        origin: NodeId::new("town-bench").unwrap(),
+        seq: 1_000_000,
+        hlc: Hlc::new(1_764_146_400_000, 0),
+        kind: Kind::Detection,
+        payload,
+    };
     codec::encode(&e).unwrap().len()
+}
+
+/// Median of a few numbers.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 pub fn run() -> Figures {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     eprintln!("building a 1M-entry watchlist ...");
     let t = Instant::now();
-    let list = watchlist(1_000_000);
+    let list = WatchlistHandle::new(watchlist(1_000_000));
     eprintln!("  built in {:.1} s", t.elapsed().as_secs_f64());
     let value_len = entry_len();
-    eprintln!("stored detection entry: {value_len} bytes; batches of {BATCH}; {} s per run", WINDOW.as_secs());
+    eprintln!("stored detection entry: {value_len} bytes; batches of {BATCH}; {} s per run", WINDOW.as_secs_f64());
 
+    // Rounds alternate baseline and subject, each on a fresh database so both write into trees
+    // of the same size, and the ratio is taken per round (neighbours in time share the
+    // machine's mood) and then the median across rounds.
     let tmp = tempfile::tempdir().unwrap();
-    let ingest = rt.block_on(async { open_ingest(&tmp.path().join("ingest"), list) });
-    // Alternate baseline and subject twice and keep each one's best, so a burst of noise from
-    // a neighbour does not decide the ratio.
-    let (mut best_ingest, mut best_raw, mut best_conc) = (0f64, 0f64, 0f64);
-    for round in 0..2 {
+    let (mut raws, mut singles, mut concs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
         let raw = raw_sled_rate(&tmp.path().join(format!("raw{round}")), value_len);
-        eprintln!("raw sled durable batch inserts: {raw:.0}/s");
-        let ours = rt.block_on(ingest_rate(&ingest, 1));
-        eprintln!("ingest path, one producer:      {ours:.0}/s");
-        let conc = rt.block_on(ingest_rate(&ingest, PRODUCERS));
-        eprintln!("ingest path, {PRODUCERS} producers:      {conc:.0}/s");
-        best_raw = best_raw.max(raw);
-        best_ingest = best_ingest.max(ours);
-        best_conc = best_conc.max(conc);
+        let single = rt.block_on(async {
+            let ingest = open_ingest(&tmp.path().join(format!("single{round}")), list.clone());
+            let rate = ingest_rate(&ingest, 1).await;
+            ingest.store().clone().close().await;
+            rate
+        });
+        let conc = rt.block_on(async {
+            let ingest = open_ingest(&tmp.path().join(format!("conc{round}")), list.clone());
+            ingest_rate(&ingest, PRODUCERS).await
+        });
+        eprintln!("round {round}: raw sled {raw:.0}/s, ingest 1 producer {single:.0}/s, ingest {PRODUCERS} producers {conc:.0}/s");
+        raws.push(raw);
+        singles.push(single / raw);
+        concs.push(conc / raw);
     }
-    Figures { ingest_per_s: best_ingest, concurrent_per_s: best_conc, raw_sled_per_s: best_raw }
+    let raw = median(raws);
+    Figures { raw_sled_per_s: raw, ingest_ratio: median(singles), concurrent_ratio: median(concs) }
 }

@@ -30,18 +30,23 @@ fn plate(i: u32, out: &mut String) {
 fn line(i: u32, out: &mut String) {
     use std::fmt::Write;
     let officer = i % 20;
-    if i % 10 == 0 {
-        let _ = write!(out, "mmsi,{},sanctions,{},officer-{officer}", 200_000_000 + i, REASONS[3]);
-    } else {
-        out.push_str("plate,");
-        plate(i, out);
-        let list = ["stolen-vehicles", "fines", "watch"][(i % 3) as usize];
-        let _ = write!(out, ",{list},{},officer-{officer}", REASONS[(i % 3) as usize]);
+    match i % 10 {
+        0 => {
+            let mmsi = 200_000_000 + i;
+            let _ = write!(out, "mmsi,{mmsi},sanctions,{},officer-{officer}", REASONS[3]);
+        }
+        _ => {
+            out.push_str("plate,");
+            plate(i, out);
+            let list = ["stolen-vehicles", "fines", "watch"][(i % 3) as usize];
+            let reason = REASONS[(i % 3) as usize];
+            let _ = write!(out, ",{list},{reason},officer-{officer}");
+        }
     }
-    if i % 4 == 0 {
-        let _ = write!(out, ",{}", 4_102_444_800_000u64);
-    }
-    out.push('\n');
+    out.push_str(match i % 4 {
+        0 => ",4102444800000\n",
+        _ => "\n",
+    });
 }
 
 struct Generated {

@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "yiwang-node", version, about = "The yiwang edge node: ingests a site's feeds (vessel AIS, road checkpoints, cameras), runs watchlist and fence rules at ingest, and keeps everything durable in its own store.")]
+#[command(
+    name = "yiwang-node",
+    version,
+    about = "The yiwang edge node: ingests a site's feeds (vessel AIS, road checkpoints, cameras), runs watchlist and fence rules at ingest, and keeps everything durable in its own store."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,8 +76,10 @@ fn init_logging() {
 }
 
 fn open_store(config: &NodeConfig, clock: SharedClock, metrics: Metrics) -> Result<Store> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
-    Store::open(&config.data_dir.join("store"), config.node.id.clone(), clock, config.store.clone(), metrics).map_err(|e| e.to_string())
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
+    Store::open(&config.data_dir.join("store"), config.node.id.clone(), clock, config.store.clone(), metrics)
+        .map_err(|e| e.to_string())
 }
 
 fn run(config_path: &Path) -> Result<()> {
@@ -102,7 +108,9 @@ fn run(config_path: &Path) -> Result<()> {
 fn write_addresses(dir: &Path, addresses: &instance::Addresses) -> Result<()> {
     let tmp = dir.join("listening.json.tmp");
     let json = serde_json::to_vec_pretty(addresses).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, json).and_then(|_| std::fs::rename(&tmp, dir.join("listening.json"))).map_err(|e| format!("cannot write listening.json: {e}"))
+    std::fs::write(&tmp, json)
+        .and_then(|_| std::fs::rename(&tmp, dir.join("listening.json")))
+        .map_err(|e| format!("cannot write listening.json: {e}"))
 }
 
 async fn wait_for_signal() {
@@ -138,7 +146,8 @@ fn decode_ais(file: Option<&Path>, scaled: bool) -> Result<()> {
 fn export(config_path: &Path, kind: Option<&str>) -> Result<()> {
     let config = NodeConfig::load(config_path).map_err(|e| e.to_string())?;
     let kinds = match kind {
-        Some(k) => vec![Kind::parse(k).ok_or_else(|| format!("unknown kind {k:?}; one of: {}", Kind::ALL.map(|k| k.as_str()).join(", ")))?],
+        Some(k) => vec![Kind::parse(k)
+            .ok_or_else(|| format!("unknown kind {k:?}; one of: {}", Kind::ALL.map(|k| k.as_str()).join(", ")))?],
         None => Kind::ALL.to_vec(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| e.to_string())?;
@@ -149,9 +158,12 @@ fn export(config_path: &Path, kind: Option<&str>) -> Result<()> {
             for entry in store.all_entries(kind) {
                 let entry = entry.map_err(|e| e.to_string())?;
                 let record = match kind {
-                    Kind::Detection => node::records::decode::<Detection>(&entry.payload).map(|r| serde_json::to_value(r).unwrap_or_default()),
-                    Kind::Alert => node::records::decode::<Alert>(&entry.payload).map(|r| serde_json::to_value(r).unwrap_or_default()),
-                    Kind::Audit => node::records::decode::<AuditRecord>(&entry.payload).map(|r| serde_json::to_value(r).unwrap_or_default()),
+                    Kind::Detection => node::records::decode::<Detection>(&entry.payload)
+                        .map(|r| serde_json::to_value(r).unwrap_or_default()),
+                    Kind::Alert => node::records::decode::<Alert>(&entry.payload)
+                        .map(|r| serde_json::to_value(r).unwrap_or_default()),
+                    Kind::Audit => node::records::decode::<AuditRecord>(&entry.payload)
+                        .map(|r| serde_json::to_value(r).unwrap_or_default()),
                     _ => Ok(serde_json::Value::Null),
                 }
                 .unwrap_or_else(|e| serde_json::json!({ "undecodable": e.to_string() }));

@@ -146,7 +146,9 @@ impl AisFeed {
                     self.clone().read_stream(stream, address.clone()).await;
                     tracing::warn!(feed = %self.name, %address, "AIS receiver connection closed");
                 }
-                Err(e) => tracing::warn!(feed = %self.name, %address, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach AIS receiver"),
+                Err(e) => {
+                    tracing::warn!(feed = %self.name, %address, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach AIS receiver")
+                }
             }
             let jitter = self.ingest.clock().now_ms() % (backoff.as_millis() as u64 / 2 + 1);
             tokio::time::sleep(backoff / 2 + Duration::from_millis(jitter)).await;

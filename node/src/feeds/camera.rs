@@ -120,7 +120,8 @@ pub fn decode_one(json: &str) -> Result<CameraMessage, CameraError> {
 
 /// Decode an HTTP batch (a JSON array); each element stands or falls on its own.
 pub fn decode_batch(body: &[u8]) -> Result<Vec<Result<CameraMessage, CameraError>>, CameraError> {
-    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).map_err(|e| CameraError::Json(e.to_string()))?;
+    let items: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(body).map_err(|e| CameraError::Json(e.to_string()))?;
     if items.len() > MAX_BATCH {
         return Err(CameraError::TooMany(items.len()));
     }
@@ -130,7 +131,8 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Result<CameraMessage, CameraError
 /// Whether an event says the camera lost its video signal (ONVIF `VideoSource/SignalLoss` with
 /// `State` true).
 pub fn is_signal_loss(e: &CameraEvent) -> bool {
-    e.topic.ends_with("VideoSource/SignalLoss") && e.data.iter().any(|(k, v)| k == "State" && v.eq_ignore_ascii_case("true"))
+    e.topic.ends_with("VideoSource/SignalLoss")
+        && e.data.iter().any(|(k, v)| k == "State" && v.eq_ignore_ascii_case("true"))
 }
 
 /// A change in a camera's health, reported once per change.
@@ -200,7 +202,11 @@ impl CameraHealth {
             .filter(|(_, w)| !w.offline && now_ms.saturating_sub(w.last_seen_ms) > w.interval_ms)
             .map(|(id, w)| {
                 w.offline = true;
-                HealthChange::Offline { camera: id.clone(), last_seen_ms: w.last_seen_ms, silent_ms: now_ms - w.last_seen_ms }
+                HealthChange::Offline {
+                    camera: id.clone(),
+                    last_seen_ms: w.last_seen_ms,
+                    silent_ms: now_ms - w.last_seen_ms,
+                }
             })
             .collect();
         out.sort_by(|a, b| a.camera().cmp(b.camera()));
@@ -213,7 +219,12 @@ impl CameraHealth {
 
     /// The shortest interval, so the caller knows how often to tick.
     pub fn min_interval_ms(&self) -> u64 {
-        self.cameras.values().map(|w| w.interval_ms).min().unwrap_or(self.default_interval_ms).min(self.default_interval_ms)
+        self.cameras
+            .values()
+            .map(|w| w.interval_ms)
+            .min()
+            .unwrap_or(self.default_interval_ms)
+            .min(self.default_interval_ms)
     }
 }
 
@@ -244,7 +255,12 @@ mod tests {
 
     #[test]
     fn signal_loss_is_recognised() {
-        let CameraMessage::Event(e) = decode_one(r#"{"camera_id":"c","topic":"tns1:VideoSource/SignalLoss","time":5,"data":{"State":"true"}}"#).unwrap() else { panic!() };
+        let CameraMessage::Event(e) =
+            decode_one(r#"{"camera_id":"c","topic":"tns1:VideoSource/SignalLoss","time":5,"data":{"State":"true"}}"#)
+                .unwrap()
+        else {
+            panic!()
+        };
         assert!(is_signal_loss(&e));
     }
 

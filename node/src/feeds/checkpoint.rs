@@ -12,6 +12,7 @@
 
 use crate::records::PlateRead;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// Longest plate accepted, in characters.
 pub const MAX_PLATE_CHARS: usize = 16;
@@ -56,36 +57,44 @@ impl CheckpointError {
     }
 }
 
+// Strings borrow from the input where they can (no escapes), so a record costs allocations
+// only for the fields kept.
 #[derive(Deserialize)]
-struct AlprGroup {
-    data_type: Option<String>,
-    best_plate_number: String,
+struct AlprGroup<'a> {
+    #[serde(borrow)]
+    data_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    best_plate_number: Cow<'a, str>,
     best_confidence: f64,
-    checkpoint_id: String,
+    #[serde(borrow)]
+    checkpoint_id: Cow<'a, str>,
     lane: Option<u8>,
-    direction: Option<String>,
+    #[serde(borrow)]
+    direction: Option<Cow<'a, str>>,
     travel_direction: Option<f64>,
-    vehicle: Option<Vehicle>,
+    #[serde(borrow)]
+    vehicle: Option<Vehicle<'a>>,
     epoch_start: u64,
 }
 
 #[derive(Deserialize)]
-struct Vehicle {
-    #[serde(default, deserialize_with = "at_most_16")]
-    make: Vec<Candidate>,
+struct Vehicle<'a> {
+    #[serde(borrow, default, deserialize_with = "at_most_16")]
+    make: Vec<Candidate<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Candidate {
-    name: String,
+struct Candidate<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     confidence: f64,
 }
 
 /// Refuse candidate lists longer than 16 while parsing, before they are built.
-fn at_most_16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Candidate>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Vec<Candidate>;
+fn at_most_16<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Candidate<'a>>, D::Error> {
+    struct V<'a>(std::marker::PhantomData<&'a ()>);
+    impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+        type Value = Vec<Candidate<'a>>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a list of at most 16 candidates")
         }
@@ -100,20 +109,20 @@ fn at_most_16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Candidate>, 
             Ok(out)
         }
     }
-    d.deserialize_seq(V)
+    d.deserialize_seq(V(std::marker::PhantomData))
 }
 
-fn checked_field(value: String, field: &'static str) -> Result<String, CheckpointError> {
+fn checked_field(value: Cow<'_, str>, field: &'static str) -> Result<String, CheckpointError> {
     if value.is_empty() || value.len() > MAX_FIELD_BYTES {
         return Err(CheckpointError::BadField { field });
     }
-    Ok(value)
+    Ok(value.into_owned())
 }
 
-impl AlprGroup {
+impl AlprGroup<'_> {
     fn validate(self) -> Result<PlateRead, CheckpointError> {
         if let Some(t) = self.data_type.filter(|t| t != "alpr_group") {
-            return Err(CheckpointError::WrongType(t));
+            return Err(CheckpointError::WrongType(t.chars().take(MAX_FIELD_BYTES).collect()));
         }
         let plate = self.best_plate_number.trim().to_string();
         if plate.is_empty() || plate.chars().count() > MAX_PLATE_CHARS {
@@ -187,10 +196,19 @@ mod tests {
     fn bad_records_get_reasons() {
         let cases = [
             ("{", "json"),
-            (r#"{"best_plate_number":"A","best_confidence":50,"checkpoint_id":"c","epoch_start":1,"data_type":"alpr_results"}"#, "wrong_type"),
+            (
+                r#"{"best_plate_number":"A","best_confidence":50,"checkpoint_id":"c","epoch_start":1,"data_type":"alpr_results"}"#,
+                "wrong_type",
+            ),
             (r#"{"best_plate_number":"","best_confidence":50,"checkpoint_id":"c","epoch_start":1}"#, "bad_plate"),
-            (r#"{"best_plate_number":"ABCDEFGHIJKLMNOPQ","best_confidence":50,"checkpoint_id":"c","epoch_start":1}"#, "bad_plate"),
-            (r#"{"best_plate_number":"A1","best_confidence":150,"checkpoint_id":"c","epoch_start":1}"#, "bad_confidence"),
+            (
+                r#"{"best_plate_number":"ABCDEFGHIJKLMNOPQ","best_confidence":50,"checkpoint_id":"c","epoch_start":1}"#,
+                "bad_plate",
+            ),
+            (
+                r#"{"best_plate_number":"A1","best_confidence":150,"checkpoint_id":"c","epoch_start":1}"#,
+                "bad_confidence",
+            ),
             (r#"{"best_plate_number":"A1","best_confidence":50,"checkpoint_id":"","epoch_start":1}"#, "bad_field"),
             (r#"{"best_plate_number":"A1","best_confidence":50,"checkpoint_id":"c","epoch_start":0}"#, "no_time"),
             (r#"{"best_plate_number":"A1","best_confidence":50,"checkpoint_id":"c"}"#, "json"),
@@ -213,7 +231,9 @@ mod tests {
     #[test]
     fn candidate_lists_are_capped() {
         let makes = vec![r#"{"name":"m","confidence":1}"#; 17].join(",");
-        let json = format!(r#"{{"best_plate_number":"A1","best_confidence":50,"checkpoint_id":"c","epoch_start":1,"vehicle":{{"make":[{makes}]}}}}"#);
+        let json = format!(
+            r#"{{"best_plate_number":"A1","best_confidence":50,"checkpoint_id":"c","epoch_start":1,"vehicle":{{"make":[{makes}]}}}}"#
+        );
         assert_eq!(decode_one(&json).unwrap_err().reason(), "json");
     }
 

@@ -21,10 +21,7 @@ struct Rejected {
 }
 
 pub fn router<F: JsonFeed>(feed: F) -> Router {
-    Router::new()
-        .route("/ingest", post(ingest::<F>))
-        .layer(DefaultBodyLimit::max(F::MAX_BODY_BYTES))
-        .with_state(feed)
+    Router::new().route("/ingest", post(ingest::<F>)).layer(DefaultBodyLimit::max(F::MAX_BODY_BYTES)).with_state(feed)
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -44,7 +41,11 @@ async fn ingest<F: JsonFeed>(State(feed): State<F>, headers: HeaderMap, body: By
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
     if !is_json {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", "send the batch as application/json: a JSON array of records");
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            "send the batch as application/json: a JSON array of records",
+        );
     }
     let elements: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -55,7 +56,11 @@ async fn ingest<F: JsonFeed>(State(feed): State<F>, headers: HeaderMap, body: By
     };
     if elements.len() > 10_000 {
         feed.count_error("too_many");
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many", format!("{} records in one batch; the limit is 10000", elements.len()));
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many",
+            format!("{} records in one batch; the limit is 10000", elements.len()),
+        );
     }
     let mut items = Vec::with_capacity(elements.len());
     let mut rejected = Vec::new();
@@ -69,7 +74,11 @@ async fn ingest<F: JsonFeed>(State(feed): State<F>, headers: HeaderMap, body: By
         }
     }
     if items.is_empty() && !rejected.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "code": "no_valid_records", "message": "every record was refused", "rejected": rejected }))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "code": "no_valid_records", "message": "every record was refused", "rejected": rejected })),
+        )
+            .into_response();
     }
     match feed.commit(items).await {
         Ok(receipt) => (StatusCode::OK, Json(json!({ "receipt": receipt, "rejected": rejected }))).into_response(),

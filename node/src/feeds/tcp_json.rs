@@ -63,7 +63,9 @@ async fn connection<F: JsonFeed>(stream: TcpStream, feed: F, acks: bool) {
                     continue;
                 }
                 Ok(Some(Line::Text(t))) => reader_feed.decode(&t),
-                Ok(Some(Line::TooLong(n))) => Err(("too_long", format!("line of {n} bytes is over the {}-byte limit", F::MAX_LINE_BYTES))),
+                Ok(Some(Line::TooLong(n))) => {
+                    Err(("too_long", format!("line of {n} bytes is over the {}-byte limit", F::MAX_LINE_BYTES)))
+                }
                 Ok(Some(Line::NotUtf8)) => Err(("not_utf8", "line is not UTF-8".to_string())),
                 Ok(None) => break,
                 Err(e) => {

@@ -5,7 +5,7 @@ use super::keys;
 use super::{Appended, Job, Op, StoreConfig, StoreError, SweepOutcome};
 use crate::clock::SharedClock;
 use crate::metrics::{KindLabels, Metrics};
-use proto::{codec, Entry, Hlc, HlcClock, Kind, NodeId};
+use proto::{codec, EntryRef, Hlc, HlcClock, Kind, NodeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,9 +19,18 @@ const SIZE_POLL: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
 
+/// Which tree a batch goes to: an entry tree by kind, or a named state tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Entries(Kind),
+    State(&'static str),
+}
+
 pub(super) struct Flusher {
     db: sled::Db,
     node: NodeId,
+    /// `keys::origin_prefix(node)`, built once: every appended key starts with it.
+    prefix: Vec<u8>,
     entry_trees: HashMap<Kind, sled::Tree>,
     state_trees: HashMap<&'static str, sled::Tree>,
     clock: SharedClock,
@@ -34,10 +43,16 @@ pub(super) struct Flusher {
     last_size_poll: Instant,
 }
 
+/// One write, encoded: a value to set, or `None` to remove the key.
+struct Write {
+    target: Target,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
 /// One commit's writes, encoded and numbered, not yet applied.
 struct Staged {
-    entries: Vec<(Kind, Vec<u8>, Vec<u8>)>,
-    puts: Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>,
+    writes: Vec<Write>,
     appended: Vec<Appended>,
 }
 
@@ -58,23 +73,18 @@ impl Flusher {
         let mut heads = HashMap::new();
         let prefix = keys::origin_prefix(&node);
         for (&kind, tree) in &entry_trees {
-            let (hw_seq, hw_hlc) = tree
-                .get(keys::HIGH_WATER)?
-                .and_then(|v| keys::decode_high_water(&v))
-                .unwrap_or((0, Hlc::ZERO));
+            let (hw_seq, hw_hlc) =
+                tree.get(keys::HIGH_WATER)?.and_then(|v| keys::decode_high_water(&v)).unwrap_or((0, Hlc::ZERO));
             // The last key is a second witness in case the high-water mark is older than the
             // entries (it is written in the same batch, so this is belt and braces).
-            let last_key_seq = tree
-                .scan_prefix(&prefix)
-                .next_back()
-                .transpose()?
-                .and_then(|(k, _)| keys::seq_of(&k))
-                .unwrap_or(0);
+            let last_key_seq =
+                tree.scan_prefix(&prefix).next_back().transpose()?.and_then(|(k, _)| keys::seq_of(&k)).unwrap_or(0);
             heads.insert(kind, hw_seq.max(last_key_seq));
             hlc.resume_after(hw_hlc);
         }
         Ok(Flusher {
             db,
+            prefix,
             node,
             entry_trees,
             state_trees: HashMap::new(),
@@ -126,27 +136,26 @@ impl Flusher {
             return;
         }
         let started = Instant::now();
-        let mut batches: BTreeMap<(bool, &'static str, Kind), sled::Batch> = BTreeMap::new();
-        let mut high_water: HashMap<Kind, (u64, Hlc)> = HashMap::new();
+        let mut batches: BTreeMap<Target, sled::Batch> = BTreeMap::new();
+        // Per kind: the last (seq, hlc) appended, and how many were.
+        let mut high_water: HashMap<Kind, (u64, Hlc, u64)> = HashMap::new();
         let mut waiting = Vec::with_capacity(commits.len());
         let mut op_count = 0usize;
         for (ops, reply) in commits {
             match self.stage(ops) {
                 Ok(staged) => {
-                    op_count += staged.entries.len() + staged.puts.len();
-                    for (kind, key, value) in staged.entries {
-                        batches.entry((true, "", kind)).or_default().insert(key, value);
-                    }
-                    for (tree, key, value) in staged.puts {
-                        let b = batches.entry((false, tree, Kind::Detection)).or_default();
-                        match value {
-                            Some(v) => b.insert(key, v),
-                            None => b.remove(key),
+                    op_count += staged.writes.len();
+                    for w in staged.writes {
+                        let b = batches.entry(w.target).or_default();
+                        match w.value {
+                            Some(v) => b.insert(w.key, v),
+                            None => b.remove(w.key),
                         }
                     }
                     for a in &staged.appended {
-                        high_water.insert(a.kind, (a.seq, a.hlc));
-                        self.metrics.entries_written.get_or_create(&KindLabels { kind: a.kind.as_str() }).inc();
+                        high_water.entry(a.kind).or_insert((0, Hlc::ZERO, 0)).2 += 1;
+                        let hw = high_water.get_mut(&a.kind).expect("just inserted");
+                        (hw.0, hw.1) = (a.seq, a.hlc);
                     }
                     waiting.push((reply, staged.appended));
                 }
@@ -155,9 +164,9 @@ impl Flusher {
                 }
             }
         }
-        for (kind, (seq, hlc)) in high_water {
+        for (&kind, &(seq, hlc, _)) in &high_water {
             batches
-                .entry((true, "", kind))
+                .entry(Target::Entries(kind))
                 .or_default()
                 .insert(keys::HIGH_WATER, keys::encode_high_water(seq, hlc).to_vec());
         }
@@ -166,6 +175,9 @@ impl Flusher {
         self.metrics.flush_batch_ops.observe(op_count as f64);
         match result {
             Ok(_) => {
+                for (kind, (_, _, count)) in high_water {
+                    self.metrics.entries_written.get_or_create(&KindLabels { kind: kind.as_str() }).inc_by(count);
+                }
                 for (reply, appended) in waiting {
                     let _ = reply.send(Ok(appended));
                 }
@@ -184,7 +196,7 @@ impl Flusher {
     /// Number and encode one commit's appends. Counters move only if the whole commit stages,
     /// so a refused commit leaves no gap in the sequences.
     fn stage(&mut self, ops: Vec<Op>) -> Result<Staged, StoreError> {
-        let mut staged = Staged { entries: Vec::new(), puts: Vec::new(), appended: Vec::new() };
+        let mut staged = Staged { writes: Vec::with_capacity(ops.len()), appended: Vec::with_capacity(ops.len()) };
         let mut heads = HashMap::new();
         let mut hlc = self.hlc.clone();
         for op in ops {
@@ -193,13 +205,18 @@ impl Flusher {
                     let head = heads.entry(kind).or_insert_with(|| self.heads[&kind]);
                     *head += 1;
                     let stamp = hlc.now(self.clock.now_ms()).map_err(|e| StoreError::Codec(e.to_string()))?;
-                    let entry = Entry { origin: self.node.clone(), seq: *head, hlc: stamp, kind, payload };
+                    let entry = EntryRef { origin: &self.node, seq: *head, hlc: stamp, kind, payload: &payload };
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
-                    staged.entries.push((kind, keys::entry_key(&self.node, *head), bytes));
+                    let mut key = Vec::with_capacity(self.prefix.len() + 8);
+                    key.extend_from_slice(&self.prefix);
+                    key.extend_from_slice(&head.to_be_bytes());
+                    staged.writes.push(Write { target: Target::Entries(kind), key, value: Some(bytes) });
                     staged.appended.push(Appended { kind, seq: *head, hlc: stamp });
                 }
-                Op::Put { tree, key, value } => staged.puts.push((tree, key, Some(value))),
-                Op::Remove { tree, key } => staged.puts.push((tree, key, None)),
+                Op::Put { tree, key, value } => {
+                    staged.writes.push(Write { target: Target::State(tree), key, value: Some(value) })
+                }
+                Op::Remove { tree, key } => staged.writes.push(Write { target: Target::State(tree), key, value: None }),
             }
         }
         self.heads.extend(heads);
@@ -207,12 +224,11 @@ impl Flusher {
         Ok(staged)
     }
 
-    fn apply(&mut self, batches: BTreeMap<(bool, &'static str, Kind), sled::Batch>) -> Result<(), StoreError> {
-        for ((is_entry, tree, kind), batch) in batches {
-            if is_entry {
-                self.entry_trees[&kind].apply_batch(batch)?;
-            } else {
-                self.state_tree(tree)?.apply_batch(batch)?;
+    fn apply(&mut self, batches: BTreeMap<Target, sled::Batch>) -> Result<(), StoreError> {
+        for (target, batch) in batches {
+            match target {
+                Target::Entries(kind) => self.entry_trees[&kind].apply_batch(batch)?,
+                Target::State(tree) => self.state_tree(tree)?.apply_batch(batch)?,
             }
         }
         Ok(())

@@ -118,7 +118,13 @@ pub fn entry_tree_name(kind: Kind) -> String {
 
 impl Store {
     /// Open (or create) the store in `dir`.
-    pub fn open(dir: &Path, node: NodeId, clock: SharedClock, config: StoreConfig, metrics: Metrics) -> Result<Store, StoreError> {
+    pub fn open(
+        dir: &Path,
+        node: NodeId,
+        clock: SharedClock,
+        config: StoreConfig,
+        metrics: Metrics,
+    ) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(config.cache_capacity_bytes())
@@ -130,7 +136,13 @@ impl Store {
     }
 
     /// Build a store over a database opened by the caller (the simulator uses temporary ones).
-    pub fn with_db(db: sled::Db, node: NodeId, clock: SharedClock, config: StoreConfig, metrics: Metrics) -> Result<Store, StoreError> {
+    pub fn with_db(
+        db: sled::Db,
+        node: NodeId,
+        clock: SharedClock,
+        config: StoreConfig,
+        metrics: Metrics,
+    ) -> Result<Store, StoreError> {
         let mut entry_trees = HashMap::new();
         for kind in Kind::ALL {
             entry_trees.insert(kind, db.open_tree(entry_tree_name(kind))?);
@@ -189,7 +201,9 @@ impl Store {
         }
         let state = self.budget_state();
         let refused = ops.iter().find_map(|op| match (op, state) {
-            (Op::Append { kind: Kind::Detection, .. }, BudgetState::RefusingDetections) => Some(Kind::Detection.as_str()),
+            (Op::Append { kind: Kind::Detection, .. }, BudgetState::RefusingDetections) => {
+                Some(Kind::Detection.as_str())
+            }
             (Op::Append { kind, .. }, BudgetState::RefusingAll) => Some(kind.as_str()),
             (Op::Put { tree, .. }, BudgetState::RefusingAll) => Some(*tree),
             _ => None,
@@ -227,11 +241,7 @@ impl Store {
     /// Remove up to `max` of this node's entries of `kind` recorded before `cutoff_ms`.
     pub async fn sweep(&self, kind: Kind, cutoff_ms: u64, max: usize) -> Result<SweepOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.shared
-            .tx
-            .send(Job::Sweep { kind, cutoff_ms, max, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.shared.tx.send(Job::Sweep { kind, cutoff_ms, max, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| self.closed_or_failed())?
     }
 
@@ -242,7 +252,12 @@ impl Store {
     }
 
     /// `origin`'s entries of `kind` with sequence ≥ `from_seq`, in order.
-    pub fn entries(&self, kind: Kind, origin: &NodeId, from_seq: u64) -> impl Iterator<Item = Result<Entry, StoreError>> + use<> {
+    pub fn entries(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from_seq: u64,
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> + use<> {
         let tree = &self.shared.entry_trees[&kind];
         let end = keys::entry_key(origin, u64::MAX);
         tree.range(keys::entry_key(origin, from_seq)..=end)
@@ -268,7 +283,11 @@ impl Store {
     }
 
     /// The `(key, value)` pairs of a named state tree under `prefix`, in key order.
-    pub fn scan(&self, tree: &'static str, prefix: &[u8]) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + use<>, StoreError> {
+    pub fn scan(
+        &self,
+        tree: &'static str,
+        prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + use<>, StoreError> {
         Ok(self.shared.db.open_tree(tree)?.scan_prefix(prefix).map(|kv| kv.map_err(StoreError::from)))
     }
 
@@ -290,7 +309,8 @@ impl Store {
 }
 
 fn decode_entry(kind: Kind, bytes: &[u8]) -> Result<Entry, StoreError> {
-    codec::decode::<Entry>(bytes).map_err(|e| StoreError::Corrupt { tree: entry_tree_name(kind), detail: e.to_string() })
+    codec::decode::<Entry>(bytes)
+        .map_err(|e| StoreError::Corrupt { tree: entry_tree_name(kind), detail: e.to_string() })
 }
 
 #[cfg(test)]

@@ -19,8 +19,14 @@ async fn sequences_are_contiguous_per_kind_and_continue_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_000));
     let store = open(dir.path(), clock.clone(), StoreConfig::default());
-    let a = store.commit(vec![append(Kind::Detection, b"d1"), append(Kind::Alert, b"a1"), append(Kind::Detection, b"d2")]).await.unwrap();
-    assert_eq!(a.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(), vec![(Kind::Detection, 1), (Kind::Alert, 1), (Kind::Detection, 2)]);
+    let a = store
+        .commit(vec![append(Kind::Detection, b"d1"), append(Kind::Alert, b"a1"), append(Kind::Detection, b"d2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(),
+        vec![(Kind::Detection, 1), (Kind::Alert, 1), (Kind::Detection, 2)]
+    );
     assert!(a[0].hlc < a[1].hlc && a[1].hlc < a[2].hlc, "timestamps increase within a commit");
     let last_hlc = a[2].hlc;
     store.close().await;
@@ -42,7 +48,8 @@ async fn concurrent_writers_share_flushes_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let store = Store::open(dir.path(), node(), Arc::new(ManualClock::new(1)), StoreConfig::default(), metrics).unwrap();
+    let store =
+        Store::open(dir.path(), node(), Arc::new(ManualClock::new(1)), StoreConfig::default(), metrics).unwrap();
     let mut tasks = Vec::new();
     for w in 0..16u8 {
         let s = store.clone();
@@ -106,7 +113,8 @@ async fn a_spent_budget_refuses_detections_but_keeps_alerts() {
     // A 1 MiB budget that sled's own files already exceed once something is written.
     let config = StoreConfig { disk_budget_mb: 1, reserve_percent: 100, ..StoreConfig::default() };
     let metrics = Metrics::unregistered();
-    let store = Store::open(dir.path(), node(), Arc::new(ManualClock::new(1)), config.clone(), metrics.clone()).unwrap();
+    let store =
+        Store::open(dir.path(), node(), Arc::new(ManualClock::new(1)), config.clone(), metrics.clone()).unwrap();
     let big = vec![7u8; 200_000];
     let mut refused = None;
     for _ in 0..40 {
@@ -144,7 +152,10 @@ async fn state_trees_put_and_remove() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Arc::new(ManualClock::new(1)), StoreConfig::default());
     store
-        .commit(vec![Op::Put { tree: "state/test", key: b"k1".to_vec(), value: b"v1".to_vec() }, Op::Put { tree: "state/test", key: b"k2".to_vec(), value: b"v2".to_vec() }])
+        .commit(vec![
+            Op::Put { tree: "state/test", key: b"k1".to_vec(), value: b"v1".to_vec() },
+            Op::Put { tree: "state/test", key: b"k2".to_vec(), value: b"v2".to_vec() },
+        ])
         .await
         .unwrap();
     store.commit(vec![Op::Remove { tree: "state/test", key: b"k1".to_vec() }]).await.unwrap();

@@ -46,6 +46,18 @@ pub enum Zone {
     Recall,
 }
 
+impl Zone {
+    /// `clear`, `warning`, `alert` or `recall`: the names alerts, metrics and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Zone::Clear => "clear",
+            Zone::Warning => "warning",
+            Zone::Alert => "alert",
+            Zone::Recall => "recall",
+        }
+    }
+}
+
 /// Whether a zone change raises an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

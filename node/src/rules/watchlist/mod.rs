@@ -69,11 +69,31 @@ const MAX_MMSI: u32 = 999_999_999;
 /// Stored for "never expires", so the live test is a single compare.
 const NEVER: u64 = u64::MAX;
 
-/// What an entry is about. Plates are given as read; the index normalises them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What an entry is about. Plates are given as read; the index normalises them. Also what an
+/// alert says was matched, so it is serialisable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Subject {
     Plate(String),
     Mmsi(u32),
+}
+
+impl Subject {
+    /// `plate` or `mmsi`, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Plate(_) => "plate",
+            Subject::Mmsi(_) => "mmsi",
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Plate(p) => write!(f, "plate {p}"),
+            Subject::Mmsi(m) => write!(f, "MMSI {m}"),
+        }
+    }
 }
 
 /// The descriptive fields of an entry, borrowed, for [`Watchlist::insert`].
@@ -313,10 +333,23 @@ impl Watchlist {
 
     /// Every live entry for this subject (one per list), for raising one hit per list.
     pub fn hits(&self, subject: &Subject, now_ms: u64) -> Hits<'_> {
-        let key = match subject {
-            Subject::Plate(p) => Key::plate_lookup(p),
-            Subject::Mmsi(m) => Some(Key::mmsi(*m)),
-        };
+        match subject {
+            Subject::Plate(p) => self.plate_hits(p, now_ms),
+            Subject::Mmsi(m) => self.mmsi_hits(*m, now_ms),
+        }
+    }
+
+    /// Every live entry for this plate (as read), one per list. No allocation.
+    pub fn plate_hits(&self, plate: &str, now_ms: u64) -> Hits<'_> {
+        self.key_hits(Key::plate_lookup(plate), now_ms)
+    }
+
+    /// Every live entry for this MMSI, one per list. No allocation.
+    pub fn mmsi_hits(&self, mmsi: u32, now_ms: u64) -> Hits<'_> {
+        self.key_hits(Some(Key::mmsi(mmsi)), now_ms)
+    }
+
+    fn key_hits(&self, key: Option<Key>, now_ms: u64) -> Hits<'_> {
         let first = key.and_then(|k| self.primary.get(&k)).map(|s| &s.0);
         let rest = match (first, key) {
             (Some(_), Some(k)) => self.extra.get(&k).map_or(&[][..], Vec::as_slice),
