@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 pub const HEARTBEAT_TOPIC: &str = "heartbeat";
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_BODY_BYTES: usize = 8 << 20;
-pub const MAX_BATCH: usize = 10_000;
 const MAX_TOPIC_BYTES: usize = 160;
 const MAX_ITEMS: usize = 16;
 const MAX_ITEM_BYTES: usize = 128;
@@ -36,8 +35,6 @@ pub enum CameraError {
     TooManyItems,
     #[error("time is missing or 0")]
     NoTime,
-    #[error("batch of {0} events is over the limit of {MAX_BATCH}")]
-    TooMany(usize),
 }
 
 impl CameraError {
@@ -48,7 +45,6 @@ impl CameraError {
             CameraError::BadTopic(_) => "bad_topic",
             CameraError::TooManyItems => "too_many_items",
             CameraError::NoTime => "no_time",
-            CameraError::TooMany(_) => "too_many",
         }
     }
 }
@@ -116,16 +112,6 @@ pub fn decode_one(json: &str) -> Result<CameraMessage, CameraError> {
         source: items(raw.source)?,
         data: items(raw.data)?,
     }))
-}
-
-/// Decode an HTTP batch (a JSON array); each element stands or falls on its own.
-pub fn decode_batch(body: &[u8]) -> Result<Vec<Result<CameraMessage, CameraError>>, CameraError> {
-    let items: Vec<&serde_json::value::RawValue> =
-        serde_json::from_slice(body).map_err(|e| CameraError::Json(e.to_string()))?;
-    if items.len() > MAX_BATCH {
-        return Err(CameraError::TooMany(items.len()));
-    }
-    Ok(items.into_iter().map(|raw| decode_one(raw.get())).collect())
 }
 
 /// Whether an event says the camera lost its video signal (ONVIF `VideoSource/SignalLoss` with
@@ -290,7 +276,6 @@ mod tests {
         #[test]
         fn garbage_never_panics(s in ".{0,300}") {
             let _ = decode_one(&s);
-            let _ = decode_batch(s.as_bytes());
         }
     }
 }

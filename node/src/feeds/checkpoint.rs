@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Unknown fields are ignored, as `alpr_group` records carry many this node has no use for.
-//! Every decode is bounded: the caller caps the bytes, and this module caps strings and lists.
+//! Every decode is bounded: the listener caps the bytes (line or body), and this module caps
+//! strings and lists.
 
 use crate::records::PlateRead;
 use serde::Deserialize;
@@ -18,11 +19,9 @@ use std::borrow::Cow;
 pub const MAX_PLATE_CHARS: usize = 16;
 /// Longest checkpoint id, direction or make name, in bytes.
 pub const MAX_FIELD_BYTES: usize = 64;
-/// Most detections in one HTTP batch.
-pub const MAX_BATCH: usize = 10_000;
 /// Largest JSON line on the TCP feed.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
-/// Largest HTTP batch body.
+/// Largest HTTP batch body (a JSON array of records).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,8 +38,6 @@ pub enum CheckpointError {
     BadField { field: &'static str },
     #[error("epoch_start is missing or 0")]
     NoTime,
-    #[error("batch of {0} detections is over the limit of {MAX_BATCH}")]
-    TooMany(usize),
 }
 
 impl CheckpointError {
@@ -52,7 +49,6 @@ impl CheckpointError {
             CheckpointError::BadConfidence(_) => "bad_confidence",
             CheckpointError::BadField { .. } => "bad_field",
             CheckpointError::NoTime => "no_time",
-            CheckpointError::TooMany(_) => "too_many",
         }
     }
 }
@@ -163,17 +159,6 @@ pub fn decode_one(json: &str) -> Result<PlateRead, CheckpointError> {
     raw.validate()
 }
 
-/// Decode an HTTP batch: a JSON array of detections. Each element is decoded on its own, so one
-/// bad detection is reported by index without refusing the rest.
-pub fn decode_batch(body: &[u8]) -> Result<Vec<Result<PlateRead, CheckpointError>>, CheckpointError> {
-    let items: Vec<&serde_json::value::RawValue> =
-        serde_json::from_slice(body).map_err(|e| CheckpointError::Json(e.to_string()))?;
-    if items.len() > MAX_BATCH {
-        return Err(CheckpointError::TooMany(items.len()));
-    }
-    Ok(items.into_iter().map(|raw| decode_one(raw.get())).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,16 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_reports_each_bad_element() {
-        let body = format!("[{GOOD}, {{\"nope\": 1}}, {GOOD}]");
-        let out = decode_batch(body.as_bytes()).unwrap();
-        assert!(out[0].is_ok() && out[1].is_err() && out[2].is_ok());
-        assert!(decode_batch(b"{\"not\":\"a list\"}").is_err());
-        let many = format!("[{}]", vec!["1"; MAX_BATCH + 1].join(","));
-        assert_eq!(decode_batch(many.as_bytes()).unwrap_err().reason(), "too_many");
-    }
-
-    #[test]
     fn candidate_lists_are_capped() {
         let makes = vec![r#"{"name":"m","confidence":1}"#; 17].join(",");
         let json = format!(
@@ -241,7 +216,6 @@ mod tests {
         #[test]
         fn garbage_never_panics(s in ".{0,300}") {
             let _ = decode_one(&s);
-            let _ = decode_batch(s.as_bytes());
         }
 
         #[test]
@@ -249,7 +223,6 @@ mod tests {
             let mut b = GOOD.as_bytes().to_vec();
             let i = pos % b.len();
             b[i] = byte;
-            let _ = decode_batch(&b);
             if let Ok(s) = std::str::from_utf8(&b) { let _ = decode_one(s); }
         }
     }

@@ -13,6 +13,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
+/// Most records in one HTTP batch.
+pub const MAX_BATCH: usize = 10_000;
+
 #[derive(Serialize)]
 struct Rejected {
     index: usize,
