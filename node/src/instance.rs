@@ -6,7 +6,7 @@ use crate::config::NodeConfig;
 use crate::feeds::ais::DecoderConfig;
 use crate::feeds::ais_io::AisFeed;
 use crate::feeds::camera::CameraHealth;
-use crate::feeds::sinks::{CameraFeed, CheckpointFeed};
+use crate::feeds::sinks::{CameraFeed, CheckpointFeed, JsonFeed};
 use crate::feeds::{http_ingest, tcp_json};
 use crate::ingest::{Ingest, WatchlistHandle};
 use crate::metrics::Metrics;
@@ -126,17 +126,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
 
     for f in &config.feeds.checkpoint {
         let feed = CheckpointFeed { ingest: ingest.clone(), name: f.name.as_str().into() };
-        let bound = addresses.feeds.entry(f.name.clone()).or_default();
-        if let Some(addr) = f.tcp {
-            let l = bind_tcp(format!("checkpoint feed {:?} (tcp)", f.name), addr).await?;
-            bound.insert("tcp", l.local_addr().unwrap_or(addr));
-            tasks.spawn(tcp_json::serve(l, feed.clone(), f.tcp_acks));
-        }
-        if let Some(addr) = f.http {
-            let l = bind_tcp(format!("checkpoint feed {:?} (http)", f.name), addr).await?;
-            bound.insert("http", l.local_addr().unwrap_or(addr));
-            tasks.spawn(serve_http(l, http_ingest::router(feed.clone())));
-        }
+        let bound = listen_json(&mut tasks, &feed, f.tcp, f.http, f.tcp_acks).await?;
+        addresses.feeds.insert(f.name.clone(), bound);
     }
 
     for f in &config.feeds.camera {
@@ -145,17 +136,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         let tick = Duration::from_millis((health.min_interval_ms() / 4).clamp(250, 10_000));
         let feed =
             CameraFeed { ingest: ingest.clone(), name: f.name.as_str().into(), health: Arc::new(Mutex::new(health)) };
-        let bound = addresses.feeds.entry(f.name.clone()).or_default();
-        if let Some(addr) = f.tcp {
-            let l = bind_tcp(format!("camera feed {:?} (tcp)", f.name), addr).await?;
-            bound.insert("tcp", l.local_addr().unwrap_or(addr));
-            tasks.spawn(tcp_json::serve(l, feed.clone(), f.tcp_acks));
-        }
-        if let Some(addr) = f.http {
-            let l = bind_tcp(format!("camera feed {:?} (http)", f.name), addr).await?;
-            bound.insert("http", l.local_addr().unwrap_or(addr));
-            tasks.spawn(serve_http(l, http_ingest::router(feed.clone())));
-        }
+        let bound = listen_json(&mut tasks, &feed, f.tcp, f.http, f.tcp_acks).await?;
+        addresses.feeds.insert(f.name.clone(), bound);
         tasks.spawn(async move {
             let mut every = tokio::time::interval(tick);
             loop {
@@ -180,6 +162,28 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
 
     Ok(RunningNode { addresses, ingest, tasks })
+}
+
+/// Start a JSON feed's listeners (TCP JSON lines and/or HTTP batches); returns where they bound.
+async fn listen_json<F: JsonFeed>(
+    tasks: &mut JoinSet<()>,
+    feed: &F,
+    tcp: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    acks: bool,
+) -> Result<BTreeMap<&'static str, SocketAddr>, StartError> {
+    let mut bound = BTreeMap::new();
+    if let Some(addr) = tcp {
+        let l = bind_tcp(format!("{} feed {:?} (tcp)", F::FEED, feed.name()), addr).await?;
+        bound.insert("tcp", l.local_addr().unwrap_or(addr));
+        tasks.spawn(tcp_json::serve(l, feed.clone(), acks));
+    }
+    if let Some(addr) = http {
+        let l = bind_tcp(format!("{} feed {:?} (http)", F::FEED, feed.name()), addr).await?;
+        bound.insert("http", l.local_addr().unwrap_or(addr));
+        tasks.spawn(serve_http(l, http_ingest::router(feed.clone())));
+    }
+    Ok(bound)
 }
 
 async fn serve_http(listener: TcpListener, router: Router) {

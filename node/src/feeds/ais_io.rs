@@ -39,14 +39,7 @@ impl AisFeed {
     }
 
     async fn commit_loop(self, mut rx: mpsc::Receiver<AisMessage>) {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
-            }
+        while let Some(batch) = super::recv_batch(&mut rx, MAX_BATCH).await {
             if let Err(e) = self.ingest.ais_messages(&self.name, batch).await {
                 // AIS has no acknowledgement to withhold: the loss is logged and counted.
                 tracing::error!(feed = %self.name, error = %e, "AIS batch not stored");

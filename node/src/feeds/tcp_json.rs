@@ -80,14 +80,7 @@ async fn connection<F: JsonFeed>(stream: TcpStream, feed: F, acks: bool) {
         }
     });
 
-    while let Some(first) = rx.recv().await {
-        let mut received = vec![first];
-        while received.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => received.push(item),
-                Err(_) => break,
-            }
-        }
+    while let Some(received) = super::recv_batch(&mut rx, MAX_BATCH).await {
         let mut items = Vec::with_capacity(received.len());
         let mut rejected = Vec::new();
         for (line, item) in received {
