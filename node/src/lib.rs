@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod feeds;
 pub mod ingest;
 pub mod instance;
@@ -11,3 +12,4 @@ pub mod records;
 pub mod rules;
 pub mod store;
 pub mod vessels;
+pub mod workflow;

@@ -103,6 +103,14 @@ pub enum Alert {
         camera: String,
         seen_ms: u64,
     },
+    /// An event's current step passed its deadline. About an event, so it does not become an
+    /// event of its own.
+    Overdue {
+        event: proto::EntryId,
+        category: String,
+        step: String,
+        due_ms: u64,
+    },
 }
 
 impl Alert {
@@ -117,6 +125,7 @@ impl Alert {
             },
             Alert::CameraOffline { .. } => "camera_offline",
             Alert::CameraSignalLoss { .. } => "camera_signal_loss",
+            Alert::Overdue { .. } => "overdue",
         }
     }
 }

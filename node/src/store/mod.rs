@@ -257,7 +257,7 @@ impl Store {
         kind: Kind,
         origin: &NodeId,
         from_seq: u64,
-    ) -> impl Iterator<Item = Result<Entry, StoreError>> + use<> {
+    ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> + use<> {
         let tree = &self.shared.entry_trees[&kind];
         let end = keys::entry_key(origin, u64::MAX);
         tree.range(keys::entry_key(origin, from_seq)..=end)
@@ -280,6 +280,21 @@ impl Store {
     /// A value from a named state tree.
     pub fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
         Ok(self.shared.db.open_tree(tree)?.get(key)?)
+    }
+
+    /// The `(key, value)` pairs of a named state tree with keys below `before` (all keys
+    /// without it), largest key first: for newest-first pages with a cursor.
+    pub fn scan_back(
+        &self,
+        tree: &'static str,
+        before: Option<&[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + use<>, StoreError> {
+        let tree = self.shared.db.open_tree(tree)?;
+        let iter = match before {
+            Some(b) => tree.range(..b.to_vec()),
+            None => tree.iter(),
+        };
+        Ok(iter.rev().map(|kv| kv.map_err(StoreError::from)))
     }
 
     /// The `(key, value)` pairs of a named state tree under `prefix`, in key order.

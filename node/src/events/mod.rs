@@ -1,0 +1,679 @@
+//! The event desk: the one owner of this node's events. Every change is validated against the
+//! event's current state under one lock, written as a durable entry (with its audit record),
+//! then applied to the event's materialised state and the window's summary. If a crash falls
+//! between the two, [`Events::open`] finds the entries the state does not reflect yet and
+//! applies them, so nothing acknowledged is lost and nothing is applied twice.
+//!
+//! Alerts raised at ingest become events here too: the desk follows the alert entries
+//! ([`Events::follow_alerts`]) rather than ingest writing events itself, so the ingest path
+//! stays as fast as it is and every event write goes through this one owner.
+
+mod categories;
+pub mod changes;
+pub mod summary;
+
+pub use categories::{defaults as default_categories, Category, ALERT_CATEGORIES};
+pub use changes::{Change, CommandEntry, EscalationEntry, EventCommand, EventCreated, TransitionEntry};
+pub use summary::{Summary, SUMMARIES_TREE};
+
+use crate::clock::SharedClock;
+use crate::records::{self, Alert, AuditRecord};
+use crate::store::{keys, Op, Store, StoreError};
+use crate::workflow::deadlines::DeadlineConfig;
+use crate::workflow::{
+    self, check_text, Action, Answer, EscalationStatus, EventRecord, EventSource, Location, Role, Step, Tier,
+    WorkflowError, MAX_NAME, MAX_TEXT,
+};
+use changes::Effect;
+use proto::{EntryId, Hlc, Kind, NodeId};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// Each event's current state, keyed like its creating entry.
+pub const EVENTS_TREE: &str = "state/events";
+const META_TREE: &str = "state/events-meta";
+/// The highest alert sequence already turned into an event.
+const ALERTS_APPLIED: &[u8] = b"alerts_applied";
+/// Alerts turned into events per commit.
+const ALERT_BATCH: usize = 256;
+/// Most events listed in one page.
+pub const MAX_PAGE: usize = 500;
+
+/// Who is acting: a token's name and role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("no event {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Workflow(#[from] WorkflowError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// A new event as reported.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    pub category: String,
+    pub location: Location,
+    pub description: String,
+    pub contact: Vec<(String, String)>,
+    pub attributes: Vec<(String, String)>,
+    /// Set by Open311; the API's own reports are `Grid`.
+    pub open311_key: Option<String>,
+}
+
+/// Which events a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub category: Option<String>,
+    pub step: Option<Step>,
+    pub overdue: Option<bool>,
+    /// Open311 status: closed = archived or evaluated.
+    pub closed: Option<bool>,
+    pub reporter: Option<String>,
+    pub created_from_ms: Option<u64>,
+    pub created_to_ms: Option<u64>,
+}
+
+impl Filter {
+    fn matches(&self, e: &EventRecord) -> bool {
+        self.category.as_ref().is_none_or(|c| &e.category == c)
+            && self.step.is_none_or(|s| e.step == s)
+            && self.overdue.is_none_or(|o| e.overdue == o)
+            && self.closed.is_none_or(|c| e.step.is_closed() == c)
+            && self.reporter.as_ref().is_none_or(|r| &e.reporter == r)
+            && self.created_from_ms.is_none_or(|t| e.created.wall_ms >= t)
+            && self.created_to_ms.is_none_or(|t| e.created.wall_ms <= t)
+    }
+}
+
+/// Parse `origin:seq`.
+pub fn parse_id(s: &str) -> Option<EntryId> {
+    let (origin, seq) = s.rsplit_once(':')?;
+    Some(EntryId { origin: NodeId::new(origin).ok()?, seq: seq.parse().ok().filter(|&n| n > 0)? })
+}
+
+pub fn format_id(id: &EntryId) -> String {
+    format!("{}:{}", id.origin, id.seq)
+}
+
+fn event_key(id: &EntryId) -> Vec<u8> {
+    keys::entry_key(&id.origin, id.seq)
+}
+
+/// What the lock guards besides the store: the deadlines still to watch and the alert cursor.
+struct Desk {
+    /// `(deadline, event key)` of every open event whose current step is not yet overdue.
+    watch: BTreeSet<(u64, Vec<u8>)>,
+    alerts_applied: u64,
+}
+
+impl Desk {
+    fn track(&mut self, before: Option<&EventRecord>, after: &EventRecord) {
+        if let Some(b) = before {
+            if let Some(d) = b.deadline_ms {
+                self.watch.remove(&(d, event_key(&b.id)));
+            }
+        }
+        if let (Some(d), false) = (after.deadline_ms, after.overdue) {
+            self.watch.insert((d, event_key(&after.id)));
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    node: NodeId,
+    deadlines: DeadlineConfig,
+    categories: Vec<Category>,
+    window_ms: u64,
+    desk: Mutex<Desk>,
+}
+
+/// The handle on this node's events. Cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+/// One change waiting to be written.
+struct Pending {
+    prev: Option<EventRecord>,
+    change: Change,
+    audit: AuditRecord,
+}
+
+impl Events {
+    /// Open the desk over `store`: apply any entries a crash left unapplied, and rebuild the
+    /// deadline watch from the stored events.
+    pub async fn open(
+        store: Store,
+        clock: SharedClock,
+        deadlines: DeadlineConfig,
+        categories: Vec<Category>,
+        window_ms: u64,
+    ) -> Result<Events, EventError> {
+        let node = store.node().clone();
+        let alerts_applied = store
+            .get(META_TREE, ALERTS_APPLIED)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let inner = Inner {
+            store,
+            clock,
+            node,
+            deadlines,
+            categories,
+            window_ms: window_ms.max(1),
+            desk: Mutex::new(Desk { watch: BTreeSet::new(), alerts_applied }),
+        };
+        let events = Events { inner: Arc::new(inner) };
+        events.repair().await?;
+        let mut desk = events.inner.desk.lock().await;
+        for kv in events.inner.store.scan(EVENTS_TREE, b"")? {
+            let (_, v) = kv?;
+            let record: EventRecord = decode_record(&v)?;
+            desk.track(None, &record);
+        }
+        drop(desk);
+        Ok(events)
+    }
+
+    pub fn categories(&self) -> &[Category] {
+        &self.inner.categories
+    }
+
+    pub fn category(&self, code: &str) -> Option<&Category> {
+        self.inner.categories.iter().find(|c| c.code == code)
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.inner.node
+    }
+
+    /// One event by id.
+    pub fn get(&self, id: &EntryId) -> Result<Option<EventRecord>, EventError> {
+        self.inner.store.get(EVENTS_TREE, &event_key(id))?.map(|v| decode_record(&v)).transpose()
+    }
+
+    fn require(&self, id: &EntryId) -> Result<EventRecord, EventError> {
+        self.get(id)?.ok_or_else(|| EventError::NotFound(format_id(id)))
+    }
+
+    /// A page of events matching `filter`, newest first, starting after `cursor` (the id of the
+    /// last event of the previous page). Returns the page and the cursor for the next one.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        cursor: Option<&EntryId>,
+        limit: usize,
+    ) -> Result<(Vec<EventRecord>, Option<EntryId>), EventError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let before = cursor.map(event_key);
+        let mut page = Vec::new();
+        for kv in self.inner.store.scan_back(EVENTS_TREE, before.as_deref())? {
+            let (_, v) = kv?;
+            let record = decode_record(&v)?;
+            if filter.matches(&record) {
+                if page.len() == limit {
+                    let next = page.last().map(|e: &EventRecord| e.id.clone());
+                    return Ok((page, next));
+                }
+                page.push(record);
+            }
+        }
+        Ok((page, None))
+    }
+
+    /// Report a new event.
+    pub async fn report(&self, new: NewEvent, who: &Identity) -> Result<EventRecord, EventError> {
+        if who.role == Role::Auditor {
+            return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: "report" }.into());
+        }
+        if self.category(&new.category).is_none() {
+            let known: Vec<_> = self.inner.categories.iter().map(|c| c.code.as_str()).collect();
+            return Err(EventError::Invalid(format!(
+                "unknown category {:?}; one of: {}",
+                new.category.chars().take(MAX_NAME).collect::<String>(),
+                known.join(", ")
+            )));
+        }
+        check_location(&new.location)?;
+        check_text("description", &new.description, MAX_TEXT, true)?;
+        for (k, v) in new.contact.iter().chain(&new.attributes) {
+            check_text("attribute or contact name", k, MAX_NAME, true)?;
+            check_text("attribute or contact value", v, MAX_TEXT, false)?;
+        }
+        let (source, reporter) = match new.open311_key {
+            Some(key_name) => (EventSource::Open311 { key_name: key_name.clone() }, format!("open311:{key_name}")),
+            None => (EventSource::Grid, who.name.clone()),
+        };
+        let change = Change::Created(EventCreated {
+            category: new.category.clone(),
+            source,
+            location: new.location,
+            description: new.description,
+            reporter,
+            contact: new.contact,
+            attributes: new.attributes,
+        });
+        let audit = self.audit(who, "report", &format!("new {} event", new.category), "");
+        let mut desk = self.inner.desk.lock().await;
+        let mut out = self.write(&mut desk, vec![Pending { prev: None, change, audit }], vec![]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Move an event along the workflow, or add a note.
+    pub async fn act(
+        &self,
+        id: &EntryId,
+        action: Action,
+        note: String,
+        who: &Identity,
+    ) -> Result<EventRecord, EventError> {
+        check_text("note", &note, MAX_TEXT, matches!(action, Action::Note))?;
+        let mut desk = self.inner.desk.lock().await;
+        let prev = self.require(id)?;
+        workflow::authorize(&prev, &action, who.role, &who.name)?;
+        let to = workflow::validate(&prev, &action)?;
+        let audit = self.audit(who, action.name(), &format_id(id), &format!("{} → {}; {note}", prev.step, to));
+        let change = Change::Transition(TransitionEntry { event: id.clone(), action, actor: who.name.clone(), note });
+        let mut out = self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Escalate an event to a department at county or city tier ("whistle").
+    pub async fn escalate(
+        &self,
+        id: &EntryId,
+        department: String,
+        tier: Tier,
+        reason: String,
+        who: &Identity,
+    ) -> Result<EventRecord, EventError> {
+        if who.role != Role::Operator {
+            return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: "escalate" }.into());
+        }
+        check_text("department", &department, MAX_NAME, true)?;
+        check_text("reason", &reason, MAX_TEXT, true)?;
+        let mut desk = self.inner.desk.lock().await;
+        let prev = self.require(id)?;
+        if prev.step.is_closed() {
+            return Err(WorkflowError::ClosedEvent.into());
+        }
+        let n = prev.escalations.len() as u32 + 1;
+        let audit =
+            self.audit(who, "escalate", &format_id(id), &format!("to {department} ({}): {reason}", tier.as_str()));
+        let change = Change::Escalation(EscalationEntry {
+            event: id.clone(),
+            n,
+            department,
+            tier,
+            reason,
+            actor: who.name.clone(),
+            category: prev.category.clone(),
+            description: prev.description.clone(),
+            location: prev.location.clone(),
+        });
+        let mut out = self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Record a department's answer to escalation `n` ("report back"), entered by an operator
+    /// on the department's behalf until the mesh delivers answers as commands.
+    pub async fn answer(
+        &self,
+        id: &EntryId,
+        n: u32,
+        answer: Answer,
+        by: String,
+        note: String,
+        who: &Identity,
+    ) -> Result<EventRecord, EventError> {
+        if who.role != Role::Operator {
+            return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: answer.name() }.into());
+        }
+        check_text("by", &by, MAX_NAME, true)?;
+        check_text("note", &note, MAX_TEXT, false)?;
+        if let Answer::Result { outcome } = &answer {
+            check_text("outcome", outcome, MAX_TEXT, true)?;
+        }
+        let mut desk = self.inner.desk.lock().await;
+        let prev = self.require(id)?;
+        let esc = prev.escalations.iter().find(|e| e.n == n).ok_or(WorkflowError::NoEscalation(n))?;
+        let allowed = match answer {
+            Answer::Acknowledge => esc.status == EscalationStatus::Pending,
+            Answer::Result { .. } => esc.status != EscalationStatus::Answered,
+        };
+        if !allowed {
+            return Err(
+                WorkflowError::WrongEscalationState { n, status: esc.status.as_str(), answer: answer.name() }.into()
+            );
+        }
+        let audit = self.audit(who, answer.name(), &format_id(id), &format!("escalation {n} answered by {by}: {note}"));
+        let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone() };
+        let change = Change::Command(CommandEntry { event: id.clone(), command });
+        let mut out = self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Open events whose current step is overdue, oldest deadline first.
+    pub fn overdue(&self, limit: usize) -> Result<Vec<EventRecord>, EventError> {
+        let filter = Filter { overdue: Some(true), closed: Some(false), ..Filter::default() };
+        let (mut page, _) = self.list(&filter, None, limit)?;
+        page.sort_by_key(|e| e.deadline_ms);
+        Ok(page)
+    }
+
+    /// Summaries of the windows starting in `[from_ms, to_ms]`.
+    pub fn summaries(&self, from_ms: u64, to_ms: u64) -> Result<Vec<Summary>, EventError> {
+        let mut out = Vec::new();
+        for kv in self.inner.store.scan(SUMMARIES_TREE, b"")? {
+            let (k, v) = kv?;
+            let start = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            if (from_ms..=to_ms).contains(&start) {
+                out.push(
+                    records::decode(&v)
+                        .map_err(|e| StoreError::Corrupt { tree: SUMMARIES_TREE.into(), detail: e.to_string() })?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mark events whose step passed its deadline as overdue and raise one overdue alert each.
+    pub async fn check_deadlines(&self) -> Result<usize, EventError> {
+        let now = self.inner.clock.now_ms();
+        let mut desk = self.inner.desk.lock().await;
+        let due: Vec<(u64, Vec<u8>)> = desk.watch.range(..(now, Vec::new())).cloned().collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut ops = Vec::new();
+        let mut summaries: HashMap<u64, Summary> = HashMap::new();
+        let mut updated = Vec::new();
+        for (deadline, key) in &due {
+            desk.watch.remove(&(*deadline, key.clone()));
+            let Some(v) = self.inner.store.get(EVENTS_TREE, key)? else { continue };
+            let mut record = decode_record(&v)?;
+            if record.overdue || record.deadline_ms != Some(*deadline) {
+                continue;
+            }
+            record.overdue = true;
+            let alert = Alert::Overdue {
+                event: record.id.clone(),
+                category: record.category.clone(),
+                step: record.step.as_str().to_string(),
+                due_ms: *deadline,
+            };
+            ops.push(Op::Append { kind: Kind::Alert, payload: encode(&alert)? });
+            let window = Summary::window_of(now, self.inner.window_ms);
+            let summary = match summaries.remove(&window) {
+                Some(s) => s,
+                None => self.load_summary(window)?,
+            };
+            let mut summary = summary;
+            summary.count_overdue(record.step.as_str());
+            summaries.insert(window, summary);
+            ops.push(Op::Put { tree: EVENTS_TREE, key: key.clone(), value: encode(&record)? });
+            updated.push(record);
+        }
+        for (window, s) in summaries {
+            ops.push(Op::Put { tree: SUMMARIES_TREE, key: Summary::key(window).to_vec(), value: encode(&s)? });
+        }
+        if !ops.is_empty() {
+            self.inner.store.commit(ops).await?;
+        }
+        for r in &updated {
+            tracing::warn!(event = %format_id(&r.id), step = %r.step, category = %r.category, "event overdue");
+        }
+        Ok(updated.len())
+    }
+
+    /// Turn alerts raised since the last call into events (all but overdue alerts, which are
+    /// about events already).
+    pub async fn follow_alerts(&self) -> Result<usize, EventError> {
+        let mut total = 0;
+        loop {
+            let mut desk = self.inner.desk.lock().await;
+            let from = desk.alerts_applied + 1;
+            let mut pending = Vec::new();
+            let mut last = desk.alerts_applied;
+            for entry in self.inner.store.entries(Kind::Alert, &self.inner.node, from).take(ALERT_BATCH) {
+                let entry = entry?;
+                last = entry.seq;
+                let alert: Alert = match records::decode(&entry.payload) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(seq = entry.seq, error = %e, "unreadable alert not turned into an event");
+                        continue;
+                    }
+                };
+                if let Some(created) = alert_event(&alert, entry.seq) {
+                    let audit = AuditRecord {
+                        at_ms: entry.hlc.wall_ms,
+                        actor: created.reporter.clone(),
+                        action: "report".into(),
+                        subject: format!("alert {}", entry.seq),
+                        why: format!("{} raised at ingest", alert.label()),
+                    };
+                    pending.push(Pending { prev: None, change: Change::Created(created), audit });
+                }
+            }
+            if last == desk.alerts_applied {
+                return Ok(total);
+            }
+            let marker = Op::Put { tree: META_TREE, key: ALERTS_APPLIED.to_vec(), value: last.to_be_bytes().to_vec() };
+            total += pending.len();
+            self.write(&mut desk, pending, vec![marker]).await?;
+            desk.alerts_applied = last;
+        }
+    }
+
+    fn audit(&self, who: &Identity, action: &str, subject: &str, why: &str) -> AuditRecord {
+        AuditRecord {
+            at_ms: self.inner.clock.now_ms(),
+            actor: format!("{} ({})", who.name, who.role.as_str()),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            why: why.to_string(),
+        }
+    }
+
+    fn load_summary(&self, window: u64) -> Result<Summary, EventError> {
+        Ok(match self.inner.store.get(SUMMARIES_TREE, &Summary::key(window))? {
+            Some(v) => records::decode(&v)
+                .map_err(|e| StoreError::Corrupt { tree: SUMMARIES_TREE.into(), detail: e.to_string() })?,
+            None => Summary::empty(self.inner.node.clone(), window, self.inner.window_ms),
+        })
+    }
+
+    /// Write changes: first their entries and audit records (durable: from here on the change
+    /// has happened), then the events' new state and the summaries, plus `extra` state ops.
+    async fn write(
+        &self,
+        desk: &mut Desk,
+        pending: Vec<Pending>,
+        extra: Vec<Op>,
+    ) -> Result<Vec<EventRecord>, EventError> {
+        let mut ops = Vec::with_capacity(pending.len() * 2);
+        for p in &pending {
+            ops.push(Op::Append { kind: p.change.kind(), payload: p.change.encode().map_err(codec_error)? });
+        }
+        for p in &pending {
+            ops.push(Op::Append { kind: Kind::Audit, payload: encode(&p.audit)? });
+        }
+        let appended = self.inner.store.commit(ops).await?;
+        let applied: Vec<_> =
+            pending.into_iter().zip(appended).map(|(p, a)| (p.prev, p.change, a.seq, a.hlc)).collect();
+        self.apply_state(desk, applied, extra).await
+    }
+
+    /// Apply written changes to the events' state and the summaries, durably.
+    async fn apply_state(
+        &self,
+        desk: &mut Desk,
+        applied: Vec<(Option<EventRecord>, Change, u64, Hlc)>,
+        mut ops: Vec<Op>,
+    ) -> Result<Vec<EventRecord>, EventError> {
+        let mut summaries: HashMap<u64, Summary> = HashMap::new();
+        let mut out = Vec::with_capacity(applied.len());
+        let mut tracked = Vec::with_capacity(applied.len());
+        for (prev, change, seq, hlc) in applied {
+            let id = match change.target() {
+                Some(t) => t.clone(),
+                None => EntryId { origin: self.inner.node.clone(), seq },
+            };
+            let Some((record, effect)) = changes::apply(prev.clone(), &id, &change, seq, hlc, &self.inner.deadlines)
+            else {
+                tracing::warn!(event = %format_id(&id), "change to an unknown event ignored");
+                continue;
+            };
+            let window = Summary::window_of(hlc.wall_ms, self.inner.window_ms);
+            let mut summary = match summaries.remove(&window) {
+                Some(s) => s,
+                None => self.load_summary(window)?,
+            };
+            summary.count(effect, &record.category);
+            summaries.insert(window, summary);
+            ops.push(Op::Put { tree: EVENTS_TREE, key: event_key(&id), value: encode(&record)? });
+            if let (Effect::Reported, EventSource::Alert { alert_seq, .. }) = (effect, &record.source) {
+                desk.alerts_applied = desk.alerts_applied.max(*alert_seq);
+            }
+            tracked.push((prev, record.clone()));
+            out.push(record);
+        }
+        for (window, s) in summaries {
+            ops.push(Op::Put { tree: SUMMARIES_TREE, key: Summary::key(window).to_vec(), value: encode(&s)? });
+        }
+        self.inner.store.commit(ops).await?;
+        for (prev, record) in &tracked {
+            desk.track(prev.as_ref(), record);
+        }
+        Ok(out)
+    }
+
+    /// Apply the entries a crash left behind the state. Changes are written one batch at a
+    /// time under the lock, so the unapplied ones are the newest entries of each kind: walk
+    /// each kind back from its newest entry until one is reflected in the state.
+    async fn repair(&self) -> Result<(), EventError> {
+        let mut behind: Vec<(Hlc, u64, Change)> = Vec::new();
+        for kind in [Kind::Event, Kind::Transition, Kind::Escalation, Kind::Command] {
+            for entry in self.inner.store.entries(kind, &self.inner.node, 1).rev() {
+                let entry = entry?;
+                let change = Change::decode(kind, &entry.payload).map_err(codec_error)?;
+                let reflected = match change.target() {
+                    None => self.get(&entry.id())?.is_some(),
+                    Some(target) => match self.get(target)? {
+                        Some(record) => change.is_applied(&record, entry.seq),
+                        None => false,
+                    },
+                };
+                if reflected {
+                    break;
+                }
+                behind.push((entry.hlc, entry.seq, change));
+            }
+        }
+        if behind.is_empty() {
+            return Ok(());
+        }
+        behind.sort_by_key(|(hlc, _, _)| *hlc);
+        tracing::warn!(entries = behind.len(), "applying event entries a crash left unapplied");
+        let mut desk = self.inner.desk.lock().await;
+        for (hlc, seq, change) in behind {
+            let prev = match change.target() {
+                Some(t) => self.get(t)?,
+                None => None,
+            };
+            let mut extra = Vec::new();
+            if let Change::Created(EventCreated { source: EventSource::Alert { alert_seq, .. }, .. }) = &change {
+                let applied = desk.alerts_applied.max(*alert_seq);
+                extra.push(Op::Put {
+                    tree: META_TREE,
+                    key: ALERTS_APPLIED.to_vec(),
+                    value: applied.to_be_bytes().to_vec(),
+                });
+            }
+            self.apply_state(&mut desk, vec![(prev, change, seq, hlc)], extra).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The event an alert becomes, if it becomes one.
+fn alert_event(alert: &Alert, alert_seq: u64) -> Option<EventCreated> {
+    let (description, lat, lon) = match alert {
+        Alert::WatchlistHit { subject, list, reason, added_by, place, lat, lon, .. } => {
+            (format!("{subject} seen at {place}: on list {list} ({reason}), added by {added_by}"), *lat, *lon)
+        }
+        Alert::Fence { mmsi, shipname, zone, distance_m, lat, lon, .. } => {
+            let name = shipname.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let distance = distance_m.map(|d| format!(" {:.0} m from the boundary", d)).unwrap_or_default();
+            (format!("vessel MMSI {mmsi}{name} entered the {zone} zone{distance}"), Some(*lat), Some(*lon))
+        }
+        Alert::CameraOffline { camera, silent_ms, .. } => {
+            (format!("camera {camera} silent for {} s", silent_ms / 1000), None, None)
+        }
+        Alert::CameraSignalLoss { camera, .. } => (format!("camera {camera} lost its video signal"), None, None),
+        Alert::Overdue { .. } => return None,
+    };
+    Some(EventCreated {
+        category: alert.label().to_string(),
+        source: EventSource::Alert { alert_seq, label: alert.label().to_string() },
+        location: Location { lat, lon, address: None },
+        description,
+        reporter: format!("rule:{}", alert.label()),
+        contact: vec![],
+        attributes: vec![],
+    })
+}
+
+fn check_location(l: &Location) -> Result<(), EventError> {
+    match (l.lat, l.lon) {
+        (Some(lat), Some(lon)) => {
+            if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+                return Err(EventError::Invalid(format!("latitude {lat} is outside -90..90")));
+            }
+            if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+                return Err(EventError::Invalid(format!("longitude {lon} is outside -180..180")));
+            }
+        }
+        (None, None) => {}
+        _ => return Err(EventError::Invalid("give both latitude and longitude, or neither".into())),
+    }
+    if let Some(a) = &l.address {
+        check_text("address", a, 1000, true)?;
+    }
+    if l.lat.is_none() && l.address.is_none() {
+        return Err(EventError::Invalid("a location is required: latitude and longitude, or an address".into()));
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, EventError> {
+    records::encode(v).map_err(codec_error)
+}
+
+fn codec_error(e: proto::CodecError) -> EventError {
+    EventError::Store(StoreError::Codec(e.to_string()))
+}
+
+fn decode_record(v: &[u8]) -> Result<EventRecord, EventError> {
+    records::decode(v)
+        .map_err(|e| EventError::Store(StoreError::Corrupt { tree: EVENTS_TREE.into(), detail: e.to_string() }))
+}
+
+#[cfg(test)]
+mod tests;
