@@ -52,6 +52,7 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    #[serde(default)]
     pub node: NodeSection,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -64,6 +65,15 @@ pub struct NodeConfig {
     #[serde(default)]
     pub watchlist: WatchlistConfig,
     pub fence: Option<FenceConfig>,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub deadlines: crate::workflow::deadlines::DeadlineConfig,
+    /// Grid categories (also the Open311 services); SEED.md's by default.
+    #[serde(default = "crate::events::default_categories")]
+    pub categories: Vec<crate::events::Category>,
+    #[serde(default)]
+    pub summaries: SummaryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +81,45 @@ pub struct NodeConfig {
 pub struct NodeSection {
     pub id: NodeId,
     pub role: Role,
+}
+
+impl Default for NodeSection {
+    /// A town node named after the host, for `yiwang-node run` without a config file.
+    fn default() -> Self {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let cleaned: String = host
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .take(40)
+            .collect();
+        let id = NodeId::new(format!("town-{}", if cleaned.is_empty() { "local" } else { &cleaned }))
+            .unwrap_or_else(|_| NodeId::new("town-local").expect("valid id"));
+        NodeSection { id, role: Role::Town }
+    }
+}
+
+/// Who may use the HTTP API (see `node::auth`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub tokens: Vec<crate::auth::TokenSpec>,
+    pub open311_keys: Vec<crate::auth::Open311KeySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SummaryConfig {
+    /// Length of a summary window.
+    #[serde(with = "humantime_serde")]
+    pub window: std::time::Duration,
+}
+
+impl Default for SummaryConfig {
+    fn default() -> Self {
+        SummaryConfig { window: std::time::Duration::from_secs(3600) }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -187,6 +236,11 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// The config of a node started without a file: every default.
+    pub fn empty() -> NodeConfig {
+        NodeConfig::parse("").expect("the defaults are valid")
+    }
+
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let shown = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
@@ -247,6 +301,22 @@ impl NodeConfig {
                 return Err(format!("feed {name:?} has no address to listen on or connect to"));
             }
         }
+        if self.summaries.window.as_millis() < 60_000 {
+            return Err("summaries.window must be at least one minute".into());
+        }
+        let mut codes = std::collections::HashSet::new();
+        for c in &self.categories {
+            let ok = !c.code.is_empty()
+                && c.code.len() <= 64
+                && c.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(format!("category code {:?} must be 1 to 64 of [a-z0-9_]", c.code));
+            }
+            if !codes.insert(&c.code) || crate::events::ALERT_CATEGORIES.contains(&c.code.as_str()) {
+                return Err(format!("category code {:?} is used twice or is an alert category", c.code));
+            }
+        }
+        crate::auth::Credentials::from_specs(&self.api.tokens, &self.api.open311_keys)?;
         for f in &self.feeds.camera {
             if f.default_heartbeat_s == 0 || f.cameras.iter().any(|c| c.heartbeat_s == 0) {
                 return Err(format!("camera feed {:?}: heartbeat intervals must be above 0 seconds", f.name));
@@ -285,6 +355,14 @@ mod tests {
     }
 
     #[test]
+    fn no_file_at_all_is_a_working_config() {
+        let c = NodeConfig::empty();
+        assert!(c.node.id.as_str().starts_with("town-"));
+        assert_eq!(c.categories.len(), 7);
+        assert_eq!(c.summaries.window.as_secs(), 3600);
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let err =
             NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n[store]\nretention_dayz = 3\n").unwrap_err();
@@ -295,5 +373,10 @@ mod tests {
         assert!(err.contains("no address"), "{err}");
         let err = NodeConfig::parse("[node]\nid = \"t\"\nrole = \"mayor\"\n").unwrap_err();
         assert!(err.contains("mayor"), "{err}");
+        let err =
+            NodeConfig::parse("[[api.tokens]]\nname = \"x\"\nrole = \"operator\"\ntoken = \"short\"\n").unwrap_err();
+        assert!(err.contains("16 characters"), "{err}");
+        let err = NodeConfig::parse("[deadlines.default]\nreported = \"whenever\"\n").unwrap_err();
+        assert!(err.contains("whenever") || err.contains("reported"), "{err}");
     }
 }

@@ -75,6 +75,9 @@ pub struct Ingest {
     metrics: Metrics,
     watchlist: WatchlistHandle,
     vessels: Arc<Mutex<VesselDesk>>,
+    /// Woken after a commit that raised alerts, so the event desk turns them into events now
+    /// rather than at its next poll.
+    alert_signal: Arc<tokio::sync::Notify>,
 }
 
 /// Ops for one batch, with the counts the metrics need after the commit succeeds.
@@ -151,7 +154,14 @@ impl Ingest {
         watchlist: WatchlistHandle,
         vessels: VesselDesk,
     ) -> Ingest {
-        Ingest { store, clock, metrics, watchlist, vessels: Arc::new(Mutex::new(vessels)) }
+        Ingest {
+            store,
+            clock,
+            metrics,
+            watchlist,
+            vessels: Arc::new(Mutex::new(vessels)),
+            alert_signal: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -166,6 +176,15 @@ impl Ingest {
         &self.metrics
     }
 
+    pub fn alert_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.alert_signal.clone()
+    }
+
+    /// Read the vessel desk (latest positions and fence zones).
+    pub fn vessels<T>(&self, read: impl FnOnce(&VesselDesk) -> T) -> T {
+        read(&self.vessels.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub fn watchlist(&self) -> &WatchlistHandle {
         &self.watchlist
     }
@@ -175,6 +194,9 @@ impl Ingest {
         let Batch { ops, alerts, hits } = batch;
         let appended = self.store.commit(ops).await?;
         let receipt = Receipt::from_appended(&appended);
+        if receipt.alerts > 0 {
+            self.alert_signal.notify_one();
+        }
         self.metrics.ingested(feed, listener, receipt.accepted as u64);
         for alert in alerts {
             self.metrics.alerts.get_or_create(&AlertLabels { alert }).inc();

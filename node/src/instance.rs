@@ -1,8 +1,11 @@
 //! One node instance: everything a site runs, assembled from a config and from the parts the
 //! builder hands in (clock, store, metrics). The binary builds one; the simulator builds many.
 
+use crate::api::{self, ApiState};
+use crate::auth::Credentials;
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
+use crate::events::Events;
 use crate::feeds::ais::DecoderConfig;
 use crate::feeds::ais_io::AisFeed;
 use crate::feeds::camera::CameraHealth;
@@ -32,6 +35,8 @@ pub struct Parts {
     pub metrics: Metrics,
     /// The registry `metrics` is registered in, served at `/metrics`.
     pub registry: Arc<Registry>,
+    /// API tokens and Open311 keys (the config's, plus whatever the builder added).
+    pub credentials: Credentials,
 }
 
 /// Where each listener actually bound (ports given as 0 are chosen by the OS).
@@ -45,6 +50,7 @@ pub struct Addresses {
 pub struct RunningNode {
     pub addresses: Addresses,
     pub ingest: Ingest,
+    pub events: Events,
     tasks: JoinSet<()>,
 }
 
@@ -58,6 +64,8 @@ pub enum StartError {
     Fence(String),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot open the event desk: {0}")]
+    Events(#[from] crate::events::EventError),
 }
 
 impl RunningNode {
@@ -72,7 +80,7 @@ async fn bind_tcp(what: String, addr: SocketAddr) -> Result<TcpListener, StartEr
 }
 
 pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, StartError> {
-    let Parts { clock, store, metrics, registry } = parts;
+    let Parts { clock, store, metrics, registry, credentials } = parts;
     let mut tasks = JoinSet::new();
     let mut addresses = Addresses::default();
 
@@ -149,19 +157,26 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         });
     }
 
+    let window_ms = config.summaries.window.as_millis() as u64;
+    let events =
+        Events::open(store.clone(), clock.clone(), config.deadlines.clone(), config.categories.clone(), window_ms)
+            .await?;
+    tasks.spawn(follow_alerts(events.clone(), ingest.alert_signal()));
+    tasks.spawn(watch_deadlines(events.clone()));
+
     let http = bind_tcp("the HTTP server".into(), config.http.listen).await?;
     addresses.http = Some(http.local_addr().unwrap_or(config.http.listen));
-    tasks.spawn(serve_http(
-        http,
-        Router::new()
-            .route("/metrics", get(metrics_text))
-            .route("/healthz", get(|| async { "ok" }))
-            .with_state(registry),
-    ));
+    let api =
+        api::router(ApiState { events: events.clone(), ingest: ingest.clone(), credentials: Arc::new(credentials) });
+    let ops = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(registry);
+    tasks.spawn(serve_http(http, api.merge(ops)));
 
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
 
-    Ok(RunningNode { addresses, ingest, tasks })
+    Ok(RunningNode { addresses, ingest, events, tasks })
 }
 
 /// Start a JSON feed's listeners (TCP JSON lines and/or HTTP batches); returns where they bound.
@@ -201,6 +216,28 @@ async fn metrics_text(axum::extract::State(registry): axum::extract::State<Arc<R
                 .into_response()
         }
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Turn alerts into events as they are raised (woken by ingest), and every few seconds in case
+/// a wake-up was missed or a commit failed.
+async fn follow_alerts(events: Events, signal: Arc<tokio::sync::Notify>) {
+    loop {
+        if let Err(e) = events.follow_alerts().await {
+            tracing::error!(error = %e, "alerts not turned into events; retrying");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), signal.notified()).await;
+    }
+}
+
+/// Check deadlines every second: overdue events get their alert within a second of the deadline.
+async fn watch_deadlines(events: Events) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if let Err(e) = events.check_deadlines().await {
+            tracing::error!(error = %e, "deadline check failed");
+        }
     }
 }
 

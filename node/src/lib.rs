@@ -1,6 +1,8 @@
 //! The yiwang edge node as a library: an instance takes its clock, sockets, store and metrics
 //! registry from whoever builds it, so the binary and the simulator share every line.
 
+pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod events;

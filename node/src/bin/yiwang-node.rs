@@ -2,15 +2,19 @@
 //! library, so the simulator runs the same code.
 
 use clap::{Parser, Subcommand};
+use node::auth::{operator_token, Credentials};
 use node::clock::{SharedClock, SystemClock};
 use node::config::NodeConfig;
+use node::events::{Change, Identity};
 use node::instance::{self, Parts};
 use node::metrics::Metrics;
 use node::records::{Alert, AuditRecord, Detection};
 use node::store::Store;
 use prometheus_client::registry::Registry;
 use proto::Kind;
+use proto::{NodeId, Role};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,13 +30,62 @@ struct Cli {
     command: Command,
 }
 
+/// Where the node's settings come from: a config file, overridden by flags.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// The node's TOML config (every key documented in deploy/examples/harbour.toml). Without
+    /// it the node runs on defaults: a town node, no feeds, the HTTP API on 127.0.0.1:7800.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the node keeps its store and operator token [config: data_dir; default ./yiwang-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTP API and /metrics [config: http.listen; default 127.0.0.1:7800].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// This node's id [config: node.id; default town-<hostname>].
+    #[arg(long, value_name = "ID")]
+    node_id: Option<NodeId>,
+    /// This node's role: city, county, town or harbour [config: node.role; default town].
+    #[arg(long, value_name = "ROLE")]
+    role: Option<Role>,
+}
+
+impl NodeArgs {
+    fn load(&self) -> Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::load(path).map_err(|e| e.to_string())?,
+            None => NodeConfig::empty(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(h) = self.http {
+            config.http.listen = h;
+        }
+        if let Some(id) = &self.node_id {
+            config.node.id = id.clone();
+        }
+        if let Some(r) = self.role {
+            config.node.role = r;
+        }
+        Ok(config)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the node: start the feed listeners and the HTTP server (/metrics), until SIGINT or SIGTERM.
+    /// Run the node: feed listeners, rules, the event workflow, the HTTP API (/api/v1, Open311 at
+    /// /open311/v2, /openapi.json) and /metrics, until SIGINT or SIGTERM.
+    ///
+    /// On first start without an operator token in the config, the node creates one and saves it
+    /// to <data-dir>/operator.token.
     Run {
-        /// The node's TOML config (see the `node::config` docs or deploy/examples/).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Accept this Open311 GeoReport v2 API key (repeat for several).
+        #[arg(long = "open311-api-key", value_name = "KEY")]
+        open311_api_keys: Vec<String>,
     },
     /// Decode AIS NMEA 0183 and print one JSON object per message, with gpsd's field names and units.
     DecodeAis {
@@ -44,8 +97,8 @@ enum Command {
     },
     /// Print a stopped node's stored entries as JSON lines (the node must not be running).
     Export {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        node: NodeArgs,
         /// detection, alert, audit, ... (all kinds without it).
         #[arg(long)]
         kind: Option<String>,
@@ -55,9 +108,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run(&config),
+        Command::Run { node, open311_api_keys } => node.load().and_then(|c| run(c, &open311_api_keys)),
         Command::DecodeAis { unscaled, file } => decode_ais(file.as_deref(), !unscaled),
-        Command::Export { config, kind } => export(&config, kind.as_deref()),
+        Command::Export { node, kind } => node.load().and_then(|c| export(c, kind.as_deref())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,16 +135,35 @@ fn open_store(config: &NodeConfig, clock: SharedClock, metrics: Metrics) -> Resu
         .map_err(|e| e.to_string())
 }
 
-fn run(config_path: &Path) -> Result<()> {
+/// The config's tokens and keys, the flags' Open311 keys, and the operator token file when the
+/// config names no operator.
+fn credentials(config: &NodeConfig, open311_api_keys: &[String]) -> Result<Credentials> {
+    let mut c = Credentials::from_specs(&config.api.tokens, &config.api.open311_keys)?;
+    for (i, key) in open311_api_keys.iter().enumerate() {
+        c.add_open311_key(&format!("cli-key-{}", i + 1), key)?;
+    }
+    if !c.has_operator() {
+        let (token, path, created) = operator_token(&config.data_dir)?;
+        if created {
+            tracing::info!(path = %path.display(), "created an operator token; send it as 'Authorization: Bearer <token>'");
+        } else {
+            tracing::info!(path = %path.display(), "operator token");
+        }
+        c.add_token(&token, Identity { name: "operator".into(), role: node::workflow::Role::Operator });
+    }
+    Ok(c)
+}
+
+fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
     init_logging();
-    let config = NodeConfig::load(config_path).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         let clock: SharedClock = Arc::new(SystemClock);
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let store = open_store(&config, clock.clone(), metrics.clone())?;
-        let parts = Parts { clock, store: store.clone(), metrics, registry: Arc::new(registry) };
+        let credentials = credentials(&config, open311_api_keys)?;
+        let parts = Parts { clock, store: store.clone(), metrics, registry: Arc::new(registry), credentials };
         let running = instance::start(&config, parts).await.map_err(|e| e.to_string())?;
         write_addresses(&config.data_dir, &running.addresses)?;
         tracing::info!(node = %config.node.id, role = %config.node.role, addresses = ?running.addresses, "node ready");
@@ -143,8 +215,7 @@ fn decode_ais(file: Option<&Path>, scaled: bool) -> Result<()> {
     Ok(())
 }
 
-fn export(config_path: &Path, kind: Option<&str>) -> Result<()> {
-    let config = NodeConfig::load(config_path).map_err(|e| e.to_string())?;
+fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
     let kinds = match kind {
         Some(k) => vec![Kind::parse(k)
             .ok_or_else(|| format!("unknown kind {k:?}; one of: {}", Kind::ALL.map(|k| k.as_str()).join(", ")))?],
@@ -164,6 +235,9 @@ fn export(config_path: &Path, kind: Option<&str>) -> Result<()> {
                         .map(|r| serde_json::to_value(r).unwrap_or_default()),
                     Kind::Audit => node::records::decode::<AuditRecord>(&entry.payload)
                         .map(|r| serde_json::to_value(r).unwrap_or_default()),
+                    Kind::Event | Kind::Transition | Kind::Escalation | Kind::Command => {
+                        Change::decode(kind, &entry.payload).map(|c| change_json(&c))
+                    }
                     _ => Ok(serde_json::Value::Null),
                 }
                 .unwrap_or_else(|e| serde_json::json!({ "undecodable": e.to_string() }));
@@ -181,4 +255,14 @@ fn export(config_path: &Path, kind: Option<&str>) -> Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+fn change_json(c: &Change) -> serde_json::Value {
+    match c {
+        Change::Created(x) => serde_json::to_value(x),
+        Change::Transition(x) => serde_json::to_value(x),
+        Change::Escalation(x) => serde_json::to_value(x),
+        Change::Command(x) => serde_json::to_value(x),
+    }
+    .unwrap_or_default()
 }

@@ -1,0 +1,64 @@
+//! The node's HTTP API (axum, JSON): events and their workflow, escalations, the overdue view,
+//! vessels, watchlist hits and summaries under `/api/v1`, Open311 GeoReport v2 under
+//! `/open311/v2`, and the OpenAPI document at `/openapi.json`.
+//!
+//! Every `/api/v1` call needs `Authorization: Bearer <token>` (401 without or with an unknown
+//! one, 403 when the token's role may not do it). Errors are JSON `{"code", "message"}`.
+
+mod error;
+mod events;
+pub mod open311;
+mod openapi;
+pub mod time;
+mod views;
+
+pub use error::ApiError;
+
+use crate::auth::Credentials;
+use crate::events::{Events, Identity};
+use crate::ingest::Ingest;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// Largest JSON body the API reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub events: Events,
+    pub ingest: Ingest,
+    pub credentials: Arc<Credentials>,
+}
+
+/// The caller, from a valid bearer token.
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+            return Err(ApiError::unauthorized("send Authorization: Bearer <token>"));
+        };
+        match state.credentials.identify(token) {
+            Some(identity) => Ok(Caller(identity.clone())),
+            None => Err(ApiError::unauthorized("unknown token")),
+        }
+    }
+}
+
+/// The whole HTTP surface of a node except `/metrics` (served beside it).
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(events::routes())
+        .nest("/open311/v2", open311::routes())
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
