@@ -74,6 +74,32 @@ pub struct NodeConfig {
     pub categories: Vec<crate::events::Category>,
     #[serde(default)]
     pub summaries: SummaryConfig,
+    /// Links to the rest of the mesh; a node without it works alone.
+    pub mesh: Option<MeshConfig>,
+}
+
+/// The node's place in the mesh (see docs/topology.md and docs/pki.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshConfig {
+    /// UDP address of this node's QUIC endpoint.
+    pub listen: SocketAddr,
+    /// The topology file shared by every node of the mesh.
+    pub topology: PathBuf,
+    /// The city CA certificate, this node's certificate and its key (PEM).
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Per-link send cap in bytes per second; 0 for none.
+    #[serde(default)]
+    pub max_bytes_per_sec: u64,
+    /// Batches in flight per link before one must be acknowledged.
+    #[serde(default = "default_window")]
+    pub window: usize,
+}
+
+fn default_window() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,6 +301,11 @@ impl NodeConfig {
         if let Some(f) = self.fence.as_mut() {
             fix(&mut f.boundary);
         }
+        if let Some(m) = self.mesh.as_mut() {
+            for p in [&mut m.topology, &mut m.ca, &mut m.cert, &mut m.key] {
+                fix(p);
+            }
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -317,6 +348,11 @@ impl NodeConfig {
             }
         }
         crate::auth::Credentials::from_specs(&self.api.tokens, &self.api.open311_keys)?;
+        if let Some(m) = &self.mesh {
+            if m.window == 0 || m.window > 64 {
+                return Err("mesh.window must be 1 to 64".into());
+            }
+        }
         for f in &self.feeds.camera {
             if f.default_heartbeat_s == 0 || f.cameras.iter().any(|c| c.heartbeat_s == 0) {
                 return Err(format!("camera feed {:?}: heartbeat intervals must be above 0 seconds", f.name));

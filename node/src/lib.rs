@@ -9,6 +9,8 @@ pub mod events;
 pub mod feeds;
 pub mod ingest;
 pub mod instance;
+pub mod lists;
+pub mod mesh;
 pub mod metrics;
 pub mod records;
 pub mod rules;

@@ -38,6 +38,17 @@ pub struct AlertLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub peer: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -63,6 +74,12 @@ pub struct Metrics {
     pub cameras_offline: Gauge,
     pub vessels_tracked: Gauge,
     pub watchlist_entries: Gauge,
+    /// Per peer: 0 up, 1 catching up, 2 degraded, 3 partitioned.
+    pub link_state: Family<PeerLabels, Gauge>,
+    pub mesh_entries_sent: Family<PeerLabels, Counter>,
+    pub mesh_bytes_sent: Family<PeerLabels, Counter>,
+    pub mesh_entries_received: Family<PeerLabels, Counter>,
+    pub mesh_refused: Family<RefusalLabels, Counter>,
 }
 
 impl Metrics {
@@ -85,6 +102,11 @@ impl Metrics {
             cameras_offline: Gauge::default(),
             vessels_tracked: Gauge::default(),
             watchlist_entries: Gauge::default(),
+            link_state: Family::default(),
+            mesh_entries_sent: Family::default(),
+            mesh_bytes_sent: Family::default(),
+            mesh_entries_received: Family::default(),
+            mesh_refused: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
         r.register("ingested", "Records accepted from feeds", m.ingested.clone());
@@ -120,6 +142,11 @@ impl Metrics {
         );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
+        r.register("link_state", "Mesh link state: 0 up, 1 catching up, 2 degraded, 3 partitioned", m.link_state.clone());
+        r.register("mesh_entries_sent", "Entries sent to a peer", m.mesh_entries_sent.clone());
+        r.register("mesh_bytes_sent", "Bytes of sync frames sent to a peer", m.mesh_bytes_sent.clone());
+        r.register("mesh_entries_received", "Entries received from a peer", m.mesh_entries_received.clone());
+        r.register("mesh_refused", "Connections and entries refused, by peer and reason", m.mesh_refused.clone());
         m
     }
 
@@ -130,6 +157,24 @@ impl Metrics {
 
     pub fn decode_error(&self, feed: &'static str, listener: &str, reason: &'static str) {
         self.decode_errors.get_or_create(&ErrorLabels { feed, listener: listener.to_string(), reason }).inc();
+    }
+
+    pub fn link_state(&self, peer: &proto::NodeId, code: i64) {
+        self.link_state.get_or_create(&PeerLabels { peer: peer.to_string() }).set(code);
+    }
+
+    pub fn mesh_refused(&self, peer: &str, reason: &'static str) {
+        self.mesh_refused.get_or_create(&RefusalLabels { peer: peer.to_string(), reason }).inc();
+    }
+
+    pub fn mesh_sent(&self, peer: &proto::NodeId, entries: u64, bytes: u64) {
+        let l = PeerLabels { peer: peer.to_string() };
+        self.mesh_entries_sent.get_or_create(&l).inc_by(entries);
+        self.mesh_bytes_sent.get_or_create(&l).inc_by(bytes);
+    }
+
+    pub fn mesh_received(&self, peer: &proto::NodeId, entries: u64) {
+        self.mesh_entries_received.get_or_create(&PeerLabels { peer: peer.to_string() }).inc_by(entries);
     }
 
     pub fn ingested(&self, feed: &'static str, listener: &str, n: u64) {

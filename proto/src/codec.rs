@@ -105,6 +105,37 @@ fn map_decode_error(e: bincode::error::DecodeError) -> CodecError {
     }
 }
 
+/// Encode a message that travels as one frame: like [`encode`], with the frame's larger cap
+/// (a batch of entries may exceed one value's limit).
+pub fn encode_frame_payload<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let bytes = bincode::serde::encode_to_vec(value, frame_config()).map_err(|e| CodecError::Encode(e.to_string()))?;
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_FRAME_BYTES });
+    }
+    Ok(bytes)
+}
+
+/// Decode one frame's message, under the frame cap.
+pub fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_FRAME_BYTES });
+    }
+    let (value, used) = bincode::serde::decode_from_slice(bytes, frame_config()).map_err(|e| match e {
+        bincode::error::DecodeError::LimitExceeded => CodecError::LimitExceeded { limit: MAX_FRAME_BYTES },
+        other => map_decode_error(other),
+    })?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+fn frame_config(
+) -> bincode::config::Configuration<bincode::config::BigEndian, bincode::config::Varint, bincode::config::Limit<MAX_FRAME_BYTES>>
+{
+    bincode::config::standard().with_big_endian().with_limit::<MAX_FRAME_BYTES>()
+}
+
 /// Prefix `payload` with its length as a 4-byte big-endian integer.
 pub fn frame(payload: &[u8]) -> Result<Vec<u8>, CodecError> {
     if payload.len() > MAX_FRAME_BYTES {

@@ -3,11 +3,13 @@
 //! that everything crossing the network travels in, and the one codec that turns all of it into
 //! bytes and back under a hard size limit.
 
+pub mod authz;
 pub mod codec;
 pub mod entry;
 pub mod hlc;
 pub mod ids;
 pub mod vv;
+pub mod wire;
 
 pub use codec::{CodecError, Limits};
 pub use entry::{Entry, EntryId, EntryRef, Kind};

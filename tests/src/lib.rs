@@ -198,3 +198,169 @@ pub fn request(
 pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<Response> {
     request(addr, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
 }
+
+impl NodeProcess {
+    /// Start `yiwang-node run <args>` (no config file unless `args` names one) and wait until it
+    /// has written `<data_dir>/listening.json`; `args` must point the node at `data_dir`.
+    pub fn start_with_args(data_dir: &Path, args: &[&std::ffi::OsStr]) -> NodeProcess {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let listening_path = data_dir.join("listening.json");
+        let _ = std::fs::remove_file(&listening_path);
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log")).expect("log file");
+        let child = Command::new(bin("yiwang-node"))
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start yiwang-node");
+        let mut node = NodeProcess {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            config: PathBuf::new(),
+            listening: serde_json::Value::Null,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&listening_path) {
+                node.listening = serde_json::from_str(&text).expect("listening.json");
+                return node;
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("yiwang-node exited early with {status}; log:\n{}", node.log());
+            }
+            assert!(Instant::now() < deadline, "yiwang-node did not start within 30 s; log:\n{}", node.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// An HTTP/1.1 response with its headers (names in lower case).
+#[derive(Debug)]
+pub struct FullResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl FullResponse {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Like [`request`], and keeps the response's headers.
+pub fn request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<FullResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let mut response_headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            response_headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let find = |name: &str| response_headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.to_ascii_lowercase());
+    let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let length = find("content-length").and_then(|v| v.parse::<usize>().ok());
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).map_err(std::io::Error::other)?;
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        reader.read_exact(&mut body)?;
+    } else if method != "HEAD" {
+        reader.read_to_end(&mut body)?;
+    }
+    Ok(FullResponse { status, headers: response_headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+/// `GET path` with no body.
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    request(addr, "GET", path, &[], b"")
+}
+
+/// `POST path` with an `application/x-www-form-urlencoded` body (see [`form`]).
+pub fn post_form(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<Response> {
+    request(addr, "POST", path, &[("Content-Type", "application/x-www-form-urlencoded")], body.as_bytes())
+}
+
+/// `POST path` with a JSON body and `Authorization: Bearer <token>`.
+pub fn post_json_as(addr: SocketAddr, token: &str, path: &str, body: &str) -> std::io::Result<Response> {
+    let auth = format!("Bearer {token}");
+    request(addr, "POST", path, &[("Content-Type", "application/json"), ("Authorization", &auth)], body.as_bytes())
+}
+
+/// `GET path` with `Authorization: Bearer <token>`.
+pub fn get_as(addr: SocketAddr, token: &str, path: &str) -> std::io::Result<Response> {
+    let auth = format!("Bearer {token}");
+    request(addr, "GET", path, &[("Authorization", &auth)], b"")
+}
+
+/// The operator token a node made in its data dir (when its config names no operator).
+pub fn operator_token(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("operator.token")).expect("operator.token").trim().to_string()
+}
+
+/// Percent-encode one form component: unreserved characters stay, everything else is `%XX`
+/// of its UTF-8 bytes.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An `application/x-www-form-urlencoded` body (or query string) from name/value pairs.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
+}

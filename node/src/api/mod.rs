@@ -11,6 +11,7 @@ pub mod open311;
 mod openapi;
 pub mod time;
 mod views;
+mod watchlist;
 
 pub use error::ApiError;
 
@@ -56,6 +57,7 @@ impl FromRequestParts<ApiState> for Caller {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(events::routes())
+        .merge(watchlist::routes())
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

@@ -55,8 +55,10 @@ pub struct CommandEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EventCommand {
-    /// A department's answer to escalation `n`.
-    EscalationAnswer { n: u32, answer: Answer, by: String, note: String, entered_by: String },
+    /// A department's answer to escalation `n`. `source` is the command entry of the tier that
+    /// answered, when it came over the mesh (`None` when entered here on its behalf): it is how
+    /// the owner knows which remote answers it has applied.
+    EscalationAnswer { n: u32, answer: Answer, by: String, note: String, entered_by: String, source: Option<EntryId> },
 }
 
 /// One change to one event, as stored.
@@ -210,7 +212,7 @@ pub fn apply(
         (
             Some(mut r),
             Change::Command(CommandEntry {
-                command: EventCommand::EscalationAnswer { n, answer, by, note, entered_by },
+                command: EventCommand::EscalationAnswer { n, answer, by, note, entered_by, .. },
                 ..
             }),
         ) => {

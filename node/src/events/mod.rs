@@ -60,6 +60,15 @@ pub enum EventError {
     Store(#[from] StoreError),
 }
 
+/// An escalation received from a node below, as this tier sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncomingEscalation {
+    pub at: Hlc,
+    pub escalation: EscalationEntry,
+    /// The answers this node has sent back (`acknowledge`, `result`).
+    pub answers_sent: Vec<String>,
+}
+
 /// A new event as reported.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
@@ -187,6 +196,7 @@ impl Events {
             desk.track(None, &record);
         }
         drop(desk);
+        events.catch_up_commands().await?;
         Ok(events)
     }
 
@@ -362,7 +372,7 @@ impl Events {
             );
         }
         let audit = self.audit(who, answer.name(), &format_id(id), &format!("escalation {n} answered by {by}: {note}"));
-        let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone() };
+        let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source: None };
         let change = Change::Command(CommandEntry { event: id.clone(), command });
         let mut out = self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
         Ok(out.remove(0))
@@ -429,8 +439,8 @@ impl Events {
             ops.push(Op::Put { tree: EVENTS_TREE, key: key.clone(), value: encode(&record)? });
             updated.push(record);
         }
-        for (window, s) in summaries {
-            ops.push(Op::Put { tree: SUMMARIES_TREE, key: Summary::key(window).to_vec(), value: encode(&s)? });
+        for s in summaries.into_values() {
+            push_summary(&mut ops, &s)?;
         }
         if !ops.is_empty() {
             self.inner.store.commit(ops).await?;
@@ -479,6 +489,147 @@ impl Events {
             self.write(&mut desk, pending, vec![marker]).await?;
             desk.alerts_applied = last;
         }
+    }
+
+    /// Apply answers that tiers above sent over the mesh to this node's events. Each becomes a
+    /// local command entry naming its source, so it is applied exactly once even across a
+    /// crash (see [`Events::catch_up_commands`]). Commands about other nodes' events are
+    /// ignored here: commands flood down, the owner applies them.
+    pub async fn apply_commands(&self, entries: &[proto::Entry]) -> Result<usize, EventError> {
+        let mut applied = 0;
+        for entry in entries.iter().filter(|e| e.kind == Kind::Command && e.origin != self.inner.node) {
+            let CommandEntry { event, command } = match records::decode::<CommandEntry>(&entry.payload) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(origin = %entry.origin, seq = entry.seq, error = %e, "unreadable command ignored");
+                    continue;
+                }
+            };
+            if event.origin != self.inner.node {
+                continue;
+            }
+            let EventCommand::EscalationAnswer { n, answer, by, note, .. } = command;
+            let mut desk = self.inner.desk.lock().await;
+            let Some(prev) = self.get(&event)? else {
+                tracing::warn!(event = %format_id(&event), from = %entry.origin, "answer for an unknown event ignored");
+                continue;
+            };
+            let fits = prev.escalations.iter().any(|e| {
+                e.n == n
+                    && match answer {
+                        Answer::Acknowledge => e.status == EscalationStatus::Pending,
+                        Answer::Result { .. } => e.status != EscalationStatus::Answered,
+                    }
+            });
+            if !fits {
+                tracing::warn!(event = %format_id(&event), n, from = %entry.origin, "answer does not fit the escalation's state; ignored");
+                continue;
+            }
+            let who = Identity { name: format!("node:{}", entry.origin), role: Role::Operator };
+            let audit = self.audit(&who, answer.name(), &format_id(&event), &format!("escalation {n} answered by {by} over the mesh"));
+            let source = Some(entry.id());
+            let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source };
+            let change = Change::Command(CommandEntry { event, command });
+            self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
+    /// At start: apply remote answers stored before a crash but not yet applied. The local
+    /// command entries name their sources, so what was applied is read back from them.
+    pub async fn catch_up_commands(&self) -> Result<usize, EventError> {
+        let store = &self.inner.store;
+        let mut done = proto::VersionVector::new();
+        for entry in store.entries(Kind::Command, &self.inner.node, 1) {
+            if let Ok(CommandEntry { command: EventCommand::EscalationAnswer { source: Some(src), .. }, .. }) =
+                records::decode::<CommandEntry>(&entry?.payload)
+            {
+                done.raise(&src.origin, src.seq);
+            }
+        }
+        let mut pending = Vec::new();
+        for (origin, head) in store.heads(Kind::Command)?.iter() {
+            if origin != &self.inner.node && head > done.get(origin) {
+                for e in store.entries(Kind::Command, origin, done.get(origin) + 1) {
+                    pending.push(e?);
+                }
+            }
+        }
+        self.apply_commands(&pending).await
+    }
+
+    /// Answer, at this tier, an escalation another node sent up: a command entry that the mesh
+    /// carries down to the event's owner.
+    pub async fn answer_from_above(
+        &self,
+        event: &EntryId,
+        n: u32,
+        answer: Answer,
+        by: String,
+        note: String,
+        who: &Identity,
+    ) -> Result<EntryId, EventError> {
+        if who.role != Role::Operator {
+            return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: answer.name() }.into());
+        }
+        if event.origin == self.inner.node {
+            return Err(EventError::Invalid("this node owns the event: answer it with the event's own escalation endpoint".into()));
+        }
+        check_text("by", &by, MAX_NAME, true)?;
+        check_text("note", &note, MAX_TEXT, false)?;
+        if let Answer::Result { outcome } = &answer {
+            check_text("outcome", outcome, MAX_TEXT, true)?;
+        }
+        if !self.incoming(event.origin.clone())?.iter().any(|(_, e)| &e.event == event && e.n == n) {
+            return Err(EventError::NotFound(format!("escalation {n} of {}", format_id(event))));
+        }
+        let audit = self.audit(who, answer.name(), &format_id(event), &format!("escalation {n} answered by {by}: {note}"));
+        let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source: None };
+        let payload = records::encode(&CommandEntry { event: event.clone(), command }).map_err(codec_error)?;
+        let appended = self
+            .inner
+            .store
+            .commit(vec![Op::Append { kind: Kind::Command, payload }, Op::Append { kind: Kind::Audit, payload: encode(&audit)? }])
+            .await?;
+        Ok(EntryId { origin: self.inner.node.clone(), seq: appended[0].seq })
+    }
+
+    /// Escalations other nodes sent up to this one (from `origin`, or all), newest first, with
+    /// the answers this node has sent back.
+    pub fn incoming_escalations(&self, limit: usize) -> Result<Vec<IncomingEscalation>, EventError> {
+        let mut answers: HashMap<(EntryId, u32), Vec<String>> = HashMap::new();
+        for entry in self.inner.store.entries(Kind::Command, &self.inner.node, 1) {
+            if let Ok(CommandEntry { event, command: EventCommand::EscalationAnswer { n, answer, source: None, .. } }) =
+                records::decode::<CommandEntry>(&entry?.payload)
+            {
+                answers.entry((event, n)).or_default().push(answer.name().to_string());
+            }
+        }
+        let mut out = Vec::new();
+        for (origin, _) in self.inner.store.heads(Kind::Escalation)?.iter() {
+            if origin == &self.inner.node {
+                continue;
+            }
+            for (hlc, e) in self.incoming(origin.clone())? {
+                let sent = answers.remove(&(e.event.clone(), e.n)).unwrap_or_default();
+                out.push(IncomingEscalation { at: hlc, escalation: e, answers_sent: sent });
+            }
+        }
+        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn incoming(&self, origin: NodeId) -> Result<Vec<(Hlc, EscalationEntry)>, EventError> {
+        let mut out = Vec::new();
+        for entry in self.inner.store.entries(Kind::Escalation, &origin, 1) {
+            let entry = entry?;
+            if let Ok(e) = records::decode::<EscalationEntry>(&entry.payload) {
+                out.push((entry.hlc, e));
+            }
+        }
+        Ok(out)
     }
 
     fn audit(&self, who: &Identity, action: &str, subject: &str, why: &str) -> AuditRecord {
@@ -554,8 +705,8 @@ impl Events {
             tracked.push((prev, record.clone()));
             out.push(record);
         }
-        for (window, s) in summaries {
-            ops.push(Op::Put { tree: SUMMARIES_TREE, key: Summary::key(window).to_vec(), value: encode(&s)? });
+        for s in summaries.into_values() {
+            push_summary(&mut ops, &s)?;
         }
         self.inner.store.commit(ops).await?;
         for (prev, record) in &tracked {
@@ -659,6 +810,15 @@ fn check_location(l: &Location) -> Result<(), EventError> {
     if l.lat.is_none() && l.address.is_none() {
         return Err(EventError::Invalid("a location is required: latitude and longitude, or an address".into()));
     }
+    Ok(())
+}
+
+/// Write a window's summary: the state this node reads, and an entry for the tiers above (an
+/// idempotent upsert there: the highest version of each (node, window) wins).
+fn push_summary(ops: &mut Vec<Op>, s: &Summary) -> Result<(), EventError> {
+    let value = encode(s)?;
+    ops.push(Op::Put { tree: SUMMARIES_TREE, key: Summary::key(s.window_start_ms).to_vec(), value: value.clone() });
+    ops.push(Op::Append { kind: Kind::Summary, payload: value });
     Ok(())
 }
 

@@ -41,6 +41,7 @@ pub(super) struct Flusher {
     size_bytes: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
     last_size_poll: Instant,
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// One write, encoded: a value to set, or `None` to remove the key.
@@ -54,6 +55,8 @@ struct Write {
 struct Staged {
     writes: Vec<Write>,
     appended: Vec<Appended>,
+    /// Entries of other origins stored.
+    inserted: usize,
 }
 
 impl Flusher {
@@ -68,6 +71,7 @@ impl Flusher {
         metrics: Metrics,
         size_bytes: Arc<AtomicU64>,
         failed: Arc<AtomicBool>,
+        changed: tokio::sync::watch::Sender<u64>,
     ) -> Result<Flusher, StoreError> {
         let mut hlc = HlcClock::new(MAX_CLOCK_LEAD_MS);
         let mut heads = HashMap::new();
@@ -96,6 +100,7 @@ impl Flusher {
             size_bytes,
             failed,
             last_size_poll: Instant::now(),
+            changed,
         })
     }
 
@@ -141,10 +146,12 @@ impl Flusher {
         let mut high_water: HashMap<Kind, (u64, Hlc, u64)> = HashMap::new();
         let mut waiting = Vec::with_capacity(commits.len());
         let mut op_count = 0usize;
+        let mut stored_entries = 0usize;
         for (ops, reply) in commits {
             match self.stage(ops) {
                 Ok(staged) => {
                     op_count += staged.writes.len();
+                    stored_entries += staged.appended.len() + staged.inserted;
                     for w in staged.writes {
                         let b = batches.entry(w.target).or_default();
                         match w.value {
@@ -181,6 +188,9 @@ impl Flusher {
                 for (reply, appended) in waiting {
                     let _ = reply.send(Ok(appended));
                 }
+                if stored_entries > 0 {
+                    self.changed.send_modify(|n| *n += 1);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "store flush failed; refusing further writes");
@@ -196,7 +206,8 @@ impl Flusher {
     /// Number and encode one commit's appends. Counters move only if the whole commit stages,
     /// so a refused commit leaves no gap in the sequences.
     fn stage(&mut self, ops: Vec<Op>) -> Result<Staged, StoreError> {
-        let mut staged = Staged { writes: Vec::with_capacity(ops.len()), appended: Vec::with_capacity(ops.len()) };
+        let mut staged =
+            Staged { writes: Vec::with_capacity(ops.len()), appended: Vec::with_capacity(ops.len()), inserted: 0 };
         let mut heads = HashMap::new();
         let mut hlc = self.hlc.clone();
         for op in ops {
@@ -217,6 +228,12 @@ impl Flusher {
                     staged.writes.push(Write { target: Target::State(tree), key, value: Some(value) })
                 }
                 Op::Remove { tree, key } => staged.writes.push(Write { target: Target::State(tree), key, value: None }),
+                Op::Insert(entry) => {
+                    let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
+                    let key = keys::entry_key(&entry.origin, entry.seq);
+                    staged.writes.push(Write { target: Target::Entries(entry.kind), key, value: Some(bytes) });
+                    staged.inserted += 1;
+                }
             }
         }
         self.heads.extend(heads);

@@ -34,6 +34,9 @@ pub enum Op {
     Put { tree: &'static str, key: Vec<u8>, value: Vec<u8> },
     /// Remove a key from a named state tree.
     Remove { tree: &'static str, key: Vec<u8> },
+    /// Store an entry another node originated, under its own address. The caller (replication)
+    /// has checked it is the next one from its origin.
+    Insert(Entry),
 }
 
 /// Where an appended entry landed.
@@ -96,6 +99,8 @@ pub struct SweepOutcome {
 
 struct Shared {
     db: sled::Db,
+    /// Bumped after every flush that stored entries, so replication senders wake up.
+    changes: tokio::sync::watch::Receiver<u64>,
     node: NodeId,
     entry_trees: HashMap<Kind, sled::Tree>,
     tx: mpsc::Sender<Job>,
@@ -153,6 +158,7 @@ impl Store {
         metrics.store_size_bytes.set(size_bytes.load(Ordering::Relaxed));
         metrics.store_budget_state.set(config.budget_state(size_bytes.load(Ordering::Relaxed)) as i64);
         let (tx, rx) = mpsc::channel(config.queue_jobs.max(1));
+        let (changed, changes) = tokio::sync::watch::channel(0u64);
         let state = flusher::Flusher::recover(
             db.clone(),
             node.clone(),
@@ -162,6 +168,7 @@ impl Store {
             metrics.clone(),
             size_bytes.clone(),
             failed.clone(),
+            changed,
         )?;
         let handle = std::thread::Builder::new()
             .name(format!("store-flusher-{node}"))
@@ -169,6 +176,7 @@ impl Store {
             .map_err(|e| StoreError::Sled(format!("cannot start the flusher thread: {e}")))?;
         let shared = Shared {
             db,
+            changes,
             node,
             entry_trees,
             tx,
@@ -188,10 +196,22 @@ impl Store {
     /// Make `ops` durable. Resolves once they are on disk, with the `(seq, hlc)` of each
     /// appended entry in order.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<Vec<Appended>, StoreError> {
+        self.submit(ops).await?.await
+    }
+
+    /// Queue `ops` now and return a future that resolves when they are durable. Commits are made
+    /// durable in the order they were queued, so a caller that queues under a lock fixes that
+    /// order without holding the lock through the flush (replication uses this to keep each
+    /// origin's entries contiguous on disk whichever link delivered them).
+    pub async fn submit(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<Appended>, StoreError>> + use<>, StoreError> {
         self.admit(&ops)?;
         let (reply, rx) = oneshot::channel();
         self.shared.tx.send(Job::Commit { ops, reply }).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| self.closed_or_failed())?
+        let this = self.clone();
+        Ok(async move { rx.await.map_err(|_| this.closed_or_failed())? })
     }
 
     /// Refuse writes the disk budget cannot take, before they queue.
@@ -206,6 +226,7 @@ impl Store {
             }
             (Op::Append { kind, .. }, BudgetState::RefusingAll) => Some(kind.as_str()),
             (Op::Put { tree, .. }, BudgetState::RefusingAll) => Some(*tree),
+            (Op::Insert(e), BudgetState::RefusingAll) => Some(e.kind.as_str()),
             _ => None,
         });
         match refused {
@@ -227,6 +248,38 @@ impl Store {
         } else {
             StoreError::Closed
         }
+    }
+
+    /// A receiver that changes after every flush that stored entries (appended or inserted).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.clone()
+    }
+
+    /// For each origin, the highest sequence of `kind` stored. Entries of one origin are stored
+    /// in sequence order with nothing skipped (the flusher numbers our own; replication inserts
+    /// only the next one of each origin, in order), so this is a version vector. One seek per
+    /// origin, however many entries each has.
+    pub fn heads(&self, kind: Kind) -> Result<proto::VersionVector, StoreError> {
+        let tree = &self.shared.entry_trees[&kind];
+        let mut vv = proto::VersionVector::new();
+        let mut from: Vec<u8> = vec![1];
+        while let Some((key, _)) = tree.range(from.clone()..).next().transpose()? {
+            let len = key[0] as usize;
+            let Some(origin) = key.get(1..1 + len).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| NodeId::new(s).ok()) else {
+                return Err(StoreError::Corrupt { tree: entry_tree_name(kind), detail: format!("bad key {key:?}") });
+            };
+            let prefix = keys::origin_prefix(&origin);
+            if let Some((last, _)) = tree.scan_prefix(&prefix).next_back().transpose()? {
+                if let Some(seq) = keys::seq_of(&last) {
+                    vv.raise(&origin, seq);
+                }
+            }
+            // The smallest key after every key with this prefix.
+            from = prefix;
+            from.push(0xff);
+            from.extend_from_slice(&[0xff; 8]);
+        }
+        Ok(vv)
     }
 
     /// Last measured size on disk (refreshed by the flusher about once a second).

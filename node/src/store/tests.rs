@@ -1,4 +1,5 @@
 use super::*;
+use proto::Entry;
 use crate::clock::{ManualClock, SharedClock};
 use std::sync::Arc;
 
@@ -173,4 +174,38 @@ async fn an_oversized_entry_is_refused_without_leaving_a_gap() {
     assert!(matches!(err, StoreError::Codec(_)));
     let next = store.commit(vec![append(Kind::Alert, b"next")]).await.unwrap();
     assert_eq!(next[0].seq, 1, "the refused commit used no sequence numbers");
+}
+
+#[tokio::test]
+async fn foreign_entries_are_stored_under_their_origin_and_heads_list_every_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Arc::new(ManualClock::new(1)), StoreConfig::default());
+    let mut changes = store.changes();
+    let other = |id: &str, seq| Entry {
+        origin: NodeId::new(id).unwrap(),
+        seq,
+        hlc: proto::Hlc::new(seq, 0),
+        kind: Kind::Alert,
+        payload: vec![seq as u8],
+    };
+    store
+        .commit(vec![
+            Op::Insert(other("town-b", 1)),
+            Op::Insert(other("town-b", 2)),
+            Op::Insert(other("a", 1)),
+            append(Kind::Alert, b"mine"),
+        ])
+        .await
+        .unwrap();
+    assert!(changes.has_changed().unwrap(), "a flush that stored entries wakes replication");
+    changes.mark_unchanged();
+    let heads = store.heads(Kind::Alert).unwrap();
+    assert_eq!(heads.get(&NodeId::new("town-b").unwrap()), 2);
+    assert_eq!(heads.get(&NodeId::new("a").unwrap()), 1);
+    assert_eq!(heads.get(&node()), 1);
+    assert_eq!(heads.len(), 3);
+    assert_eq!(store.entry(Kind::Alert, &NodeId::new("town-b").unwrap(), 2).unwrap().unwrap(), other("town-b", 2));
+    assert!(store.heads(Kind::Audit).unwrap().is_empty());
+    store.commit(vec![Op::Put { tree: "state/x", key: b"k".to_vec(), value: b"v".to_vec() }]).await.unwrap();
+    assert!(!changes.has_changed().unwrap(), "state-only flushes do not");
 }

@@ -1,0 +1,19 @@
+//! The store as seen by a replication sender.
+
+use super::sync::Holdings;
+use crate::store::{Store, StoreError};
+use proto::{Entry, Kind, NodeId, VersionVector};
+
+pub struct StoreHoldings<'a>(pub &'a Store);
+
+impl Holdings for StoreHoldings<'_> {
+    type Error = StoreError;
+
+    fn heads(&self, kind: Kind) -> Result<VersionVector, StoreError> {
+        self.0.heads(kind)
+    }
+
+    fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, StoreError> {
+        self.0.entries(kind, origin, from_seq).take(max).collect()
+    }
+}

@@ -1,0 +1,226 @@
+//! Replication without I/O: what to send a peer, and what to accept from one.
+//!
+//! Each direction of a link has a sender ([`Outbound`]) and a receiver. The receiver opens with
+//! its version vectors ([`SyncMsg::Want`]); the sender streams, kind by kind in priority order
+//! and origin by origin in sequence order, every entry the receiver lacks, keeping at most a
+//! window of batches unacknowledged; the receiver acknowledges each batch once it is durable.
+//! Nothing is "delivered" until acknowledged: after a reconnect the receiver's new `Want` says
+//! exactly where to resume, so the sender keeps no cursor of its own that could be lost.
+//!
+//! [`Replica`] is the receiving node's one view of what it holds, shared by all its links, so
+//! an entry arriving by two paths is applied once.
+
+use proto::authz::{self, Direction, Refusal};
+use proto::wire::{SyncMsg, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
+use proto::{Entry, Kind, NodeId, VersionVector};
+use std::collections::{HashMap, VecDeque};
+
+/// What a node holds, as the sender reads it.
+pub trait Holdings {
+    type Error: std::fmt::Display;
+    /// For each origin, the highest sequence of `kind` held.
+    fn heads(&self, kind: Kind) -> Result<VersionVector, Self::Error>;
+    /// Up to `max` entries of `kind` from `origin`, starting at `from_seq`, in order.
+    fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, Self::Error>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("acknowledgement for batch {got}, expected {expected:?}")]
+    UnexpectedAck { got: u64, expected: Option<u64> },
+    #[error("peer sent {0} where it should not")]
+    Unexpected(&'static str),
+    #[error("cannot read entries to send: {0}")]
+    Read(String),
+}
+
+struct InFlight {
+    id: u64,
+    /// The highest sequence sent per (kind, origin) in this batch.
+    heads: Vec<(Kind, NodeId, u64)>,
+}
+
+/// The sending half of one link direction.
+pub struct Outbound {
+    kinds: Vec<Kind>,
+    /// Whether entries of this origin may be offered on this link (going up: only our subtree's).
+    origin_ok: Box<dyn Fn(&NodeId) -> bool + Send + Sync>,
+    acked: HashMap<Kind, VersionVector>,
+    sent: HashMap<Kind, VersionVector>,
+    in_flight: VecDeque<InFlight>,
+    next_id: u64,
+    window: usize,
+    ready: bool,
+}
+
+impl Outbound {
+    /// A sender of the kinds that travel `dir`, offering only origins `origin_ok` accepts, with
+    /// at most `window` batches unacknowledged.
+    pub fn new(dir: Direction, window: usize, origin_ok: impl Fn(&NodeId) -> bool + Send + Sync + 'static) -> Outbound {
+        Outbound {
+            kinds: authz::priority(dir).collect(),
+            origin_ok: Box::new(origin_ok),
+            acked: HashMap::new(),
+            sent: HashMap::new(),
+            in_flight: VecDeque::new(),
+            next_id: 1,
+            window: window.max(1),
+            ready: false,
+        }
+    }
+
+    /// The receiver said what it holds: (re)start from there.
+    pub fn on_want(&mut self, heads: Vec<(Kind, VersionVector)>) {
+        self.acked = heads.into_iter().filter(|(k, _)| self.kinds.contains(k)).collect();
+        self.sent = self.acked.clone();
+        self.in_flight.clear();
+        self.ready = true;
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Whether the window has room for another batch.
+    pub fn can_send(&self) -> bool {
+        self.ready && self.in_flight.len() < self.window
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The next batch of entries the receiver lacks, most urgent kinds first; `None` when
+    /// there is nothing to send or the window is full.
+    pub fn next_batch<H: Holdings>(&mut self, src: &H) -> Result<Option<SyncMsg>, ProtocolError> {
+        if !self.can_send() {
+            return Ok(None);
+        }
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        let mut heads = Vec::new();
+        'kinds: for &kind in &self.kinds {
+            let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
+            let sent = self.sent.entry(kind).or_default();
+            for (origin, head) in held.iter() {
+                let from = sent.get(origin) + 1;
+                if from > head || !(self.origin_ok)(origin) {
+                    continue;
+                }
+                let room = MAX_BATCH_ENTRIES - entries.len();
+                let got = src.read(kind, origin, from, room).map_err(|e| ProtocolError::Read(e.to_string()))?;
+                let mut last = None;
+                for e in got {
+                    // Stop at a hole rather than send past it: the receiver could not apply it.
+                    if e.seq != last.map_or(from, |l| l + 1) {
+                        break;
+                    }
+                    bytes += e.payload.len() + e.origin.as_str().len() + 32;
+                    last = Some(e.seq);
+                    entries.push(e);
+                    if bytes >= MAX_BATCH_BYTES {
+                        break;
+                    }
+                }
+                if let Some(l) = last {
+                    sent.raise(origin, l);
+                    heads.push((kind, origin.clone(), l));
+                }
+                if entries.len() >= MAX_BATCH_ENTRIES || bytes >= MAX_BATCH_BYTES {
+                    break 'kinds;
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight.push_back(InFlight { id, heads });
+        Ok(Some(SyncMsg::Batch { id, entries }))
+    }
+
+    /// The receiver made batch `id` durable. Batches are acknowledged in order.
+    pub fn on_ack(&mut self, id: u64) -> Result<(), ProtocolError> {
+        match self.in_flight.front() {
+            Some(f) if f.id == id => {
+                let f = self.in_flight.pop_front().expect("front exists");
+                for (kind, origin, seq) in f.heads {
+                    self.acked.entry(kind).or_default().raise(&origin, seq);
+                }
+                Ok(())
+            }
+            other => Err(ProtocolError::UnexpectedAck { got: id, expected: other.map(|f| f.id) }),
+        }
+    }
+
+    /// Entries held that the receiver has not acknowledged: the link's backlog.
+    pub fn backlog<H: Holdings>(&self, src: &H) -> Result<u64, ProtocolError> {
+        let mut n = 0;
+        for &kind in &self.kinds {
+            let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
+            let acked = self.acked.get(&kind);
+            for (origin, head) in held.iter().filter(|(o, _)| (self.origin_ok)(o)) {
+                n += head.saturating_sub(acked.map_or(0, |a| a.get(origin)));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// What a node holds of every kind that travels, shared by all its links.
+pub struct Replica {
+    me: NodeId,
+    heads: HashMap<Kind, VersionVector>,
+}
+
+/// The verdict on one received entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// New and next in line: store it.
+    Accept,
+    /// Already held (or our own): drop it silently.
+    Duplicate,
+    /// Not contiguous with what we hold; the sender will resend after the next `Want`.
+    Gap,
+    /// Not allowed: count and audit it.
+    Refuse(Refusal),
+}
+
+impl Replica {
+    pub fn new(me: NodeId, heads: HashMap<Kind, VersionVector>) -> Replica {
+        Replica { me, heads }
+    }
+
+    /// What we hold of the kinds that travel `dir`, for a `Want`.
+    pub fn want(&self, dir: Direction) -> SyncMsg {
+        let heads = authz::priority(dir).map(|k| (k, self.heads.get(&k).cloned().unwrap_or_default())).collect();
+        SyncMsg::Want { heads }
+    }
+
+    /// Judge one entry a sender sent; `authorize` applies the topology rules
+    /// (see [`proto::authz::check`]). An accepted entry advances the heads at once: the caller
+    /// must queue it for storage before judging anything else (see the link's receive loop).
+    pub fn judge(&mut self, e: &Entry, authorize: impl Fn(&Entry) -> Result<(), Refusal>) -> Verdict {
+        if let Err(r) = authorize(e) {
+            return Verdict::Refuse(r);
+        }
+        if e.origin == self.me {
+            return Verdict::Duplicate;
+        }
+        match self.heads.entry(e.kind).or_default().offer(&e.origin, e.seq) {
+            proto::vv::Offer::Next => Verdict::Accept,
+            proto::vv::Offer::Duplicate => Verdict::Duplicate,
+            proto::vv::Offer::Gap { .. } => Verdict::Gap,
+        }
+    }
+
+    /// Raise our own origin's head (our own appends, which the flusher numbers).
+    pub fn set_own(&mut self, kind: Kind, seq: u64) {
+        let me = self.me.clone();
+        self.heads.entry(kind).or_default().raise(&me, seq);
+    }
+}
+
+#[cfg(test)]
+mod tests;
