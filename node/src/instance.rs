@@ -12,6 +12,7 @@ use crate::feeds::camera::CameraHealth;
 use crate::feeds::sinks::{CameraFeed, CheckpointFeed, JsonFeed};
 use crate::feeds::{http_ingest, tcp_json};
 use crate::ingest::{Ingest, WatchlistHandle};
+use crate::mesh::{Mesh, MeshParts};
 use crate::metrics::Metrics;
 use crate::rules::{fence, watchlist};
 use crate::store::Store;
@@ -37,12 +38,16 @@ pub struct Parts {
     pub registry: Arc<Registry>,
     /// API tokens and Open311 keys (the config's, plus whatever the builder added).
     pub credentials: Credentials,
+    /// The mesh endpoint's socket, runtime, certificate and topology; `None` for a node that
+    /// works alone.
+    pub mesh: Option<MeshParts>,
 }
 
 /// Where each listener actually bound (ports given as 0 are chosen by the OS).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Addresses {
     pub http: Option<SocketAddr>,
+    pub mesh: Option<SocketAddr>,
     pub feeds: BTreeMap<String, BTreeMap<&'static str, SocketAddr>>,
 }
 
@@ -51,6 +56,7 @@ pub struct RunningNode {
     pub addresses: Addresses,
     pub ingest: Ingest,
     pub events: Events,
+    pub mesh: Option<Mesh>,
     tasks: JoinSet<()>,
 }
 
@@ -66,11 +72,16 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot open the event desk: {0}")]
     Events(#[from] crate::events::EventError),
+    #[error("cannot join the mesh: {0}")]
+    Mesh(#[from] crate::mesh::MeshError),
 }
 
 impl RunningNode {
     /// Stop every listener and background task. Anything already acknowledged is on disk.
     pub async fn stop(mut self) {
+        if let Some(m) = &self.mesh {
+            m.close();
+        }
         self.tasks.shutdown().await;
     }
 }
@@ -80,7 +91,7 @@ async fn bind_tcp(what: String, addr: SocketAddr) -> Result<TcpListener, StartEr
 }
 
 pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, StartError> {
-    let Parts { clock, store, metrics, registry, credentials } = parts;
+    let Parts { clock, store, metrics, registry, credentials, mesh } = parts;
     let mut tasks = JoinSet::new();
     let mut addresses = Addresses::default();
 
@@ -164,10 +175,24 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     tasks.spawn(follow_alerts(events.clone(), ingest.alert_signal()));
     tasks.spawn(watch_deadlines(events.clone()));
 
+    let mesh = match mesh {
+        Some(parts) => {
+            let (mesh, applied) = Mesh::start(parts, store.clone(), clock.clone(), metrics.clone(), &mut tasks)?;
+            addresses.mesh = mesh.local_addr();
+            tasks.spawn(apply_replicated(applied, events.clone()));
+            Some(mesh)
+        }
+        None => None,
+    };
+
     let http = bind_tcp("the HTTP server".into(), config.http.listen).await?;
     addresses.http = Some(http.local_addr().unwrap_or(config.http.listen));
-    let api =
-        api::router(ApiState { events: events.clone(), ingest: ingest.clone(), credentials: Arc::new(credentials) });
+    let api = api::router(ApiState {
+        events: events.clone(),
+        ingest: ingest.clone(),
+        credentials: Arc::new(credentials),
+        mesh: mesh.clone(),
+    });
     let ops = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok" }))
@@ -176,7 +201,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
 
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
 
-    Ok(RunningNode { addresses, ingest, events, tasks })
+    Ok(RunningNode { addresses, ingest, events, mesh, tasks })
 }
 
 /// Start a JSON feed's listeners (TCP JSON lines and/or HTTP batches); returns where they bound.
@@ -227,6 +252,15 @@ async fn follow_alerts(events: Events, signal: Arc<tokio::sync::Notify>) {
             tracing::error!(error = %e, "alerts not turned into events; retrying");
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), signal.notified()).await;
+    }
+}
+
+/// Apply what the mesh delivered and made durable: answers to this node's escalations.
+async fn apply_replicated(mut applied: tokio::sync::mpsc::Receiver<Vec<proto::Entry>>, events: Events) {
+    while let Some(entries) = applied.recv().await {
+        if let Err(e) = events.apply_commands(&entries).await {
+            tracing::error!(error = %e, "replicated answers not applied; they will be at the next start");
+        }
     }
 }
 

@@ -142,7 +142,11 @@ impl Metrics {
         );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
-        r.register("link_state", "Mesh link state: 0 up, 1 catching up, 2 degraded, 3 partitioned", m.link_state.clone());
+        r.register(
+            "link_state",
+            "Mesh link state: 0 up, 1 catching up, 2 degraded, 3 partitioned",
+            m.link_state.clone(),
+        );
         r.register("mesh_entries_sent", "Entries sent to a peer", m.mesh_entries_sent.clone());
         r.register("mesh_bytes_sent", "Bytes of sync frames sent to a peer", m.mesh_bytes_sent.clone());
         r.register("mesh_entries_received", "Entries received from a peer", m.mesh_entries_received.clone());

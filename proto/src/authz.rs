@@ -108,7 +108,10 @@ mod tests {
         assert!(travels(Kind::Command, Direction::Down) && !travels(Kind::Command, Direction::Up));
         assert!(travels(Kind::Watchlist, Direction::Up) && travels(Kind::Watchlist, Direction::Down));
         assert!(!travels(Kind::Detection, Direction::Up) && !travels(Kind::Event, Direction::Down));
-        assert_eq!(priority(Direction::Up).collect::<Vec<_>>(), [Kind::Alert, Kind::Escalation, Kind::Watchlist, Kind::Summary, Kind::Audit]);
+        assert_eq!(
+            priority(Direction::Up).collect::<Vec<_>>(),
+            [Kind::Alert, Kind::Escalation, Kind::Watchlist, Kind::Summary, Kind::Audit]
+        );
         assert_eq!(priority(Direction::Down).collect::<Vec<_>>(), [Kind::Command, Kind::Watchlist]);
     }
 

@@ -130,9 +130,11 @@ pub fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Code
     Ok(value)
 }
 
-fn frame_config(
-) -> bincode::config::Configuration<bincode::config::BigEndian, bincode::config::Varint, bincode::config::Limit<MAX_FRAME_BYTES>>
-{
+fn frame_config() -> bincode::config::Configuration<
+    bincode::config::BigEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_BYTES>,
+> {
     bincode::config::standard().with_big_endian().with_limit::<MAX_FRAME_BYTES>()
 }
 

@@ -84,9 +84,12 @@ fn to_json_schema(v: &Value) -> Value {
             let mut out: serde_json::Map<String, Value> =
                 m.iter().map(|(k, v)| (k.clone(), to_json_schema(v))).collect();
             if out.remove("nullable") == Some(Value::Bool(true)) {
-                if let Some(t) = out.get("type").cloned() {
-                    out.insert("type".into(), json!([t, "null"]));
+                if !out.contains_key("type") {
+                    // `allOf: [{$ref}]` made nullable.
+                    return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
                 }
+                let t = out["type"].clone();
+                out.insert("type".into(), json!([t, "null"]));
                 if let Some(Value::Array(e)) = out.get_mut("enum") {
                     e.push(Value::Null);
                 }
@@ -366,6 +369,7 @@ fn every_documented_operation_is_served_and_every_example_works() {
     for (template, item) in served.as_object().unwrap() {
         let path = template
             .replace("{id}", &id)
+            .replace("{event}", &id)
             .replace("{n}", "1")
             .replace("{mmsi}", &MMSI.to_string())
             .replace("{service_code}", "hazard")
@@ -473,6 +477,24 @@ fn form_encode(fields: &Value) -> String {
         .map(|(k, v)| format!("{}={}", encode(k), encode(&v.as_str().map_or_else(|| v.to_string(), str::to_string))))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+#[test]
+fn mesh_and_watchlist_endpoints_answer_on_a_node_without_links() {
+    let (_dir, _config, node, api) = started("");
+    assert_eq!(api.read(GW1, "/api/v1/links"), json!({ "mesh": false, "links": [] }));
+    assert_eq!(api.read(AUD, "/api/v1/escalations"), json!({ "escalations": [] }));
+    api.refused(api.get(GW1, "/api/v1/escalations"), 403, "forbidden");
+    let own = id_of(&api.report(OP, "other", "an event of this node"));
+    let ack = json!({"answer": "acknowledge", "by": "county-roads-bureau"});
+    let msg = api.refused(api.post(OP, &format!("/api/v1/escalations/{own}/1/answers"), &ack), 400, "bad_request");
+    assert!(msg.contains("this node owns the event"), "{msg}");
+    api.refused(api.post(OP, "/api/v1/escalations/town-b:7/1/answers", &ack), 404, "not_found");
+    api.refused(api.post(GW1, "/api/v1/escalations/town-b:7/1/answers", &ack), 403, "forbidden");
+    // Watchlist editing needs the mesh's lists: 200 where the node has them, 503 where not.
+    let r = api.get(OP, "/api/v1/watchlist");
+    assert!(r.status == 200 || r.status == 503, "{}", r.body);
+    node.terminate();
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/vessels/{mmsi}", get(vessel))
         .route("/api/v1/hits", get(hits))
         .route("/api/v1/summaries", get(summaries))
+        .route("/api/v1/links", get(links))
+        .route("/api/v1/escalations", get(incoming))
+        .route("/api/v1/escalations/{event}/{n}/answers", post(answer_from_above))
 }
 
 fn event_id(s: &str) -> Result<EntryId> {
@@ -200,15 +203,19 @@ async fn answer(
     let id = event_id(&id)?;
     let n: u32 = n.parse().map_err(|_| ApiError::bad_request(format!("{n:?} is not an escalation number")))?;
     let b = body(b)?;
-    let answer = match b.answer.as_str() {
-        "acknowledge" => Answer::Acknowledge,
-        "result" => {
-            Answer::Result { outcome: b.outcome.ok_or_else(|| ApiError::bad_request("a result needs an outcome"))? }
-        }
-        other => return Err(ApiError::bad_request(format!("answer {other:?} is not acknowledge or result"))),
-    };
+    let answer = parse_answer(&b)?;
     let e = s.events.answer(&id, n, answer, b.by, b.note, &who).await?;
     Ok(Json((&e).into()))
+}
+
+fn parse_answer(b: &AnswerBody) -> Result<Answer> {
+    match b.answer.as_str() {
+        "acknowledge" => Ok(Answer::Acknowledge),
+        "result" => Ok(Answer::Result {
+            outcome: b.outcome.clone().ok_or_else(|| ApiError::bad_request("a result needs an outcome"))?,
+        }),
+        other => Err(ApiError::bad_request(format!("answer {other:?} is not acknowledge or result"))),
+    }
 }
 
 async fn overdue(State(s): State<ApiState>, Caller(_): Caller) -> Result<Json<Value>> {
@@ -297,4 +304,56 @@ async fn summaries(
     let from = parse(q.from, now.saturating_sub(86_400_000))?;
     let to = parse(q.to, now)?;
     Ok(Json(json!({ "summaries": s.events.summaries(from, to)? })))
+}
+
+/// The mesh links and their states.
+async fn links(State(s): State<ApiState>, Caller(_): Caller) -> Json<Value> {
+    let links = s.mesh.as_ref().map(|m| m.links()).unwrap_or_default();
+    Json(json!({ "mesh": s.mesh.is_some(), "links": links }))
+}
+
+/// Escalations sent up to this node by the nodes below it.
+async fn incoming(State(s): State<ApiState>, Caller(who): Caller) -> Result<Json<Value>> {
+    if who.role == Role::GridWorker {
+        return Err(ApiError::forbidden("escalations from other nodes are for operators and auditors"));
+    }
+    let list: Vec<Value> = s
+        .events
+        .incoming_escalations(MAX_PAGE)?
+        .into_iter()
+        .map(|i| {
+            let e = &i.escalation;
+            json!({
+                "event": format_id(&e.event),
+                "n": e.n,
+                "department": e.department,
+                "tier": e.tier.as_str(),
+                "reason": e.reason,
+                "by": e.actor,
+                "at": super::time::rfc3339(i.at.wall_ms),
+                "category": e.category,
+                "description": e.description,
+                "lat": e.location.lat,
+                "lon": e.location.lon,
+                "address": e.location.address,
+                "answers_sent": i.answers_sent,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "escalations": list })))
+}
+
+/// Answer, at this tier, an escalation a node below sent up; the answer travels down to it.
+async fn answer_from_above(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    Path((event, n)): Path<(String, String)>,
+    b: JsonBody<AnswerBody>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let event = event_id(&event)?;
+    let n: u32 = n.parse().map_err(|_| ApiError::bad_request(format!("{n:?} is not an escalation number")))?;
+    let b = body(b)?;
+    let answer = parse_answer(&b)?;
+    let command = s.events.answer_from_above(&event, n, answer, b.by, b.note, &who).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "command": format_id(&command), "event": format_id(&event), "n": n }))))
 }

@@ -33,6 +33,8 @@ pub struct ApiState {
     pub events: Events,
     pub ingest: Ingest,
     pub credentials: Arc<Credentials>,
+    /// `None` on a node without mesh links.
+    pub mesh: Option<crate::mesh::Mesh>,
 }
 
 /// The caller, from a valid bearer token.

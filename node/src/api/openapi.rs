@@ -289,14 +289,37 @@ mod tests {
 
     #[test]
     fn documents_exactly_the_routes_the_node_serves() {
-        let api = include_str!("mod.rs");
-        assert!(api.contains(".merge(events::routes())"), "api::router changed: update this test");
-        assert!(api.contains(".nest(\"/open311/v2\", open311::routes())"), "api::router changed: update this test");
-        assert!(!api.contains(".route_service("), "api::router changed: update this test");
-        let mut served = routes_in(include_str!("events.rs"), "");
-        served.extend(routes_in(include_str!("open311.rs"), "/open311/v2"));
-        served.extend(routes_in(api, ""));
-        served.extend(routes_in(include_str!("../instance.rs"), ""));
+        // The router and every module it merges or nests, read from the source tree.
+        let source = |file: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(file);
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let api = source("api/mod.rs");
+        let start = api.find("pub fn router(").expect("api::router");
+        let router = &api[start..start + api[start..].find("\n}\n").expect("end of api::router")];
+        assert!(!router.contains(".route_service(") && !router.contains(".nest_service("), "update this test");
+        let mut served = routes_in(router, "");
+        let mut modules = 0;
+        for (at, _) in router.match_indices(".merge(").chain(router.match_indices(".nest(")) {
+            let call = &router[at..at + router[at..].find(")\n").expect("one call a line")];
+            let prefix = call.split('"').nth(1).filter(|_| call.starts_with(".nest(")).unwrap_or("");
+            let module = call
+                .rsplit_once("::routes(")
+                .and_then(|(m, _)| m.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next())
+                .unwrap_or_else(|| panic!("cannot follow {call}: update this test"));
+            let text = ["", "/mod"]
+                .iter()
+                .find_map(|tail| {
+                    let path =
+                        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/api/{module}{tail}.rs"));
+                    std::fs::read_to_string(path).ok()
+                })
+                .unwrap_or_else(|| panic!("no source for api::{module}"));
+            served.extend(routes_in(&text, prefix));
+            modules += 1;
+        }
+        assert!(modules >= 2, "{router}");
+        served.extend(routes_in(&source("instance.rs"), ""));
         for expected in ["/api/v1/events", "/openapi.json", "/metrics", "/healthz"] {
             assert!(served.iter().any(|(_, p)| p == expected), "the source scan missed {expected}: {served:?}");
         }

@@ -289,7 +289,8 @@ mod tests {
         credentials.add_token(OP, Identity { name: "op-li".into(), role: Role::Operator });
         credentials.add_token(AUD, Identity { name: "aud-wu".into(), role: Role::Auditor });
         credentials.add_token(WORKER, Identity { name: "worker-7".into(), role: Role::GridWorker });
-        let mut router = super::super::router(ApiState { events, ingest, credentials: Arc::new(credentials) });
+        let mut router =
+            super::super::router(ApiState { events, ingest, credentials: Arc::new(credentials), mesh: None });
         if with_lists {
             router = router.layer(axum::Extension(lists));
         }
@@ -324,12 +325,12 @@ mod tests {
     #[tokio::test]
     async fn operators_add_list_and_remove_with_audit() {
         let s = serve(true).await;
-        let add = r#"{"kind":"plate","subject":"ab-123","list":"stolen","reason":"reported stolen","expires":"2027-01-15T08:00:00Z"}"#;
+        let add = r#"{"kind":"plate","subject":"ab-123","list":"stolen","reason":"reported stolen","expires":"2027-06-01T08:00:00Z"}"#;
         let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(add)).await;
         assert_eq!(status, 201, "{v}");
         assert_eq!((v["subject"].as_str(), v["source"].as_str()), (Some("AB123"), Some("mesh")));
         assert_eq!(v["tag"], "town-a:1");
-        assert_eq!(v["expires"], "2027-01-15T08:00:00Z");
+        assert_eq!(v["expires"], "2027-06-01T08:00:00Z");
         assert!(s.handle.current().check_plate("AB 123", T0).is_some(), "published to ingest");
         let vessel = r#"{"kind":"mmsi","subject":"012345678","list":"sanctioned","reason":"port state order"}"#;
         assert_eq!(call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(vessel)).await.0, 201);

@@ -7,6 +7,9 @@ use node::clock::{SharedClock, SystemClock};
 use node::config::NodeConfig;
 use node::events::{Change, Identity};
 use node::instance::{self, Parts};
+use node::mesh::tls::MeshIdentity;
+use node::mesh::topology::Topology;
+use node::mesh::{LinkSettings, MeshParts};
 use node::metrics::Metrics;
 use node::records::{Alert, AuditRecord, Detection};
 use node::store::Store;
@@ -163,7 +166,8 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
         let metrics = Metrics::register(&mut registry);
         let store = open_store(&config, clock.clone(), metrics.clone())?;
         let credentials = credentials(&config, open311_api_keys)?;
-        let parts = Parts { clock, store: store.clone(), metrics, registry: Arc::new(registry), credentials };
+        let mesh = mesh_parts(&config)?;
+        let parts = Parts { clock, store: store.clone(), metrics, registry: Arc::new(registry), credentials, mesh };
         let running = instance::start(&config, parts).await.map_err(|e| e.to_string())?;
         write_addresses(&config.data_dir, &running.addresses)?;
         tracing::info!(node = %config.node.id, role = %config.node.role, addresses = ?running.addresses, "node ready");
@@ -173,6 +177,20 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// The mesh endpoint from `[mesh]`: a real UDP socket, tokio's runtime, the certificate files
+/// and the topology.
+fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
+    let Some(m) = &config.mesh else { return Ok(None) };
+    let identity = MeshIdentity::load(&m.ca, &m.cert, &m.key).map_err(|e| e.to_string())?;
+    let topology = Topology::load(&m.topology).map_err(|e| format!("topology {}: {e}", m.topology.display()))?;
+    let socket = std::net::UdpSocket::bind(m.listen)
+        .map_err(|e| format!("cannot bind the mesh endpoint to {}: {e}", m.listen))?;
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let socket = runtime.wrap_udp_socket(socket).map_err(|e| format!("mesh socket: {e}"))?;
+    let settings = LinkSettings { window: m.window, max_bytes_per_sec: m.max_bytes_per_sec };
+    Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings }))
 }
 
 /// `listening.json` in the data dir says where every listener bound, for tools and tests that

@@ -372,7 +372,8 @@ impl Events {
             );
         }
         let audit = self.audit(who, answer.name(), &format_id(id), &format!("escalation {n} answered by {by}: {note}"));
-        let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source: None };
+        let command =
+            EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source: None };
         let change = Change::Command(CommandEntry { event: id.clone(), command });
         let mut out = self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
         Ok(out.remove(0))
@@ -526,7 +527,12 @@ impl Events {
                 continue;
             }
             let who = Identity { name: format!("node:{}", entry.origin), role: Role::Operator };
-            let audit = self.audit(&who, answer.name(), &format_id(&event), &format!("escalation {n} answered by {by} over the mesh"));
+            let audit = self.audit(
+                &who,
+                answer.name(),
+                &format_id(&event),
+                &format!("escalation {n} answered by {by} over the mesh"),
+            );
             let source = Some(entry.id());
             let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source };
             let change = Change::Command(CommandEntry { event, command });
@@ -574,7 +580,9 @@ impl Events {
             return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: answer.name() }.into());
         }
         if event.origin == self.inner.node {
-            return Err(EventError::Invalid("this node owns the event: answer it with the event's own escalation endpoint".into()));
+            return Err(EventError::Invalid(
+                "this node owns the event: answer it with the event's own escalation endpoint".into(),
+            ));
         }
         check_text("by", &by, MAX_NAME, true)?;
         check_text("note", &note, MAX_TEXT, false)?;
@@ -584,13 +592,18 @@ impl Events {
         if !self.incoming(event.origin.clone())?.iter().any(|(_, e)| &e.event == event && e.n == n) {
             return Err(EventError::NotFound(format!("escalation {n} of {}", format_id(event))));
         }
-        let audit = self.audit(who, answer.name(), &format_id(event), &format!("escalation {n} answered by {by}: {note}"));
-        let command = EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source: None };
+        let audit =
+            self.audit(who, answer.name(), &format_id(event), &format!("escalation {n} answered by {by}: {note}"));
+        let command =
+            EventCommand::EscalationAnswer { n, answer, by, note, entered_by: who.name.clone(), source: None };
         let payload = records::encode(&CommandEntry { event: event.clone(), command }).map_err(codec_error)?;
         let appended = self
             .inner
             .store
-            .commit(vec![Op::Append { kind: Kind::Command, payload }, Op::Append { kind: Kind::Audit, payload: encode(&audit)? }])
+            .commit(vec![
+                Op::Append { kind: Kind::Command, payload },
+                Op::Append { kind: Kind::Audit, payload: encode(&audit)? },
+            ])
             .await?;
         Ok(EntryId { origin: self.inner.node.clone(), seq: appended[0].seq })
     }
@@ -616,7 +629,7 @@ impl Events {
                 out.push(IncomingEscalation { at: hlc, escalation: e, answers_sent: sent });
             }
         }
-        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.sort_by_key(|e| std::cmp::Reverse(e.at));
         out.truncate(limit);
         Ok(out)
     }

@@ -149,7 +149,7 @@ impl ElementKey {
     pub fn cursor(&self) -> String {
         let mut raw = Vec::with_capacity(self.list.len() + 24);
         match &self.subject {
-            Subject::Mmsi(m) => raw.extend_from_slice(format!("m{m:09}").as_bytes()),
+            Subject::Mmsi(m) => raw.extend_from_slice(format!("v{m:09}").as_bytes()),
             Subject::Plate(p) => {
                 raw.push(b'p');
                 raw.extend_from_slice(p.as_bytes());
@@ -172,7 +172,7 @@ impl ElementKey {
         let text = String::from_utf8(raw).ok()?;
         let (subject, list) = text.split_once('\u{1f}')?;
         let subject = match subject.as_bytes().first()? {
-            b'm' => Subject::Mmsi(subject.get(1..)?.parse().ok()?),
+            b'v' => Subject::Mmsi(subject.get(1..)?.parse().ok()?),
             b'p' => Subject::Plate(subject.get(1..)?.to_owned()),
             _ => return None,
         };

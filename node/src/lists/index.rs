@@ -10,6 +10,15 @@
 //! still holds the spare from before the previous edit, one full copy of the index (counted in
 //! [`PublishStats::copies`]). Memory: two copies of the index.
 //!
+//! Measured with a 100,000-entry file (release build, `lists::tests::edits_stay_cheap_with_a_large_file`):
+//! an edit (apply + publish) takes 4 to 10 µs; an edit that must copy the index because a
+//! reader still holds the spare takes 23 to 35 ms; opening (replay, patch, first copy) 30 to
+//! 100 ms; one API page of 50 entries about 4 ms (a scan of the index).
+//!
+//! The publisher must be the only writer of the handle once [`Lists::open`](super::Lists::open)
+//! has run: a `replace` from elsewhere would be overwritten by the next publish. Reloading the
+//! file at run time would have to go through the lists (rebuild with the new base).
+//!
 //! File entries are not in the CRDT. For each element the CRDT knows, the file's entry (if any)
 //! is captured from the index the first time the element is touched, before anything is patched
 //! over it, and kept while the element stays in the CRDT. The entry published for an element is

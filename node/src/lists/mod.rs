@@ -367,7 +367,7 @@ impl Lists {
                 report.malformed += 1;
                 continue;
             }
-            let op = decode(&entry).and_then(|op| Ok((op.validate().map_err(invalid)?, op)));
+            let op = decode(entry).and_then(|op| Ok((op.validate().map_err(invalid)?, op)));
             let applied = op.and_then(|(key, op)| {
                 let changed = st.apply(&entry.id(), entry.hlc.wall_ms, &key, &op).map_err(invalid)?;
                 touched.push(key);

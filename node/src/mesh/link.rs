@@ -40,8 +40,6 @@ pub enum SessionError {
     Protocol(#[from] ProtocolError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("stream: {0}")]
-    Stream(String),
 }
 
 impl Inner {
@@ -359,7 +357,8 @@ impl Inner {
                     return;
                 }
                 // A new connection from a child replaces its old one.
-                let old = inner.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.id.clone(), conn.clone());
+                let old =
+                    inner.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.id.clone(), conn.clone());
                 if let Some(old) = old {
                     old.close(0u32.into(), b"replaced by a new connection");
                 }

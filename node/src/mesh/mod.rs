@@ -1,10 +1,190 @@
-//! The mesh (being assembled).
+//! The mesh: nodes joined over QUIC with mutual TLS, replicating entries by version vector.
+//!
+//! A node dials its preferred parent (falling back down its list when that one is
+//! unreachable) and accepts its children. Over every link, entries travel the way the
+//! authorization table says (alerts, escalations, summaries and audit up; commands down;
+//! watchlists both ways), each receiver judging every entry against the topology. Module map:
+//! `sync` (the replication state machines, no I/O), `link` (dialing, accepting, the two
+//! streams of a connection), `frames` (messages on a stream), `holdings` (the store as a
+//! sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
+//! (certificates), `topology` (the mesh file).
 
 pub mod frames;
 mod holdings;
+mod link;
 pub mod pki;
 mod rate;
 pub mod status;
 pub mod sync;
 pub mod tls;
 pub mod topology;
+
+use crate::clock::SharedClock;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use proto::{Entry, Kind, NodeIdentity, VersionVector};
+use status::{LinkStatus, StatusTable};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use topology::Topology;
+
+/// Which side of a link the peer is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    Parent,
+    Child,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Parent => "parent",
+            Relation::Child => "child",
+        }
+    }
+}
+
+/// Link tuning, from `[mesh]` in the config.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// Batches sent before one must be acknowledged.
+    pub window: usize,
+    /// Per-link send cap in bytes per second; 0 for none.
+    pub max_bytes_per_sec: u64,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        LinkSettings { window: 4, max_bytes_per_sec: 0 }
+    }
+}
+
+/// What the builder hands a mesh: its socket and runtime (real UDP, or the simulator's fabric),
+/// its certificate, and the topology.
+pub struct MeshParts {
+    pub socket: Arc<dyn quinn::AsyncUdpSocket>,
+    pub runtime: Arc<dyn quinn::Runtime>,
+    pub identity: tls::MeshIdentity,
+    pub topology: Arc<Topology>,
+    pub settings: LinkSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot start the QUIC endpoint: {0}")]
+    Endpoint(String),
+    #[error("this node ({0}) is not in the topology")]
+    NotInTopology(String),
+    #[error("the certificate names {cert}, but this node is {config}")]
+    WrongCertificate { cert: String, config: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct Inner {
+    me: NodeIdentity,
+    topology: Arc<Topology>,
+    endpoint: quinn::Endpoint,
+    store: Store,
+    clock: SharedClock,
+    metrics: Metrics,
+    settings: LinkSettings,
+    replica: tokio::sync::Mutex<sync::Replica>,
+    status: StatusTable,
+    /// Open connections from children, so a reconnect replaces the old one.
+    sessions: Mutex<HashMap<proto::NodeId, quinn::Connection>>,
+    /// Received watchlist and command entries, once durable, for whoever applies them.
+    applied: mpsc::Sender<Vec<Entry>>,
+}
+
+/// A running mesh endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct Mesh {
+    inner: Arc<Inner>,
+}
+
+/// What this node holds of every kind that travels, per origin.
+fn load_heads(store: &Store) -> Result<HashMap<Kind, VersionVector>, StoreError> {
+    let mut heads = HashMap::new();
+    for kind in [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit] {
+        heads.insert(kind, store.heads(kind)?);
+    }
+    Ok(heads)
+}
+
+impl Mesh {
+    /// Start the endpoint, the accept loop and the parent dialer. Returns the mesh and the
+    /// channel of replicated watchlist and command entries to apply.
+    pub fn start(
+        parts: MeshParts,
+        store: Store,
+        clock: SharedClock,
+        metrics: Metrics,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<(Mesh, mpsc::Receiver<Vec<Entry>>), MeshError> {
+        let me = parts.identity.identity().clone();
+        if &me.id != store.node() {
+            return Err(MeshError::WrongCertificate { cert: me.id.to_string(), config: store.node().to_string() });
+        }
+        let site = parts.topology.site(&me.id).ok_or_else(|| MeshError::NotInTopology(me.id.to_string()))?;
+        if site.role != me.role {
+            return Err(MeshError::WrongCertificate {
+                cert: format!("{} as {}", me.id, me.role),
+                config: format!("{} as {}", site.id, site.role),
+            });
+        }
+        let parents: Vec<topology::Site> =
+            site.parents.iter().filter_map(|p| parts.topology.site(p).cloned()).collect();
+        let mut server = tls::server_config(&parts.identity)?;
+        server.transport_config(Arc::new(tls::transport_config()));
+        let mut client = tls::client_config(&parts.identity)?;
+        client.transport_config(Arc::new(tls::transport_config()));
+        let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            parts.socket,
+            parts.runtime,
+        )
+        .map_err(|e| MeshError::Endpoint(e.to_string()))?;
+        endpoint.set_default_client_config(client);
+        let heads = load_heads(&store)?;
+        let (applied, applied_rx) = mpsc::channel(64);
+        let inner = Arc::new(Inner {
+            replica: tokio::sync::Mutex::new(sync::Replica::new(me.id.clone(), heads)),
+            me,
+            topology: parts.topology,
+            endpoint,
+            store,
+            clock,
+            metrics,
+            settings: parts.settings,
+            status: StatusTable::default(),
+            sessions: Mutex::new(HashMap::new()),
+            applied,
+        });
+        tasks.spawn(inner.clone().accept_loop());
+        if !parents.is_empty() {
+            tasks.spawn(inner.clone().parents_loop(parents));
+        }
+        Ok((Mesh { inner }, applied_rx))
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.endpoint.local_addr().ok()
+    }
+
+    /// Every link this node has or wants, with its state.
+    pub fn links(&self) -> Vec<LinkStatus> {
+        self.inner.status.snapshot()
+    }
+
+    /// Close every connection (peers see the node leave at once rather than after a timeout).
+    pub fn close(&self) {
+        self.inner.endpoint.close(0u32.into(), b"node stopping");
+    }
+}

@@ -58,7 +58,14 @@ impl StatusTable {
     }
 
     /// Change one link's status, creating it if new; `now_ms` stamps state changes.
-    pub fn update(&self, peer: &NodeId, role: Role, relation: &'static str, now_ms: u64, f: impl FnOnce(&mut LinkStatus)) -> LinkState {
+    pub fn update(
+        &self,
+        peer: &NodeId,
+        role: Role,
+        relation: &'static str,
+        now_ms: u64,
+        f: impl FnOnce(&mut LinkStatus),
+    ) -> LinkState {
         let mut table = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let s = table.entry(peer.clone()).or_insert_with(|| LinkStatus {
             peer: peer.clone(),

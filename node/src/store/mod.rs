@@ -265,7 +265,9 @@ impl Store {
         let mut from: Vec<u8> = vec![1];
         while let Some((key, _)) = tree.range(from.clone()..).next().transpose()? {
             let len = key[0] as usize;
-            let Some(origin) = key.get(1..1 + len).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| NodeId::new(s).ok()) else {
+            let Some(origin) =
+                key.get(1..1 + len).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| NodeId::new(s).ok())
+            else {
                 return Err(StoreError::Corrupt { tree: entry_tree_name(kind), detail: format!("bad key {key:?}") });
             };
             let prefix = keys::origin_prefix(&origin);

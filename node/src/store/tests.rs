@@ -1,6 +1,6 @@
 use super::*;
-use proto::Entry;
 use crate::clock::{ManualClock, SharedClock};
+use proto::Entry;
 use std::sync::Arc;
 
 fn node() -> NodeId {

@@ -126,7 +126,7 @@ fn ops_roundtrip_through_the_codec() {
 fn cursors_roundtrip_and_sort_like_keys() {
     let keys = [
         key(plate("鲁K12345"), "stolen"),
-        key(plate("AB123"), "a\u{1f}b"),
+        key(plate("AB123"), "stolen:a b"),
         key(Subject::Mmsi(1), "x"),
         key(Subject::Mmsi(412345678), "sanctioned"),
     ];
@@ -137,9 +137,7 @@ fn cursors_roundtrip_and_sort_like_keys() {
     by_key.sort();
     let mut by_cursor = keys.to_vec();
     by_cursor.sort_by_key(|k| k.cursor());
-    assert_eq!(by_key.iter().filter(|k| k.list != "a\u{1f}b").collect::<Vec<_>>(), {
-        by_cursor.iter().filter(|k| k.list != "a\u{1f}b").collect::<Vec<_>>()
-    });
+    assert_eq!(by_key, by_cursor);
     for bad in ["", "zz", "0", "70", "78414231"] {
         assert_eq!(ElementKey::from_cursor(bad), None, "{bad}");
     }
@@ -397,7 +395,7 @@ proptest! {
                     let later_adds = log.iter().skip(i + 1).any(|b| matches!(b.op, WatchOp::Add { .. }) && b.op.validate().unwrap() == k);
                     let missed = log.iter().take(i).any(|b| {
                         matches!(b.op, WatchOp::Add { .. }) && b.op.validate().unwrap() == k
-                            && !log.iter().take(i + 1).any(|r| matches!(&r.op, WatchOp::Remove { observed, .. } if observed.iter().any(|o| o.origin == b.tag.origin && o.seq >= b.tag.seq)))
+                            && !log.iter().take(i + 1).any(|r| r.op.validate().unwrap() == k && matches!(&r.op, WatchOp::Remove { observed, .. } if observed.iter().any(|o| o.origin == b.tag.origin && o.seq >= b.tag.seq)))
                     });
                     if !later_adds && !missed {
                         prop_assert!(!s.is_live(&k, 0), "{} still live after a full remove", k);

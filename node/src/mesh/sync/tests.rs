@@ -30,7 +30,10 @@ impl Holdings for Mem {
         Ok(v)
     }
     fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize) -> Result<Vec<Entry>, String> {
-        Ok(self.0.get(&(kind, origin.clone())).map_or(vec![], |l| l.iter().skip(from as usize - 1).take(max).cloned().collect()))
+        Ok(self
+            .0
+            .get(&(kind, origin.clone()))
+            .map_or(vec![], |l| l.iter().skip(from as usize - 1).take(max).cloned().collect()))
     }
 }
 
@@ -111,7 +114,13 @@ fn only_allowed_origins_are_offered() {
 #[test]
 fn refusals_duplicates_and_gaps() {
     let mut rx = receiver();
-    let e = |o: &str, seq| Entry { origin: NodeId::new(o).unwrap(), seq, hlc: Hlc::ZERO, kind: Kind::Alert, payload: vec![] };
+    let e = |o: &str, seq| Entry {
+        origin: NodeId::new(o).unwrap(),
+        seq,
+        hlc: Hlc::ZERO,
+        kind: Kind::Alert,
+        payload: vec![],
+    };
     assert_eq!(rx.judge(&e("town-a", 1), |_| Err(Refusal::ForeignOrigin)), Verdict::Refuse(Refusal::ForeignOrigin));
     assert_eq!(rx.judge(&e("town-a", 2), |_| Ok(())), Verdict::Gap);
     assert_eq!(rx.judge(&e("town-a", 1), |_| Ok(())), Verdict::Accept);
@@ -164,9 +173,9 @@ proptest! {
             }
         }
         // Heal: both links reconnect and drain.
-        for i in 0..2 {
-            links[i].on_want(want_heads(&rx, Direction::Up));
-            accepted.extend(drain(&src, &mut links[i], &mut rx));
+        for link in links.iter_mut() {
+            link.on_want(want_heads(&rx, Direction::Up));
+            accepted.extend(drain(&src, link, &mut rx));
         }
         prop_assert_eq!(accepted.len(), total, "every entry once");
         let mut ids: Vec<_> = accepted.iter().map(|e| (e.kind, e.origin.clone(), e.seq)).collect();
