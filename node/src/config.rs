@@ -96,6 +96,13 @@ pub struct MeshConfig {
     /// Batches in flight per link before one must be acknowledged.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// A silent peer counts as gone after this long; a dead parent is noticed this fast.
+    #[serde(default = "default_idle", with = "humantime_serde")]
+    pub idle_timeout: std::time::Duration,
+}
+
+fn default_idle() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
 }
 
 fn default_window() -> usize {
@@ -351,6 +358,11 @@ impl NodeConfig {
         if let Some(m) = &self.mesh {
             if m.window == 0 || m.window > 64 {
                 return Err("mesh.window must be 1 to 64".into());
+            }
+            if m.idle_timeout < std::time::Duration::from_secs(1)
+                || m.idle_timeout > std::time::Duration::from_secs(600)
+            {
+                return Err("mesh.idle_timeout must be between 1 s and 10 min".into());
             }
         }
         for f in &self.feeds.camera {

@@ -12,6 +12,7 @@ use crate::feeds::camera::CameraHealth;
 use crate::feeds::sinks::{CameraFeed, CheckpointFeed, JsonFeed};
 use crate::feeds::{http_ingest, tcp_json};
 use crate::ingest::{Ingest, WatchlistHandle};
+use crate::lists::Lists;
 use crate::mesh::{Mesh, MeshParts};
 use crate::metrics::Metrics;
 use crate::rules::{fence, watchlist};
@@ -100,8 +101,11 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
             .map_err(|e| StartError::Watchlist(e.to_string()))?,
         None => watchlist::Watchlist::new(),
     };
-    metrics.watchlist_entries.set(list.len() as i64);
-    tracing::info!(entries = list.len(), "watchlist loaded");
+    tracing::info!(entries = list.len(), "watchlist file loaded");
+    let watchlist = WatchlistHandle::default();
+    let lists = Lists::open(store.clone(), list, watchlist.clone(), store.node().clone(), clock.clone())
+        .map_err(|e| StartError::Watchlist(e.to_string()))?;
+    metrics.watchlist_entries.set(lists.stats().index_entries as i64);
 
     let tracker = match &config.fence {
         Some(f) => {
@@ -118,7 +122,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     let restored = desk.restore(&store)?;
     tracing::info!(vessels = restored, "vessel states restored");
 
-    let ingest = Ingest::new(store.clone(), clock.clone(), metrics.clone(), WatchlistHandle::new(list), desk);
+    let ingest = Ingest::new(store.clone(), clock.clone(), metrics.clone(), watchlist, desk);
 
     for f in &config.feeds.ais {
         let decoder = DecoderConfig { fragment_timeout_ms: f.fragment_timeout_ms, ..DecoderConfig::default() };
@@ -179,7 +183,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         Some(parts) => {
             let (mesh, applied) = Mesh::start(parts, store.clone(), clock.clone(), metrics.clone(), &mut tasks)?;
             addresses.mesh = mesh.local_addr();
-            tasks.spawn(apply_replicated(applied, events.clone()));
+            tasks.spawn(apply_replicated(applied, events.clone(), lists.clone(), metrics.clone()));
             Some(mesh)
         }
         None => None,
@@ -192,6 +196,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         ingest: ingest.clone(),
         credentials: Arc::new(credentials),
         mesh: mesh.clone(),
+        lists: lists.clone(),
     });
     let ops = Router::new()
         .route("/metrics", get(metrics_text))
@@ -200,6 +205,14 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     tasks.spawn(serve_http(http, api.merge(ops)));
 
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
+    tasks.spawn(async move {
+        // Tombstones and long-expired entries the whole mesh has seen can go.
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            lists.collect_garbage();
+        }
+    });
 
     Ok(RunningNode { addresses, ingest, events, mesh, tasks })
 }
@@ -255,9 +268,19 @@ async fn follow_alerts(events: Events, signal: Arc<tokio::sync::Notify>) {
     }
 }
 
-/// Apply what the mesh delivered and made durable: answers to this node's escalations.
-async fn apply_replicated(mut applied: tokio::sync::mpsc::Receiver<Vec<proto::Entry>>, events: Events) {
+/// Apply what the mesh delivered and made durable: watchlist edits from other nodes, and
+/// answers to this node's escalations.
+async fn apply_replicated(
+    mut applied: tokio::sync::mpsc::Receiver<Vec<proto::Entry>>,
+    events: Events,
+    lists: Lists,
+    metrics: Metrics,
+) {
     while let Some(entries) = applied.recv().await {
+        let r = lists.apply_replicated(&entries);
+        if r.applied > 0 {
+            metrics.watchlist_entries.set(lists.stats().index_entries as i64);
+        }
         if let Err(e) = events.apply_commands(&entries).await {
             tracing::error!(error = %e, "replicated answers not applied; they will be at the next start");
         }

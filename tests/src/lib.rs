@@ -105,6 +105,16 @@ impl NodeProcess {
     }
 }
 
+/// A test that fails half-way must not leave its node running: kill it when the handle goes.
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Run `yiwang-node export` on a stopped node and parse its JSON lines.
 pub fn export(config: &Path, kind: &str) -> Vec<serde_json::Value> {
     let out = Command::new(bin("yiwang-node"))

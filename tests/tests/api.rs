@@ -444,6 +444,19 @@ fn every_documented_operation_is_served_and_every_example_works() {
     }
     assert_eq!(api.event(&id)["escalations"][0]["status"], "answered");
 
+    // The watchlist examples: listed, shown, removed.
+    let example = |path: &str| served[path]["post"]["requestBody"]["content"]["application/json"]["example"].clone();
+    let add = example("/api/v1/watchlist");
+    let r = api.post(OP, "/api/v1/watchlist", &add);
+    assert_eq!(r.status, 201, "the watchlist example: {}", r.body);
+    assert_eq!((r.json()["source"].as_str(), r.json()["list"].as_str()), (Some("mesh"), add["list"].as_str()));
+    let listed = api.read(AUD, "/api/v1/watchlist?subject_kind=plate");
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 1, "{listed}");
+    let r = api.post(OP, "/api/v1/watchlist/remove", &example("/api/v1/watchlist/remove"));
+    assert_eq!(r.status, 200, "the watchlist remove example: {}", r.body);
+    assert_eq!(r.json()["removed"], true);
+    assert_eq!(api.read(OP, "/api/v1/watchlist")["entries"], json!([]));
+
     // The Open311 example, form-encoded with the key the config gives it.
     let open311 = &served["/open311/v2/requests.json"]["post"]["requestBody"]["content"]
         ["application/x-www-form-urlencoded"]["example"];
@@ -491,9 +504,8 @@ fn mesh_and_watchlist_endpoints_answer_on_a_node_without_links() {
     assert!(msg.contains("this node owns the event"), "{msg}");
     api.refused(api.post(OP, "/api/v1/escalations/town-b:7/1/answers", &ack), 404, "not_found");
     api.refused(api.post(GW1, "/api/v1/escalations/town-b:7/1/answers", &ack), 403, "forbidden");
-    // Watchlist editing needs the mesh's lists: 200 where the node has them, 503 where not.
-    let r = api.get(OP, "/api/v1/watchlist");
-    assert!(r.status == 200 || r.status == 503, "{}", r.body);
+    assert_eq!(api.read(AUD, "/api/v1/watchlist"), json!({ "entries": [], "next_cursor": null }));
+    api.refused(api.get(GW1, "/api/v1/watchlist"), 403, "forbidden");
     node.terminate();
 }
 
@@ -910,6 +922,13 @@ fn an_event_past_its_deadline_goes_overdue_and_raises_an_alert() {
 fn cursor_pages_walk_every_event_once_newest_first_and_filters_apply() {
     let (_dir, _config, node, api) = started("");
     let categories = ["illegal_parking", "sanitation", "neighbour_dispute"];
+    /// An event made here: its id, category, whether it was dispatched, the reporter's token.
+    struct Made {
+        id: String,
+        category: &'static str,
+        dispatched: bool,
+        token: &'static str,
+    }
     let mut made = Vec::new();
     for i in 0..23 {
         let (token, category) = (if i % 2 == 0 { GW1 } else { GW2 }, categories[i % 3]);
@@ -917,9 +936,9 @@ fn cursor_pages_walk_every_event_once_newest_first_and_filters_apply() {
         if i % 4 == 0 {
             api.act(OP, &id, json!({"action": "dispatch", "to": GW1_NAME}));
         }
-        made.push((id, category, i % 4 == 0, token));
+        made.push(Made { id, category, dispatched: i % 4 == 0, token });
     }
-    let newest_first: Vec<String> = made.iter().rev().map(|m| m.0.clone()).collect();
+    let newest_first: Vec<String> = made.iter().rev().map(|m| m.id.clone()).collect();
 
     let walk = |query: &str, limit: usize| -> Vec<String> {
         let mut out = Vec::new();
@@ -952,14 +971,17 @@ fn cursor_pages_walk_every_event_once_newest_first_and_filters_apply() {
     assert_eq!(default["events"].as_array().unwrap().len(), 23);
     assert_eq!(default["next_cursor"], Value::Null);
 
-    let expect = |f: &dyn Fn(&(String, &str, bool, &str)) -> bool| -> Vec<String> {
-        made.iter().rev().filter(|m| f(m)).map(|m| m.0.clone()).collect()
+    let expect = |f: &dyn Fn(&Made) -> bool| -> Vec<String> {
+        made.iter().rev().filter(|m| f(m)).map(|m| m.id.clone()).collect()
     };
-    assert_eq!(walk("category=sanitation", 3), expect(&|m| m.1 == "sanitation"));
-    assert_eq!(walk("step=dispatched", 2), expect(&|m| m.2));
-    assert_eq!(walk("step=reported", 4), expect(&|m| !m.2));
-    assert_eq!(walk("category=illegal_parking&step=dispatched", 1), expect(&|m| m.1 == "illegal_parking" && m.2));
-    assert_eq!(walk(&format!("reporter={GW2_NAME}"), 5), expect(&|m| m.3 == GW2));
+    assert_eq!(walk("category=sanitation", 3), expect(&|m| m.category == "sanitation"));
+    assert_eq!(walk("step=dispatched", 2), expect(&|m| m.dispatched));
+    assert_eq!(walk("step=reported", 4), expect(&|m| !m.dispatched));
+    assert_eq!(
+        walk("category=illegal_parking&step=dispatched", 1),
+        expect(&|m| m.category == "illegal_parking" && m.dispatched)
+    );
+    assert_eq!(walk(&format!("reporter={GW2_NAME}"), 5), expect(&|m| m.token == GW2));
     assert_eq!(walk("category=hazard", 5), Vec::<String>::new());
     assert_eq!(walk("step=evaluated", 5), Vec::<String>::new());
     for e in api.read(OP, "/api/v1/events?category=neighbour_dispute&limit=500")["events"].as_array().unwrap() {

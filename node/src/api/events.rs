@@ -130,6 +130,13 @@ struct TransitionBody {
 
 fn parse_action(b: &TransitionBody) -> Result<Action> {
     let missing = |field: &str| ApiError::bad_request(format!("{} needs {field}", b.action));
+    // A field the action does not take is a mistake worth saying, not something to drop.
+    if b.to.is_some() && b.action != "dispatch" {
+        return Err(ApiError::bad_request(format!("{} does not take `to`", b.action)));
+    }
+    if b.score.is_some() && b.action != "evaluate" {
+        return Err(ApiError::bad_request(format!("{} does not take `score`", b.action)));
+    }
     Ok(match b.action.as_str() {
         "dispatch" => Action::Dispatch { to: b.to.clone().ok_or_else(|| missing("to"))? },
         "start" => Action::Start,
@@ -254,7 +261,10 @@ async fn hits(
     if who.role == Role::GridWorker {
         return Err(ApiError::forbidden("watchlist hits are for operators and auditors"));
     }
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
     let store = s.ingest.store();
     let mut out = Vec::new();
     let mut next = None;
@@ -303,6 +313,9 @@ async fn summaries(
     };
     let from = parse(q.from, now.saturating_sub(86_400_000))?;
     let to = parse(q.to, now)?;
+    if from > to {
+        return Err(ApiError::bad_request("from is after to"));
+    }
     Ok(Json(json!({ "summaries": s.events.summaries(from, to)? })))
 }
 
@@ -312,14 +325,35 @@ async fn links(State(s): State<ApiState>, Caller(_): Caller) -> Json<Value> {
     Json(json!({ "mesh": s.mesh.is_some(), "links": links }))
 }
 
-/// Escalations sent up to this node by the nodes below it.
-async fn incoming(State(s): State<ApiState>, Caller(who): Caller) -> Result<Json<Value>> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncomingQuery {
+    /// Only those sent by this node.
+    origin: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Escalations sent up to this node by the nodes below it, newest first.
+async fn incoming(
+    State(s): State<ApiState>,
+    Caller(who): Caller,
+    q: std::result::Result<Query<IncomingQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(q) = q?;
     if who.role == Role::GridWorker {
         return Err(ApiError::forbidden("escalations from other nodes are for operators and auditors"));
     }
+    let origin = match q.origin.as_deref() {
+        Some(o) => Some(proto::NodeId::new(o).map_err(|e| ApiError::bad_request(format!("origin: {e}")))?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
     let list: Vec<Value> = s
         .events
-        .incoming_escalations(MAX_PAGE)?
+        .incoming_escalations(origin.as_ref(), limit)?
         .into_iter()
         .map(|i| {
             let e = &i.escalation;

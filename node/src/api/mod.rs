@@ -35,6 +35,8 @@ pub struct ApiState {
     pub credentials: Arc<Credentials>,
     /// `None` on a node without mesh links.
     pub mesh: Option<crate::mesh::Mesh>,
+    /// The watchlists: the file's entries and the mesh-wide edits.
+    pub lists: crate::lists::Lists,
 }
 
 /// The caller, from a valid bearer token.
@@ -45,7 +47,12 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+        // The scheme name is case-insensitive (RFC 9110 section 11.1).
+        let token = header
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        let Some(token) = token else {
             return Err(ApiError::unauthorized("send Authorization: Bearer <token>"));
         };
         match state.credentials.identify(token) {
@@ -63,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -12,9 +12,7 @@
 //! `kind` is `plate` or `mmsi` (nine digits); `expires` is RFC 3339. Every change is audited
 //! with the token's identity and the reason, which is required.
 //!
-//! The handlers reach the node's [`Lists`] through [`WithLists`], which takes it from the
-//! request extensions: the node adds `axum::Extension(lists)` as a layer on the API router.
-//! Without it these routes answer 503.
+//! The handlers reach the node's [`Lists`] through [`WithLists`], from [`ApiState::lists`].
 
 use super::time::{parse_rfc3339, rfc3339};
 use super::{ApiError, ApiState, Caller};
@@ -43,14 +41,8 @@ pub struct WithLists(pub Lists);
 impl FromRequestParts<ApiState> for WithLists {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &ApiState) -> Result<Self> {
-        parts.extensions.get::<Lists>().cloned().map(WithLists).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "watchlist editing is not enabled on this node",
-            )
-        })
+    async fn from_request_parts(_parts: &mut Parts, state: &ApiState) -> Result<Self> {
+        Ok(WithLists(state.lists.clone()))
     }
 }
 
@@ -268,7 +260,7 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
-    async fn serve(with_lists: bool) -> Served {
+    async fn serve() -> Served {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(T0));
         let node = NodeId::new("town-a").unwrap();
@@ -289,11 +281,8 @@ mod tests {
         credentials.add_token(OP, Identity { name: "op-li".into(), role: Role::Operator });
         credentials.add_token(AUD, Identity { name: "aud-wu".into(), role: Role::Auditor });
         credentials.add_token(WORKER, Identity { name: "worker-7".into(), role: Role::GridWorker });
-        let mut router =
-            super::super::router(ApiState { events, ingest, credentials: Arc::new(credentials), mesh: None });
-        if with_lists {
-            router = router.layer(axum::Extension(lists));
-        }
+        let router =
+            super::super::router(ApiState { events, ingest, credentials: Arc::new(credentials), mesh: None, lists });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -324,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn operators_add_list_and_remove_with_audit() {
-        let s = serve(true).await;
+        let s = serve().await;
         let add = r#"{"kind":"plate","subject":"ab-123","list":"stolen","reason":"reported stolen","expires":"2027-06-01T08:00:00Z"}"#;
         let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(add)).await;
         assert_eq!(status, 201, "{v}");
@@ -382,7 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn changes_need_an_operator_a_reason_and_a_valid_body() {
-        let s = serve(true).await;
+        let s = serve().await;
         let add = r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"r"}"#;
         for token in [AUD, WORKER] {
             let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(token), Some(add)).await;
@@ -402,13 +391,5 @@ mod tests {
         }
         assert_eq!(s.store.all_entries(Kind::Watchlist).count(), 0);
         assert_eq!(s.store.all_entries(Kind::Audit).count(), 0);
-    }
-
-    #[tokio::test]
-    async fn without_lists_the_routes_say_so() {
-        let s = serve(false).await;
-        let (status, v) = call(s.addr, "GET", "/api/v1/watchlist", Some(OP), None).await;
-        assert_eq!((status, v["code"].as_str()), (503, Some("store_unavailable")));
-        assert_eq!(call(s.addr, "GET", "/api/v1/watchlist", None, None).await.0, 401);
     }
 }

@@ -189,7 +189,12 @@ fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
         .map_err(|e| format!("cannot bind the mesh endpoint to {}: {e}", m.listen))?;
     let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
     let socket = runtime.wrap_udp_socket(socket).map_err(|e| format!("mesh socket: {e}"))?;
-    let settings = LinkSettings { window: m.window, max_bytes_per_sec: m.max_bytes_per_sec };
+    let settings = LinkSettings {
+        window: m.window,
+        max_bytes_per_sec: m.max_bytes_per_sec,
+        idle_timeout: m.idle_timeout,
+        keep_alive: m.idle_timeout / 5,
+    };
     Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings }))
 }
 

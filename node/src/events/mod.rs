@@ -610,7 +610,11 @@ impl Events {
 
     /// Escalations other nodes sent up to this one (from `origin`, or all), newest first, with
     /// the answers this node has sent back.
-    pub fn incoming_escalations(&self, limit: usize) -> Result<Vec<IncomingEscalation>, EventError> {
+    pub fn incoming_escalations(
+        &self,
+        origin: Option<&NodeId>,
+        limit: usize,
+    ) -> Result<Vec<IncomingEscalation>, EventError> {
         let mut answers: HashMap<(EntryId, u32), Vec<String>> = HashMap::new();
         for entry in self.inner.store.entries(Kind::Command, &self.inner.node, 1) {
             if let Ok(CommandEntry { event, command: EventCommand::EscalationAnswer { n, answer, source: None, .. } }) =
@@ -620,10 +624,11 @@ impl Events {
             }
         }
         let mut out = Vec::new();
-        for (origin, _) in self.inner.store.heads(Kind::Escalation)?.iter() {
-            if origin == &self.inner.node {
+        for (from, _) in self.inner.store.heads(Kind::Escalation)?.iter() {
+            if from == &self.inner.node || origin.is_some_and(|o| o != from) {
                 continue;
             }
+            let origin = from;
             for (hlc, e) in self.incoming(origin.clone())? {
                 let sent = answers.remove(&(e.event.clone(), e.n)).unwrap_or_default();
                 out.push(IncomingEscalation { at: hlc, escalation: e, answers_sent: sent });

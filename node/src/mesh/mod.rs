@@ -54,11 +54,32 @@ pub struct LinkSettings {
     pub window: usize,
     /// Per-link send cap in bytes per second; 0 for none.
     pub max_bytes_per_sec: u64,
+    /// A silent peer counts as gone after this long (how fast a dead parent is noticed and a
+    /// fallback taken).
+    pub idle_timeout: std::time::Duration,
+    /// Keep-alives, well below the idle timeout, so a quiet link is not mistaken for a dead one.
+    pub keep_alive: std::time::Duration,
 }
 
 impl Default for LinkSettings {
     fn default() -> Self {
-        LinkSettings { window: 4, max_bytes_per_sec: 0 }
+        LinkSettings {
+            window: 4,
+            max_bytes_per_sec: 0,
+            idle_timeout: std::time::Duration::from_secs(10),
+            keep_alive: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+impl LinkSettings {
+    fn transport(&self) -> quinn::TransportConfig {
+        let mut t = tls::transport_config();
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .unwrap_or(quinn::IdleTimeout::from(quinn::VarInt::from_u32(10_000)));
+        t.max_idle_timeout(Some(idle));
+        t.keep_alive_interval(Some(self.keep_alive.min(self.idle_timeout / 3)));
+        t
     }
 }
 
@@ -141,9 +162,9 @@ impl Mesh {
         let parents: Vec<topology::Site> =
             site.parents.iter().filter_map(|p| parts.topology.site(p).cloned()).collect();
         let mut server = tls::server_config(&parts.identity)?;
-        server.transport_config(Arc::new(tls::transport_config()));
+        server.transport_config(Arc::new(parts.settings.transport()));
         let mut client = tls::client_config(&parts.identity)?;
-        client.transport_config(Arc::new(tls::transport_config()));
+        client.transport_config(Arc::new(parts.settings.transport()));
         let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
             quinn::EndpointConfig::default(),
             Some(server),

@@ -368,46 +368,35 @@ mod tests {
 
     const LIMIT: Duration = Duration::from_secs(10);
 
-    /// Runs one handshake: the server's outcome and the client's (a client whose certificate
-    /// the server refuses may finish its side first and then see the connection closed).
-    async fn handshake(
-        server_id: &MeshIdentity,
-        client_config: quinn::ClientConfig,
-        dial: &str,
-    ) -> (Result<(quinn::Connection, NodeIdentity), TlsError>, Result<(quinn::Connection, NodeIdentity), TlsError>)
-    {
+    type Side = Result<(quinn::Connection, NodeIdentity), TlsError>;
+
+    /// Runs one handshake and returns the server's outcome and the client's. A client whose
+    /// certificate the server refuses may finish its side of the handshake first and only then
+    /// see the connection closed: that counts as refused for the client too.
+    async fn handshake(server_id: &MeshIdentity, client_config: quinn::ClientConfig, dial: &str) -> (Side, Side) {
         let server = server(server_id);
         let addr = server.local_addr().unwrap();
         let accepting = tokio::spawn(async move {
             let incoming = server.accept().await.expect("an incoming connection");
-            let r = accept(incoming).await;
-            if let Ok((conn, _)) = &r {
-                // Keep the endpoint alive until the client is done with the connection.
-                conn.closed().await;
-            }
-            r
+            // The endpoint goes back too, to outlive the connection.
+            (accept(incoming).await, server)
         });
         let client = client();
-        let dialled = tokio::time::timeout(LIMIT, async {
-            let r = connect(&client, client_config, addr, &NodeId::new(dial).unwrap()).await;
-            match r {
-                Ok((conn, who)) => {
-                    // Refusals of our certificate arrive after our side of the handshake.
-                    let refused = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
-                    match refused {
-                        Ok(reason) => Err(TlsError::Connection { peer: dial.into(), source: reason }),
-                        Err(_) => Ok((conn, who)),
-                    }
-                }
-                Err(e) => Err(e),
+        let dialled = tokio::time::timeout(LIMIT, connect(&client, client_config, addr, &NodeId::new(dial).unwrap()))
+            .await
+            .expect("the client finishes in time");
+        let (accepted, _server) =
+            tokio::time::timeout(LIMIT, accepting).await.expect("the server finishes in time").unwrap();
+        let dialled = match (dialled, &accepted) {
+            (Ok((conn, _)), Err(_)) => {
+                let reason = tokio::time::timeout(LIMIT, conn.closed()).await.expect("the refusal reaches the client");
+                Err(TlsError::Connection { peer: dial.into(), source: reason })
             }
-        })
-        .await
-        .expect("the client finishes in time");
-        if let Ok((conn, _)) = &dialled {
+            (dialled, _) => dialled,
+        };
+        for (conn, _) in [&accepted, &dialled].into_iter().flatten() {
             conn.close(quinn::VarInt::from_u32(0), b"done");
         }
-        let accepted = tokio::time::timeout(LIMIT, accepting).await.expect("the server finishes in time").unwrap();
         (accepted, dialled)
     }
 

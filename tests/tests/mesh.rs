@@ -1,0 +1,484 @@
+//! A real mesh on loopback: one city, two counties, four towns, each a `yiwang-node` process
+//! with certificates made by `yiwangctl deploy generate`. Towns report and escalate events
+//! throughout while a county is killed (its towns fail over to the city) and brought back and
+//! a town is killed and restarted. At the end every node holds exactly the entries its subtree
+//! originated, nothing lost and nothing twice; answers sent down reach their owners once;
+//! watchlist edits made at different tiers converge everywhere. Peers with a certificate from
+//! another CA, an expired certificate, or entries under another town's id are refused, counted
+//! and audited.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use yiwang_tests::{bin, export, get_as, post_json_as, NodeProcess};
+
+const SITES: &[(&str, &str, &[&str])] = &[
+    ("city", "city", &[]),
+    ("county-a", "county", &["city"]),
+    ("county-b", "county", &["city"]),
+    ("town-a1", "town", &["county-a", "city"]),
+    ("town-a2", "town", &["county-a", "city"]),
+    ("town-b1", "town", &["county-b", "city"]),
+    ("town-b2", "town", &["county-b", "city"]),
+];
+const TOWNS: &[&str] = &["town-a1", "town-a2", "town-b1", "town-b2"];
+/// In the topology, never started.
+const IDLE_TOWN: &str = "town-a3";
+/// Kinds that travel up, and what each node must end up holding of them.
+const UP_KINDS: &[&str] = &["alert", "escalation", "summary", "audit"];
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Mesh {
+    gen: PathBuf,
+    nodes: BTreeMap<&'static str, Option<NodeProcess>>,
+    mesh_addr: BTreeMap<&'static str, SocketAddr>,
+    /// Where each node's API is now (it moves when a node restarts).
+    api: Arc<Mutex<HashMap<&'static str, SocketAddr>>>,
+    tokens: HashMap<&'static str, String>,
+}
+
+impl Mesh {
+    fn generate(dir: &Path) -> Mesh {
+        let mut topology = String::new();
+        let mut mesh_addr = BTreeMap::new();
+        for (id, role, parents) in SITES {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+            mesh_addr.insert(*id, addr);
+            let parents: Vec<String> = parents.iter().map(|p| format!("{p:?}")).collect();
+            topology.push_str(&format!(
+                "[[site]]\nid = \"{id}\"\nrole = \"{role}\"\nmesh = \"{addr}\"\nparents = [{}]\n\n",
+                parents.join(", ")
+            ));
+        }
+        // A town that is in the topology (so it has a valid certificate) but never runs: the
+        // test speaks as it, and no real node races it for its link.
+        topology.push_str(&format!(
+            "[[site]]\nid = \"{IDLE_TOWN}\"\nrole = \"town\"\nmesh = \"127.0.0.1:{}\"\nparents = [\"county-a\"]\n",
+            free_udp_port()
+        ));
+        std::fs::write(dir.join("topology.toml"), topology).unwrap();
+        let gen = dir.join("gen");
+        let out = std::process::Command::new(bin("yiwangctl"))
+            .args(["deploy", "generate", "--topology"])
+            .arg(dir.join("topology.toml"))
+            .arg("--out")
+            .arg(&gen)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "deploy generate: {}", String::from_utf8_lossy(&out.stderr));
+        for (id, _, _) in SITES {
+            // A short idle timeout, so a dead parent is noticed in seconds.
+            let config = gen.join(id).join("node.toml");
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str("idle_timeout = \"3s\"\n");
+            std::fs::write(&config, text).unwrap();
+            std::fs::create_dir_all(gen.join(id).join("data")).unwrap();
+        }
+        Mesh {
+            gen,
+            nodes: BTreeMap::new(),
+            mesh_addr,
+            api: Arc::new(Mutex::new(HashMap::new())),
+            tokens: HashMap::new(),
+        }
+    }
+
+    fn config(&self, id: &str) -> PathBuf {
+        self.gen.join(id).join("node.toml")
+    }
+
+    fn start(&mut self, id: &'static str) {
+        let node = NodeProcess::start(&self.config(id), &self.gen.join(id).join("data"));
+        self.api.lock().unwrap().insert(id, node.http());
+        self.tokens.insert(id, yiwang_tests::operator_token(&self.gen.join(id).join("data")));
+        self.nodes.insert(id, Some(node));
+    }
+
+    fn kill(&mut self, id: &'static str) {
+        self.nodes.get_mut(id).and_then(Option::take).expect("running").kill();
+    }
+
+    fn stop_all(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(n) = node.take() {
+                n.terminate();
+            }
+        }
+    }
+
+    fn addr(&self, id: &str) -> SocketAddr {
+        self.api.lock().unwrap()[id]
+    }
+
+    fn get(&self, id: &'static str, path: &str) -> Value {
+        let r = get_as(self.addr(id), &self.tokens[id], path).unwrap();
+        assert_eq!(r.status, 200, "{id} GET {path}: {}", r.body);
+        r.json()
+    }
+
+    fn post(&self, id: &'static str, path: &str, body: Value) -> Value {
+        let r = post_json_as(self.addr(id), &self.tokens[id], path, &body.to_string()).unwrap();
+        assert!((200..300).contains(&r.status), "{id} POST {path}: {} {}", r.status, r.body);
+        r.json()
+    }
+
+    fn metrics(&self, id: &str) -> String {
+        yiwang_tests::get(self.addr(id), "/metrics").unwrap().body
+    }
+
+    fn link_state(&self, id: &'static str, peer: &str) -> Option<String> {
+        self.get(id, "/api/v1/links")["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["peer"] == peer)
+            .map(|l| l["state"].as_str().unwrap().to_string())
+    }
+
+    /// Escalations (event, n) a node has received from the towns below it.
+    fn incoming(&self, id: &'static str) -> BTreeSet<(String, u64)> {
+        let mut out = BTreeSet::new();
+        for town in TOWNS {
+            let page = self.get(id, &format!("/api/v1/escalations?origin={town}&limit=500"));
+            let list = page["escalations"].as_array().unwrap();
+            assert!(list.len() < 500, "more escalations than one page holds");
+            out.extend(list.iter().map(|e| (e["event"].as_str().unwrap().to_string(), e["n"].as_u64().unwrap())));
+        }
+        out
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("{what} did not happen within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Towns report events and escalate every other one for as long as `run` is set. Returns the
+/// acknowledged escalations per town.
+fn traffic(mesh: &Mesh, run: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<(String, BTreeSet<(String, u64)>)>> {
+    TOWNS
+        .iter()
+        .map(|&town| {
+            let api = mesh.api.clone();
+            let token = mesh.tokens[town].clone();
+            let run = run.clone();
+            std::thread::spawn(move || {
+                let mut escalated = BTreeSet::new();
+                let mut i = 0;
+                while run.load(Ordering::Relaxed) {
+                    let addr = api.lock().unwrap()[town];
+                    let body = json!({"category": "hazard", "address": format!("{town} street {i}"), "description": "cracked wall"});
+                    match post_json_as(addr, &token, "/api/v1/events", &body.to_string()) {
+                        Ok(r) if r.status == 201 => {
+                            let id = r.json()["id"].as_str().unwrap().to_string();
+                            if i % 2 == 0 {
+                                let esc = json!({"department": "county-build", "tier": "county", "reason": "unsafe"});
+                                if let Ok(r) = post_json_as(addr, &token, &format!("/api/v1/events/{id}/escalations"), &esc.to_string()) {
+                                    if r.status == 201 {
+                                        escalated.insert((id, 1));
+                                    }
+                                }
+                            }
+                            i += 1;
+                        }
+                        // The town is down for a moment: nothing was acknowledged; try again.
+                        _ => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (town.to_string(), escalated)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_mesh_converges_through_kills_restarts_and_failover() {
+    // YIWANG_KEEP_TEST_DIRS=1 keeps the nodes' directories and logs for a look afterwards.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let _cleanup = if std::env::var_os("YIWANG_KEEP_TEST_DIRS").is_some() {
+        eprintln!("mesh test dir: {}", tmp.keep().display());
+        None
+    } else {
+        Some(tmp)
+    };
+    let mut mesh = Mesh::generate(&dir);
+    for (id, _, _) in SITES {
+        mesh.start(id);
+    }
+    wait_until("every link up", Duration::from_secs(30), || {
+        for &town in TOWNS {
+            let parent = if town.starts_with("town-a") { "county-a" } else { "county-b" };
+            match mesh.link_state(town, parent).as_deref() {
+                Some("up" | "catching_up") => {}
+                other => return Err(format!("{town} → {parent}: {other:?}")),
+            }
+        }
+        Ok(())
+    });
+
+    // Watchlist edits at three tiers, before any fault.
+    mesh.post(
+        "city",
+        "/api/v1/watchlist",
+        json!({"kind": "plate", "subject": "鲁K00001", "list": "stolen", "reason": "city notice 1"}),
+    );
+    mesh.post(
+        "county-b",
+        "/api/v1/watchlist",
+        json!({"kind": "mmsi", "subject": "412000001", "list": "detained", "reason": "county order 7"}),
+    );
+    mesh.post(
+        "town-a1",
+        "/api/v1/watchlist",
+        json!({"kind": "plate", "subject": "鲁K00002", "list": "unpaid", "reason": "town fine 3"}),
+    );
+
+    let run = Arc::new(AtomicBool::new(true));
+    let workers = traffic(&mesh, run.clone());
+    std::thread::sleep(Duration::from_secs(2));
+
+    // County A dies: its towns must fail over to the city.
+    mesh.kill("county-a");
+    wait_until("town-a1 failing over to the city", Duration::from_secs(30), || {
+        match mesh.link_state("town-a1", "city").as_deref() {
+            Some("up" | "catching_up") => Ok(()),
+            other => Err(format!("town-a1 → city: {other:?}")),
+        }
+    });
+    assert_eq!(mesh.link_state("town-a1", "county-a").as_deref(), Some("partitioned"));
+    std::thread::sleep(Duration::from_secs(2));
+    mesh.start("county-a");
+    // A town dies mid-traffic and comes back.
+    mesh.kill("town-b1");
+    std::thread::sleep(Duration::from_millis(500));
+    mesh.start("town-b1");
+    std::thread::sleep(Duration::from_secs(3));
+    run.store(false, Ordering::Relaxed);
+    let acked: BTreeMap<String, BTreeSet<(String, u64)>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let total: usize = acked.values().map(BTreeSet::len).sum();
+    assert!(total >= 8, "too little traffic to prove anything: {total} escalations");
+
+    // Every acknowledged escalation reaches its county (which missed some while it was dead)
+    // and the city.
+    let expect =
+        |towns: &[&str]| -> BTreeSet<(String, u64)> { towns.iter().flat_map(|t| acked[*t].iter().cloned()).collect() };
+    for (node, towns) in [("county-a", &TOWNS[..2]), ("county-b", &TOWNS[2..]), ("city", TOWNS)] {
+        let want = expect(towns);
+        wait_until(&format!("{node} holding every escalation"), Duration::from_secs(60), || {
+            let have = mesh.incoming(node);
+            let missing: Vec<_> = want.difference(&have).take(3).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} missing, e.g. {missing:?}", want.difference(&have).count()))
+            }
+        });
+    }
+    wait_until("town-a1 back on its preferred parent", Duration::from_secs(30), || {
+        match mesh.link_state("town-a1", "county-a").as_deref() {
+            Some("up" | "catching_up") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // The county answers one escalation of each of its towns; the answers reach the owners.
+    for town in &TOWNS[..2] {
+        let (event, n) = acked[*town].iter().next().unwrap().clone();
+        mesh.post(
+            "county-a",
+            &format!("/api/v1/escalations/{event}/{n}/answers"),
+            json!({"answer": "acknowledge", "by": "county-build", "note": "on our way"}),
+        );
+        wait_until(&format!("{town} applying the answer"), Duration::from_secs(30), || {
+            let e = mesh.get(town, &format!("/api/v1/events/{event}"));
+            match e["escalations"][0]["status"].as_str() {
+                Some("acknowledged") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+    }
+
+    // Watchlists converge everywhere.
+    wait_until("watchlists converging", Duration::from_secs(30), || {
+        for (id, _, _) in SITES {
+            let listed = mesh.get(id, "/api/v1/watchlist")["entries"].as_array().map_or(0, Vec::len);
+            if listed != 3 {
+                return Err(format!("{id} lists {listed} of 3"));
+            }
+        }
+        Ok(())
+    });
+
+    refusals(&mut mesh);
+
+    // Let the last summaries and audit records drain, then compare the stores.
+    std::thread::sleep(Duration::from_secs(3));
+    mesh.stop_all();
+    compare_stores(&mesh);
+
+    // Every refusal is in the audit log of the node that refused, with why.
+    let refused: Vec<String> = export(&mesh.config("county-a"), "audit")
+        .iter()
+        .filter(|a| a["record"]["action"] == "refused")
+        .map(|a| a["record"]["why"].as_str().unwrap().to_string())
+        .collect();
+    assert!(refused.iter().filter(|w| w.starts_with("handshake")).count() >= 2, "{refused:?}");
+    assert!(refused.iter().any(|w| w.starts_with("foreign_origin")), "{refused:?}");
+}
+
+/// Each node must hold, of every kind that travels up, exactly what its subtree originated:
+/// the same (origin, seq) set with the same contents, nothing missing, nothing extra.
+fn compare_stores(mesh: &Mesh) {
+    fn subtree(id: &'static str) -> BTreeSet<&'static str> {
+        let mut out = BTreeSet::from([id]);
+        loop {
+            let before = out.len();
+            for (s, _, parents) in SITES {
+                if parents.iter().any(|p| out.contains(p)) {
+                    out.insert(s);
+                }
+            }
+            if out.len() == before {
+                return out;
+            }
+        }
+    }
+    let mut exported: HashMap<(&str, &str), Vec<Value>> = HashMap::new();
+    for (id, _, _) in SITES {
+        for kind in UP_KINDS.iter().chain(&["command", "watchlist"]) {
+            exported.insert((*id, *kind), export(&mesh.config(id), kind));
+        }
+    }
+    let key = |e: &Value| (e["origin"].as_str().unwrap().to_string(), e["seq"].as_u64().unwrap());
+    for (id, _, _) in SITES {
+        let below = subtree(id);
+        for kind in UP_KINDS {
+            let have: BTreeMap<_, _> = exported[&(*id, *kind)].iter().map(|e| (key(e), e.clone())).collect();
+            assert_eq!(have.len(), exported[&(*id, *kind)].len(), "{id} holds a {kind} entry twice");
+            let mut want = BTreeMap::new();
+            for origin in &below {
+                for e in exported[&(*origin, *kind)].iter().filter(|e| e["origin"] == *origin) {
+                    want.insert(key(e), e.clone());
+                }
+            }
+            let missing: Vec<_> = want.keys().filter(|k| !have.contains_key(*k)).take(5).collect();
+            let extra: Vec<_> = have.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+            assert!(missing.is_empty() && extra.is_empty(), "{id} {kind}: missing {missing:?}, extra {extra:?}");
+            for (k, e) in &want {
+                assert_eq!(&have[k], e, "{id} holds {kind} {k:?} with different contents");
+            }
+        }
+        // Every node holds every watchlist edit; commands flood down from the county.
+        let watch: BTreeSet<_> = exported[&(*id, "watchlist")].iter().map(key).collect();
+        assert_eq!(watch.len(), 3, "{id} watchlist entries: {watch:?}");
+    }
+    // Answers were applied once at their owners.
+    for town in &TOWNS[..2] {
+        let commands = &exported[&(*town, "command")];
+        let local: Vec<_> = commands.iter().filter(|c| c["origin"] == *town).collect();
+        assert_eq!(local.len(), 1, "{town} applied the county's answer once: {commands:#?}");
+    }
+}
+
+/// A certificate from another CA, an expired certificate, and a town sending under another
+/// town's id: refused, counted and audited by the county they tried.
+fn refusals(mesh: &mut Mesh) {
+    use node::mesh::pki::{CityCa, Validity};
+    use node::mesh::tls::{client_config, MeshIdentity};
+    use proto::{NodeIdentity, Role};
+    let county = mesh.mesh_addr["county-a"];
+    let gen = mesh.gen.clone();
+    let real_ca = CityCa::load(&gen.join("ca")).unwrap();
+    let town = NodeIdentity { id: proto::NodeId::new(IDLE_TOWN).unwrap(), role: Role::Town };
+    let now = time::OffsetDateTime::now_utc();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dial = |identity: MeshIdentity| {
+            let endpoint = endpoint.clone();
+            async move {
+                let mut cfg = client_config(&identity).unwrap();
+                cfg.transport_config(Arc::new(node::mesh::tls::transport_config()));
+                let conn = endpoint.connect_with(cfg, county, "county-a").unwrap().await?;
+                // The server checks the client certificate after the handshake completes on our
+                // side: a refused client sees its connection closed straight away.
+                // An accepted one is sent the county's receiving stream.
+                let (send, recv) = tokio::time::timeout(Duration::from_secs(3), conn.accept_bi())
+                    .await
+                    .map_err(|_| quinn::ConnectionError::TimedOut)??;
+                Ok::<_, quinn::ConnectionError>((conn, send, recv))
+            }
+        };
+
+        // 1. Another CA. The client trusts the real CA (to check the county) but presents a
+        // certificate of its own CA.
+        let rogue_ca = CityCa::generate("rogue CA", Validity::days_from(now, 10).unwrap()).unwrap();
+        let rogue = rogue_ca.issue(&town, Validity::days_from(now, 10).unwrap()).unwrap();
+        let ca_pem = format!("{}{}", real_ca.cert_pem(), rogue_ca.cert_pem());
+        let identity =
+            MeshIdentity::from_pem(ca_pem.as_bytes(), rogue.cert_pem().as_bytes(), rogue.key_pem().as_bytes()).unwrap();
+        assert!(dial(identity).await.is_err(), "a certificate from another CA must not connect");
+
+        // 2. Expired, from the real CA.
+        // Inside the CA's own validity (it was made a moment ago, backdated an hour), but over.
+        let old = Validity::between(now - time::Duration::minutes(30), now - time::Duration::minutes(1)).unwrap();
+        let expired = real_ca.issue(&town, old).unwrap();
+        let identity = MeshIdentity::from_pem(
+            real_ca.cert_pem().as_bytes(),
+            expired.cert_pem().as_bytes(),
+            expired.key_pem().as_bytes(),
+        )
+        .unwrap();
+        assert!(dial(identity).await.is_err(), "an expired certificate must not connect");
+
+        // 3. A town's own valid certificate, sending an alert under town-a2's id.
+        let pki = gen.join(IDLE_TOWN).join("pki");
+        let identity = MeshIdentity::load(&pki.join("ca.pem"), &pki.join("node.pem"), &pki.join("node.key")).unwrap();
+        // The county opens its receiving stream to us and says what it holds.
+        let (conn, mut send, mut recv) = dial(identity).await.expect("a valid certificate connects");
+        let proto::wire::SyncMsg::Want { heads } = node::mesh::frames::read(&mut recv).await.unwrap() else {
+            panic!("no Want")
+        };
+        let victim = proto::NodeId::new("town-a2").unwrap();
+        let next = heads.iter().find(|(k, _)| *k == proto::Kind::Alert).map_or(0, |(_, v)| v.get(&victim)) + 1;
+        let forged = proto::Entry {
+            origin: victim,
+            seq: next,
+            hlc: proto::Hlc::new(1, 0),
+            kind: proto::Kind::Alert,
+            payload: vec![],
+        };
+        node::mesh::frames::write(&mut send, &proto::wire::SyncMsg::Batch { id: 1, entries: vec![forged] })
+            .await
+            .unwrap();
+        let ack = node::mesh::frames::read(&mut recv).await.unwrap();
+        assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 1, refused: 1 });
+        conn.close(0u32.into(), b"done");
+    });
+
+    let metrics = mesh.metrics("county-a");
+    let count = |reason: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("yiwang_mesh_refused_total") && l.contains(&format!("reason=\"{reason}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(count("handshake") >= 2.0, "handshake refusals counted: {metrics}");
+    assert!(count("foreign_origin") >= 1.0, "forged origin counted");
+}
