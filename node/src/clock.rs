@@ -23,21 +23,25 @@ impl Clock for SystemClock {
 }
 
 /// Wall time derived from tokio's clock: `epoch_ms` at creation, then advancing with
-/// `tokio::time::Instant`, so a paused runtime's virtual time drives it.
-#[derive(Debug, Clone, Copy)]
+/// `tokio::time::Instant`, so a paused runtime's virtual time drives it. It keeps the runtime's
+/// handle, so a thread outside the runtime (the store's flusher) reads the same virtual time.
+#[derive(Debug, Clone)]
 pub struct TokioClock {
     epoch_ms: u64,
     start: tokio::time::Instant,
+    runtime: tokio::runtime::Handle,
 }
 
 impl TokioClock {
+    /// Must be called inside the runtime whose clock it follows.
     pub fn starting_at(epoch_ms: u64) -> Self {
-        TokioClock { epoch_ms, start: tokio::time::Instant::now() }
+        TokioClock { epoch_ms, start: tokio::time::Instant::now(), runtime: tokio::runtime::Handle::current() }
     }
 }
 
 impl Clock for TokioClock {
     fn now_ms(&self) -> u64 {
+        let _inside = self.runtime.enter();
         self.epoch_ms + self.start.elapsed().as_millis() as u64
     }
 }

@@ -168,7 +168,10 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(),
 
 /// Towns report events and escalate every other one for as long as `run` is set. Returns the
 /// acknowledged escalations per town.
-fn traffic(mesh: &Mesh, run: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<(String, BTreeSet<(String, u64)>)>> {
+/// A town's acknowledged escalations: (event id, escalation number).
+type Escalated = (String, BTreeSet<(String, u64)>);
+
+fn traffic(mesh: &Mesh, run: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Escalated>> {
     TOWNS
         .iter()
         .map(|&town| {
@@ -312,6 +315,30 @@ fn a_mesh_converges_through_kills_restarts_and_failover() {
             }
         });
     }
+
+    // The city's picture of the summaries: the latest version of every town's windows equals
+    // what each town counts for itself.
+    let from = "2000-01-01T00:00:00Z";
+    wait_until("town summaries reaching the city", Duration::from_secs(30), || {
+        let city = mesh.get("city", &format!("/api/v1/summaries?scope=mesh&from={from}"));
+        for &town in TOWNS {
+            let own = mesh.get(town, &format!("/api/v1/summaries?from={from}"));
+            let reported = |list: &Value, node: &str| -> u64 {
+                list["summaries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["node"] == node)
+                    .map(|s| s["reported"]["hazard"].as_u64().unwrap_or(0))
+                    .sum()
+            };
+            let (here, there) = (reported(&own, town), reported(&city, town));
+            if here == 0 || here != there {
+                return Err(format!("{town} counts {here} reported, the city sees {there}"));
+            }
+        }
+        Ok(())
+    });
 
     // Watchlists converge everywhere.
     wait_until("watchlists converging", Duration::from_secs(30), || {

@@ -295,6 +295,9 @@ struct SummaryQuery {
     from: Option<String>,
     /// RFC 3339; default now.
     to: Option<String>,
+    /// `node` (this node's own windows, the default) or `mesh` (the latest version of every
+    /// window the nodes below sent up).
+    scope: Option<String>,
 }
 
 async fn summaries(
@@ -316,7 +319,12 @@ async fn summaries(
     if from > to {
         return Err(ApiError::bad_request("from is after to"));
     }
-    Ok(Json(json!({ "summaries": s.events.summaries(from, to)? })))
+    let summaries = match q.scope.as_deref() {
+        None | Some("node") => s.events.summaries(from, to)?,
+        Some("mesh") => crate::mesh::summaries::latest(s.ingest.store(), from, to)?,
+        Some(other) => return Err(ApiError::bad_request(format!("scope {other:?} is not node or mesh"))),
+    };
+    Ok(Json(json!({ "summaries": summaries })))
 }
 
 /// The mesh links and their states.

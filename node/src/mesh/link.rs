@@ -20,6 +20,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>, StoreError> {
+    let entries: Vec<Entry> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Insert(e) if e.kind == Kind::Summary => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::summaries::upserts(store, &entries)
+}
+
 /// How long a dial may take before the next parent is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a node on a fallback parent checks whether its preferred parent is back.
@@ -218,6 +232,17 @@ impl Inner {
                         Verdict::Refuse(r) => refused.push((e.origin, e.kind, r)),
                     }
                 }
+                // Summaries are upserted in the same commit as the entries that carry them.
+                match summaries_upserts(&self.store, &ops).and_then(|mut up| {
+                    ops.append(&mut up);
+                    Ok(ops)
+                }) {
+                    Ok(all) => ops = all,
+                    Err(e) => {
+                        self.reload_heads(&mut replica);
+                        return Err(e.into());
+                    }
+                }
                 match self.store.submit(ops).await {
                     Ok(fut) => fut,
                     Err(e) => {
@@ -290,6 +315,12 @@ impl Inner {
                                 _ = self.better_parent(&parents[..i]) => {
                                     tracing::info!(from = %parent.id, "preferred parent is back; switching");
                                     conn.close(0u32.into(), b"switching to preferred parent");
+                                    // The session was dropped mid-way: say the link is down here.
+                                    self.set_state(&identity, Relation::Parent, |s| {
+                                        s.state = LinkState::Partitioned;
+                                        s.last_error = Some("left for the preferred parent".into());
+                                        s.rtt_ms = None;
+                                    });
                                 }
                             }
                         }

@@ -15,6 +15,7 @@ mod link;
 pub mod pki;
 mod rate;
 pub mod status;
+pub mod summaries;
 pub mod sync;
 pub mod tls;
 pub mod topology;

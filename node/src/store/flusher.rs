@@ -185,11 +185,13 @@ impl Flusher {
                 for (kind, (_, _, count)) in high_water {
                     self.metrics.entries_written.get_or_create(&KindLabels { kind: kind.as_str() }).inc_by(count);
                 }
-                for (reply, appended) in waiting {
-                    let _ = reply.send(Ok(appended));
-                }
+                // Wake replication before the writers, so nothing a writer does next can race
+                // ahead of the news that these entries exist.
                 if stored_entries > 0 {
                     self.changed.send_modify(|n| *n += 1);
+                }
+                for (reply, appended) in waiting {
+                    let _ = reply.send(Ok(appended));
                 }
             }
             Err(e) => {
