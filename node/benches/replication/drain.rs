@@ -19,9 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Entries in the town's backlog (1M unless `YIWANG_BENCH_backlog()` says otherwise).
+/// Entries in the town's backlog (1M unless `YIWANG_BENCH_BACKLOG` says otherwise).
 pub fn backlog() -> u64 {
-    std::env::var("YIWANG_BENCH_backlog()").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(1_000_000)
+    std::env::var("YIWANG_BENCH_BACKLOG").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(1_000_000)
 }
 /// Appends per commit while pre-filling (the flusher takes up to 16,384 per flush).
 const PREFILL_COMMIT: u64 = 10_000;
@@ -54,6 +54,7 @@ pub struct Drain {
 }
 
 pub struct Figures {
+    pub backlog: u64,
     pub raw_sled_per_s: Vec<f64>,
     pub drains: Vec<Drain>,
     /// Per drain: its rate over the mean of the raw runs either side.
@@ -91,7 +92,7 @@ fn stored_entry(origin: &NodeId, seq: u64) -> Vec<u8> {
 }
 
 /// Write the backlog into the town's store through the store's own API, then close it.
-fn prefill(rt: &tokio::runtime::Runtime, town: &SiteDir) {
+fn prefill(rt: &tokio::runtime::Runtime, town: &SiteDir, backlog: u64) {
     let t = Instant::now();
     rt.block_on(async {
         let store = Store::open(
@@ -105,8 +106,8 @@ fn prefill(rt: &tokio::runtime::Runtime, town: &SiteDir) {
         // A few commits queued at once, so the flusher always has the next one ready.
         let mut pending = VecDeque::new();
         let mut i = 0;
-        while i < backlog() {
-            let n = PREFILL_COMMIT.min(backlog() - i);
+        while i < backlog {
+            let n = PREFILL_COMMIT.min(backlog - i);
             let ops = (i..i + n).map(|k| Op::Append { kind: Kind::Audit, payload: payload(k) }).collect();
             i += n;
             pending.push_back(store.submit(ops).await.expect("queued"));
@@ -117,15 +118,23 @@ fn prefill(rt: &tokio::runtime::Runtime, town: &SiteDir) {
         for p in pending {
             p.await.expect("durable");
         }
-        assert_eq!(store.own_head(Kind::Audit).unwrap(), backlog());
+        assert_eq!(store.own_head(Kind::Audit).unwrap(), backlog);
         store.close().await;
     });
-    eprintln!("  town store pre-filled with {backlog()} audit entries in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!("  town store pre-filled with {backlog} audit entries in {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// Let the kernel write back what the previous phase left dirty, so it does not slow the
+/// next phase's fsyncs.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(500));
 }
 
 /// Raw sled: one writer, `MAX_BATCH_ENTRIES` values per atomic batch, flushed before the next,
 /// `n` values in all into a fresh database.
 fn raw_sled_rate(dir: &Path, origin: &NodeId, n: u64, value: &[u8]) -> f64 {
+    settle();
     let db = sled::Config::new().path(dir).cache_capacity(64 << 20).flush_every_ms(None).open().expect("sled");
     let tree = db.open_tree("entries/audit").unwrap();
     let started = Instant::now();
@@ -150,9 +159,10 @@ fn raw_sled_rate(dir: &Path, origin: &NodeId, n: u64, value: &[u8]) -> f64 {
 }
 
 /// Start the county, then the town, and time until the county holds the backlog.
-fn drain_once(county: &SiteDir, town: &SiteDir) -> Drain {
+fn drain_once(county: &SiteDir, town: &SiteDir, backlog: u64) -> Drain {
     let _ = std::fs::remove_dir_all(&county.data);
     std::fs::create_dir_all(&county.data).unwrap();
+    settle();
     let mut county_p = NodeProc::start(county);
     let sample = format!("yiwang_mesh_entries_received_total{{peer=\"{}\"}}", town.id);
     let started = Instant::now();
@@ -168,10 +178,10 @@ fn drain_once(county: &SiteDir, town: &SiteDir) -> Drain {
         if got > 0.0 && first.is_none() {
             first = Some((Instant::now(), got));
         }
-        while rss.len() < RSS_AT.len() && got >= RSS_AT[rss.len()] * backlog() as f64 {
+        while rss.len() < RSS_AT.len() && got >= RSS_AT[rss.len()] * backlog as f64 {
             rss.push(county_p.status_mib("VmRSS"));
         }
-        if got >= backlog() as f64 {
+        if got >= backlog as f64 {
             break got;
         }
         if last_print.elapsed() > Duration::from_secs(5) {
@@ -180,7 +190,7 @@ fn drain_once(county: &SiteDir, town: &SiteDir) -> Drain {
         }
         assert!(
             started.elapsed() < DRAIN_LIMIT,
-            "the county holds {got} of {backlog()} after {DRAIN_LIMIT:?}; county log:\n{}\ntown log:\n{}",
+            "the county holds {got} of {backlog} after {DRAIN_LIMIT:?}; county log:\n{}\ntown log:\n{}",
             county_p.log_tail(),
             town_p.log_tail()
         );
@@ -220,32 +230,33 @@ pub fn run(rounds: usize) -> Figures {
     );
     let (county, town) = (&sites[1], &sites[2]);
     let origin = town.id.clone();
-    let value = stored_entry(&origin, backlog() / 2);
-    let payload_len = payload(backlog() / 2).len();
+    let backlog = backlog();
+    let value = stored_entry(&origin, backlog / 2);
+    let payload_len = payload(backlog / 2).len();
     eprintln!(
-        "drain: {backlog()} audit entries ({payload_len}-byte payloads, {}-byte stored entries), batches of \
+        "drain: {backlog} audit entries ({payload_len}-byte payloads, {}-byte stored entries), batches of \
          {MAX_BATCH_ENTRIES}, {rounds} rounds",
         value.len()
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    prefill(&rt, town);
+    prefill(&rt, town, backlog);
     drop(rt);
 
     let raw = |i: usize| {
-        let r = raw_sled_rate(&tmp.path().join(format!("raw{i}")), &origin, backlog(), &value);
+        let r = raw_sled_rate(&tmp.path().join(format!("raw{i}")), &origin, backlog, &value);
         eprintln!("  raw sled {i}: {r:.0} inserts/s");
         r
     };
     let mut raws = vec![raw(0)];
     let mut drains = Vec::new();
     for round in 0..rounds {
-        let d = drain_once(county, town);
+        let d = drain_once(county, town, backlog);
         let rss: Vec<String> = d.rss_mib.iter().map(|r| format!("{r:.0}")).collect();
         eprintln!(
             "  drain {round}: {:.1} s ({:.0} entries/s; {:.2} s to the first batch, then {:.0}/s); county RSS at \
              10/25/50/75/100%: {} MiB, peak {:.0} MiB; town peak {:.0} MiB",
             d.secs,
-            backlog() as f64 / d.secs,
+            backlog as f64 / d.secs,
             d.startup_secs,
             d.steady_per_s,
             rss.join("/"),
@@ -256,7 +267,7 @@ pub fn run(rounds: usize) -> Figures {
         raws.push(raw(round + 1));
     }
     let around = |i: usize| (raws[i] + raws[i + 1]) / 2.0;
-    let ratios = drains.iter().enumerate().map(|(i, d)| backlog() as f64 / d.secs / around(i)).collect();
+    let ratios = drains.iter().enumerate().map(|(i, d)| backlog as f64 / d.secs / around(i)).collect();
     let steady_ratios = drains.iter().enumerate().map(|(i, d)| d.steady_per_s / around(i)).collect();
-    Figures { raw_sled_per_s: raws, drains, ratios, steady_ratios, value_len: value.len(), payload_len }
+    Figures { backlog, raw_sled_per_s: raws, drains, ratios, steady_ratios, value_len: value.len(), payload_len }
 }

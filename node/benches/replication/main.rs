@@ -47,7 +47,7 @@ fn main() {
     let mut order: Vec<usize> = (0..d.ratios.len()).collect();
     order.sort_by(|&a, &b| d.ratios[a].total_cmp(&d.ratios[b]));
     let mid = &d.drains[order[order.len() / 2]];
-    let drain_per_s = drain::BACKLOG as f64 / mid.secs;
+    let drain_per_s = d.backlog as f64 / mid.secs;
     let raw_sled = median(d.raw_sled_per_s.clone());
     let rss_25 = mid.rss_mib[1];
     let rss_100 = mid.rss_mib[4];

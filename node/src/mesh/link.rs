@@ -233,11 +233,8 @@ impl Inner {
                     }
                 }
                 // Summaries are upserted in the same commit as the entries that carry them.
-                match summaries_upserts(&self.store, &ops).and_then(|mut up| {
-                    ops.append(&mut up);
-                    Ok(ops)
-                }) {
-                    Ok(all) => ops = all,
+                match summaries_upserts(&self.store, &ops) {
+                    Ok(mut up) => ops.append(&mut up),
                     Err(e) => {
                         self.reload_heads(&mut replica);
                         return Err(e.into());
