@@ -66,6 +66,8 @@ pub enum Refusal {
     RoleMayNotOriginate,
     #[error("the origin is not a site of the topology")]
     UnknownOrigin,
+    #[error("the entry is larger than any node stores")]
+    TooLarge,
 }
 
 impl Refusal {
@@ -75,6 +77,7 @@ impl Refusal {
             Refusal::ForeignOrigin => "foreign_origin",
             Refusal::RoleMayNotOriginate => "role_may_not_originate",
             Refusal::UnknownOrigin => "unknown_origin",
+            Refusal::TooLarge => "too_large",
         }
     }
 }

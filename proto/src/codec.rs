@@ -58,84 +58,72 @@ impl CodecError {
     }
 }
 
-fn config() -> bincode::config::Configuration<
-    bincode::config::BigEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_VALUE_BYTES>,
-> {
+type Config<const N: usize> =
+    bincode::config::Configuration<bincode::config::BigEndian, bincode::config::Varint, bincode::config::Limit<N>>;
+
+fn config<const N: usize>() -> Config<N> {
     // Big-endian so fixed-width integers sort byte-wise in keys built from encoded values.
-    bincode::config::standard().with_big_endian().with_limit::<MAX_VALUE_BYTES>()
+    bincode::config::standard().with_big_endian().with_limit::<N>()
 }
 
-/// Encode a value. Refuses values larger than [`MAX_VALUE_BYTES`] so nothing is written that
-/// could not be read back.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let bytes = bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))?;
-    if bytes.len() > MAX_VALUE_BYTES {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_VALUE_BYTES });
+/// Encode under a limit of `N` bytes, refusing larger values so nothing is written that could
+/// not be read back.
+fn encode_limited<const N: usize, T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let bytes = bincode::serde::encode_to_vec(value, config::<N>()).map_err(|e| CodecError::Encode(e.to_string()))?;
+    if bytes.len() > N {
+        return Err(CodecError::TooLarge { len: bytes.len(), limit: N });
     }
     Ok(bytes)
 }
 
-/// Decode exactly one value from `bytes`, which must hold nothing else.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    if bytes.len() > MAX_VALUE_BYTES {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_VALUE_BYTES });
+/// Decode exactly one value from `bytes` (which must hold nothing else) under a limit of `N`.
+fn decode_limited<const N: usize, T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() > N {
+        return Err(CodecError::TooLarge { len: bytes.len(), limit: N });
     }
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(map_decode_error)?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config::<N>()).map_err(|e| map_decode_error(e, N))?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - used));
     }
     Ok(value)
+}
+
+/// Encode a value (at most [`MAX_VALUE_BYTES`]).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    encode_limited::<MAX_VALUE_BYTES, T>(value)
+}
+
+/// Decode exactly one value (at most [`MAX_VALUE_BYTES`]).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_limited::<MAX_VALUE_BYTES, T>(bytes)
+}
+
+/// Encode a message that travels as one frame: a batch of entries may exceed one value's
+/// limit, not the frame's.
+pub fn encode_frame_payload<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    encode_limited::<MAX_FRAME_BYTES, T>(value)
+}
+
+/// Decode one frame's message, under the frame cap.
+pub fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_limited::<MAX_FRAME_BYTES, T>(bytes)
 }
 
 /// Decode one value from the front of `bytes` and say how many bytes it used; for reading a
 /// header without the body that follows it.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     let bytes = &bytes[..bytes.len().min(MAX_VALUE_BYTES)];
-    bincode::serde::decode_from_slice(bytes, config()).map_err(map_decode_error)
+    bincode::serde::decode_from_slice(bytes, config::<MAX_VALUE_BYTES>())
+        .map_err(|e| map_decode_error(e, MAX_VALUE_BYTES))
 }
 
-fn map_decode_error(e: bincode::error::DecodeError) -> CodecError {
+fn map_decode_error(e: bincode::error::DecodeError, limit: usize) -> CodecError {
     use bincode::error::DecodeError as D;
     match e {
         D::UnexpectedEnd { .. } => CodecError::Truncated,
-        D::LimitExceeded => CodecError::LimitExceeded { limit: MAX_VALUE_BYTES },
+        D::LimitExceeded => CodecError::LimitExceeded { limit },
         other => CodecError::Malformed(other.to_string()),
     }
-}
-
-/// Encode a message that travels as one frame: like [`encode`], with the frame's larger cap
-/// (a batch of entries may exceed one value's limit).
-pub fn encode_frame_payload<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let bytes = bincode::serde::encode_to_vec(value, frame_config()).map_err(|e| CodecError::Encode(e.to_string()))?;
-    if bytes.len() > MAX_FRAME_BYTES {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_FRAME_BYTES });
-    }
-    Ok(bytes)
-}
-
-/// Decode one frame's message, under the frame cap.
-pub fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    if bytes.len() > MAX_FRAME_BYTES {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit: MAX_FRAME_BYTES });
-    }
-    let (value, used) = bincode::serde::decode_from_slice(bytes, frame_config()).map_err(|e| match e {
-        bincode::error::DecodeError::LimitExceeded => CodecError::LimitExceeded { limit: MAX_FRAME_BYTES },
-        other => map_decode_error(other),
-    })?;
-    if used != bytes.len() {
-        return Err(CodecError::TrailingBytes(bytes.len() - used));
-    }
-    Ok(value)
-}
-
-fn frame_config() -> bincode::config::Configuration<
-    bincode::config::BigEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<MAX_FRAME_BYTES>,
-> {
-    bincode::config::standard().with_big_endian().with_limit::<MAX_FRAME_BYTES>()
 }
 
 /// Prefix `payload` with its length as a 4-byte big-endian integer.

@@ -72,6 +72,13 @@ fn main() {
     println!("figure drain_vs_raw_sled_all_rounds={}", spread(&d.ratios));
     println!("figure quic_vs_raw_quinn_all_rounds={}", spread(&q.ratios));
     println!("figure quic_payload_entries={:.0} entries/s", median(q.ours_entries_s.clone()));
+    let b = &q.breakdown;
+    println!("figure sync_frame_bytes_per_entry={:.1} bytes", b.frame_bytes);
+    for (name, ns) in
+        [("next_batch", b.next_batch), ("encode", b.encode), ("decode", b.decode), ("judge", b.judge), ("free", b.free)]
+    {
+        println!("figure sync_cpu_{name}={ns:.0} ns/entry");
+    }
     println!("figure total_time={:.0} s", started.elapsed().as_secs_f64());
 
     println!();

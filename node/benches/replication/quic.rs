@@ -206,7 +206,74 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
     (bytes as f64 / (1 << 20) as f64 / secs, total as f64 / secs)
 }
 
+/// Single-thread CPU time of each step of the sync protocol outside quinn, ns per entry, over
+/// the whole holdings once: what one side spends besides QUIC itself.
+pub struct Breakdown {
+    /// `Outbound::next_batch` on in-memory holdings (heads of every kind, entries cloned).
+    pub next_batch: f64,
+    /// `encode_frame_payload` and `frame`, as `frames::write` does before writing.
+    pub encode: f64,
+    /// `decode_frame_payload`, as `frames::read` does after reading.
+    pub decode: f64,
+    /// The topology lookups, `authz::check` and `Replica::judge`, as a link's inbound does.
+    pub judge: f64,
+    /// Freeing the received entries.
+    pub free: f64,
+    /// Frame bytes per entry.
+    pub frame_bytes: f64,
+}
+
+fn breakdown(p: &Pair, src: &Mem) -> Breakdown {
+    use proto::codec;
+    let (mut t_next, mut t_enc, mut t_dec, mut t_judge, mut t_free) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut out = Outbound::new(Direction::Up, 1, |_| true);
+    let mut replica = Replica::new(p.county.id().clone(), HashMap::new());
+    out.on_want(match replica.want(Direction::Up) {
+        SyncMsg::Want { heads } => heads,
+        _ => unreachable!(),
+    });
+    let below: HashSet<NodeId> = p.topology.subtree(p.town.id()).into_iter().collect();
+    let (mut entries_seen, mut bytes) = (0u64, 0usize);
+    loop {
+        let t = Instant::now();
+        let Some(msg) = out.next_batch(src).unwrap() else { break };
+        t_next += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let framed = codec::frame(&codec::encode_frame_payload(&msg).unwrap()).unwrap();
+        t_enc += t.elapsed().as_secs_f64();
+        bytes += framed.len();
+        let SyncMsg::Batch { id, .. } = msg else { unreachable!() };
+        drop(msg);
+        let t = Instant::now();
+        let got: SyncMsg = codec::decode_frame_payload(&framed[4..]).unwrap();
+        t_dec += t.elapsed().as_secs_f64();
+        let SyncMsg::Batch { entries, .. } = got else { unreachable!() };
+        let t = Instant::now();
+        for e in &entries {
+            let role = p.topology.site(&e.origin).map(|s| s.role);
+            let v = replica.judge(e, |e| authz::check(e.kind, Direction::Up, role, below.contains(&e.origin)));
+            assert_eq!(v, Verdict::Accept);
+        }
+        t_judge += t.elapsed().as_secs_f64();
+        entries_seen += entries.len() as u64;
+        let t = Instant::now();
+        drop(entries);
+        t_free += t.elapsed().as_secs_f64();
+        out.on_ack(id).unwrap();
+    }
+    let per = |secs: f64| secs * 1e9 / entries_seen as f64;
+    Breakdown {
+        next_batch: per(t_next),
+        encode: per(t_enc),
+        decode: per(t_dec),
+        judge: per(t_judge),
+        free: per(t_free),
+        frame_bytes: bytes as f64 / entries_seen as f64,
+    }
+}
+
 pub struct Figures {
+    pub breakdown: Breakdown,
     pub raw_mib_s: Vec<f64>,
     pub ours_mib_s: Vec<f64>,
     pub ours_entries_s: Vec<f64>,
@@ -240,7 +307,13 @@ pub fn run(rounds: usize) -> Figures {
         "quic: raw quinn {} MiB per run, sync protocol {ENTRIES} entries per run, {rounds} rounds",
         RAW_BYTES >> 20
     );
-    let mut f = Figures { raw_mib_s: vec![], ours_mib_s: vec![], ours_entries_s: vec![], ratios: vec![] };
+    let b = breakdown(&p, &src);
+    eprintln!(
+        "  sync protocol CPU per entry, one thread, no I/O: next_batch {:.0} ns, encode+frame {:.0} ns, decode {:.0} \
+         ns, judge {:.0} ns, free {:.0} ns ({:.0} frame bytes per entry)",
+        b.next_batch, b.encode, b.decode, b.judge, b.free, b.frame_bytes
+    );
+    let mut f = Figures { breakdown: b, raw_mib_s: vec![], ours_mib_s: vec![], ours_entries_s: vec![], ratios: vec![] };
     rt.block_on(async {
         // One of each to warm up, not counted.
         raw(&p).await;

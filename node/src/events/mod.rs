@@ -351,14 +351,7 @@ impl Events {
         note: String,
         who: &Identity,
     ) -> Result<EventRecord, EventError> {
-        if who.role != Role::Operator {
-            return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: answer.name() }.into());
-        }
-        check_text("by", &by, MAX_NAME, true)?;
-        check_text("note", &note, MAX_TEXT, false)?;
-        if let Answer::Result { outcome } = &answer {
-            check_text("outcome", outcome, MAX_TEXT, true)?;
-        }
+        check_answer(&answer, &by, &note, who)?;
         let mut desk = self.inner.desk.lock().await;
         let prev = self.require(id)?;
         let esc = prev.escalations.iter().find(|e| e.n == n).ok_or(WorkflowError::NoEscalation(n))?;
@@ -576,18 +569,11 @@ impl Events {
         note: String,
         who: &Identity,
     ) -> Result<EntryId, EventError> {
-        if who.role != Role::Operator {
-            return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: answer.name() }.into());
-        }
+        check_answer(&answer, &by, &note, who)?;
         if event.origin == self.inner.node {
             return Err(EventError::Invalid(
                 "this node owns the event: answer it with the event's own escalation endpoint".into(),
             ));
-        }
-        check_text("by", &by, MAX_NAME, true)?;
-        check_text("note", &note, MAX_TEXT, false)?;
-        if let Answer::Result { outcome } = &answer {
-            check_text("outcome", outcome, MAX_TEXT, true)?;
         }
         if !self.incoming(event.origin.clone())?.iter().any(|(_, e)| &e.event == event && e.n == n) {
             return Err(EventError::NotFound(format!("escalation {n} of {}", format_id(event))));
@@ -807,6 +793,19 @@ fn alert_event(alert: &Alert, alert_seq: u64) -> Option<EventCreated> {
         contact: vec![],
         attributes: vec![],
     })
+}
+
+/// An answer to an escalation: operators only, with who answered and, for a result, an outcome.
+fn check_answer(answer: &Answer, by: &str, note: &str, who: &Identity) -> Result<(), EventError> {
+    if who.role != Role::Operator {
+        return Err(WorkflowError::Forbidden { role: who.role.as_str(), action: answer.name() }.into());
+    }
+    check_text("by", by, MAX_NAME, true)?;
+    check_text("note", note, MAX_TEXT, false)?;
+    if let Answer::Result { outcome } = answer {
+        check_text("outcome", outcome, MAX_TEXT, true)?;
+    }
+    Ok(())
 }
 
 fn check_location(l: &Location) -> Result<(), EventError> {

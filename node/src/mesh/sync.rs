@@ -205,6 +205,11 @@ impl Replica {
         if let Err(r) = authorize(e) {
             return Verdict::Refuse(r);
         }
+        // A frame may carry more than one stored value may hold; such an entry could never be
+        // stored, and would fail every commit it was in.
+        if e.payload.len() + 1024 > proto::codec::MAX_VALUE_BYTES {
+            return Verdict::Refuse(Refusal::TooLarge);
+        }
         if e.origin == self.me {
             return Verdict::Duplicate;
         }
