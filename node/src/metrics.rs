@@ -80,6 +80,7 @@ pub struct Metrics {
     pub mesh_bytes_sent: Family<PeerLabels, Counter>,
     pub mesh_entries_received: Family<PeerLabels, Counter>,
     pub mesh_refused: Family<RefusalLabels, Counter>,
+    pub mesh_clock_ahead: Family<PeerLabels, Counter>,
 }
 
 impl Metrics {
@@ -107,6 +108,7 @@ impl Metrics {
             mesh_bytes_sent: Family::default(),
             mesh_entries_received: Family::default(),
             mesh_refused: Family::default(),
+            mesh_clock_ahead: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
         r.register("ingested", "Records accepted from feeds", m.ingested.clone());
@@ -151,6 +153,11 @@ impl Metrics {
         r.register("mesh_bytes_sent", "Bytes of sync frames sent to a peer", m.mesh_bytes_sent.clone());
         r.register("mesh_entries_received", "Entries received from a peer", m.mesh_entries_received.clone());
         r.register("mesh_refused", "Connections and entries refused, by peer and reason", m.mesh_refused.clone());
+        r.register(
+            "mesh_clock_ahead",
+            "Entries received stamped more than a minute ahead of this node's clock",
+            m.mesh_clock_ahead.clone(),
+        );
         m
     }
 
@@ -169,6 +176,10 @@ impl Metrics {
 
     pub fn mesh_refused(&self, peer: &str, reason: &'static str) {
         self.mesh_refused.get_or_create(&RefusalLabels { peer: peer.to_string(), reason }).inc();
+    }
+
+    pub fn clock_ahead(&self, peer: &proto::NodeId, entries: u64) {
+        self.mesh_clock_ahead.get_or_create(&PeerLabels { peer: peer.to_string() }).inc_by(entries);
     }
 
     pub fn mesh_sent(&self, peer: &proto::NodeId, entries: u64, bytes: u64) {

@@ -47,15 +47,21 @@ pub struct Drain {
     pub rss_mib: Vec<f64>,
     /// County VmHWM at the end, MiB.
     pub peak_rss_mib: f64,
+    /// Town VmRSS at each of [`RSS_AT`], MiB.
+    pub town_rss_mib: Vec<f64>,
     /// Town VmHWM at the end, MiB.
     pub town_peak_rss_mib: f64,
+    /// The county's group commits during the drain: how many, their writes, their time (s).
+    pub flushes: f64,
+    pub flush_ops: f64,
+    pub flush_secs: f64,
     /// What the counter read at the end (the backlog, plus whatever the town appended since).
     pub received: f64,
 }
 
 pub struct Figures {
     pub backlog: u64,
-    pub raw_sled_per_s: Vec<f64>,
+    pub raws: Vec<Raw>,
     pub drains: Vec<Drain>,
     /// Per drain: its rate over the mean of the raw runs either side.
     pub ratios: Vec<f64>,
@@ -131,12 +137,47 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(500));
 }
 
+/// Set in the environment of the child process that runs raw sled.
+const RAW_CHILD_ENV: &str = "YIWANG_BENCH_RAW_SLED_CHILD";
+
+/// One raw sled run.
+pub struct Raw {
+    pub per_s: f64,
+    /// The process's VmRSS at each of [`RSS_AT`], MiB.
+    pub rss_mib: Vec<f64>,
+    pub peak_rss_mib: f64,
+}
+
 /// Raw sled: one writer, `MAX_BATCH_ENTRIES` values per atomic batch, flushed before the next,
-/// `n` values in all into a fresh database.
-fn raw_sled_rate(dir: &Path, origin: &NodeId, n: u64, value: &[u8]) -> f64 {
+/// `n` values in all into a fresh database. It runs in a process of its own (this binary again),
+/// started like the county, so its RSS is sled's alone and compares with the county's.
+fn raw_sled(dir: &Path, n: u64) -> Raw {
     settle();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(RAW_CHILD_ENV, format!("{}\n{n}", dir.display()))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("start the raw sled child");
+    let _ = std::fs::remove_dir_all(dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "raw sled child failed: {}; {text}", out.status);
+    let nums: Vec<f64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(nums.len(), 2 + RSS_AT.len(), "raw sled child said {text:?}");
+    Raw { per_s: nums[0], peak_rss_mib: nums[1], rss_mib: nums[2..].to_vec() }
+}
+
+/// In the raw sled child: run, print `per_s peak rss...` on one line, and say so.
+pub fn raw_child() -> bool {
+    let Ok(spec) = std::env::var(RAW_CHILD_ENV) else { return false };
+    let (dir, n) = spec.split_once('\n').expect("dir and count");
+    let n: u64 = n.parse().expect("count");
+    let origin = NodeId::new(TOWN).unwrap();
+    let value = stored_entry(&origin, n / 2);
+    let pid = std::process::id();
+    let rss = |field| crate::nodes::proc_status_kib(pid, field) as f64 / 1024.0;
     let db = sled::Config::new().path(dir).cache_capacity(64 << 20).flush_every_ms(None).open().expect("sled");
     let tree = db.open_tree("entries/audit").unwrap();
+    let mut samples = Vec::new();
     let started = Instant::now();
     let mut seq = 1;
     while seq <= n {
@@ -145,17 +186,19 @@ fn raw_sled_rate(dir: &Path, origin: &NodeId, n: u64, value: &[u8]) -> f64 {
             if seq > n {
                 break;
             }
-            batch.insert(keys::entry_key(origin, seq), value.to_vec());
+            batch.insert(keys::entry_key(&origin, seq), value.clone());
             seq += 1;
         }
         tree.apply_batch(batch).unwrap();
         db.flush().unwrap();
+        while samples.len() < RSS_AT.len() && (seq - 1) as f64 >= RSS_AT[samples.len()] * n as f64 {
+            samples.push(rss("VmRSS"));
+        }
     }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    drop(tree);
-    drop(db);
-    let _ = std::fs::remove_dir_all(dir);
-    rate
+    let per_s = n as f64 / started.elapsed().as_secs_f64();
+    let samples: Vec<String> = samples.iter().map(|r| format!("{r:.1}")).collect();
+    println!("{per_s:.1} {:.1} {}", rss("VmHWM"), samples.join(" "));
+    true
 }
 
 /// Start the county, then the town, and time until the county holds the backlog.
@@ -169,6 +212,7 @@ fn drain_once(county: &SiteDir, town: &SiteDir, backlog: u64) -> Drain {
     let mut town_p = NodeProc::start(town);
     let mut first: Option<(Instant, f64)> = None;
     let mut rss = Vec::new();
+    let mut town_rss = Vec::new();
     let mut last_print = Instant::now();
     let received = loop {
         std::thread::sleep(POLL);
@@ -180,6 +224,7 @@ fn drain_once(county: &SiteDir, town: &SiteDir, backlog: u64) -> Drain {
         }
         while rss.len() < RSS_AT.len() && got >= RSS_AT[rss.len()] * backlog as f64 {
             rss.push(county_p.status_mib("VmRSS"));
+            town_rss.push(town_p.status_mib("VmRSS"));
         }
         if got >= backlog as f64 {
             break got;
@@ -196,6 +241,10 @@ fn drain_once(county: &SiteDir, town: &SiteDir, backlog: u64) -> Drain {
         );
     };
     let done = Instant::now();
+    let county_metric = |name: &str| county_p.metric(name).unwrap_or(f64::NAN);
+    let flushes = county_metric("yiwang_store_flush_seconds_count");
+    let flush_secs = county_metric("yiwang_store_flush_seconds_sum");
+    let flush_ops = county_metric("yiwang_store_flush_batch_ops_sum");
     let peak_rss_mib = county_p.status_mib("VmHWM");
     let town_peak_rss_mib = town_p.status_mib("VmHWM");
     drop(town_p);
@@ -207,7 +256,11 @@ fn drain_once(county: &SiteDir, town: &SiteDir, backlog: u64) -> Drain {
         steady_per_s: (received - first_got) / (done - first_at).as_secs_f64(),
         rss_mib: rss,
         peak_rss_mib,
+        town_rss_mib: town_rss,
         town_peak_rss_mib,
+        flushes,
+        flush_ops,
+        flush_secs,
         received,
     }
 }
@@ -243,8 +296,14 @@ pub fn run(rounds: usize) -> Figures {
     drop(rt);
 
     let raw = |i: usize| {
-        let r = raw_sled_rate(&tmp.path().join(format!("raw{i}")), &origin, backlog, &value);
-        eprintln!("  raw sled {i}: {r:.0} inserts/s");
+        let r = raw_sled(&tmp.path().join(format!("raw{i}")), backlog);
+        let rss: Vec<String> = r.rss_mib.iter().map(|r| format!("{r:.0}")).collect();
+        eprintln!(
+            "  raw sled {i}: {:.0} inserts/s; RSS at 10/25/50/75/100%: {} MiB, peak {:.0} MiB",
+            r.per_s,
+            rss.join("/"),
+            r.peak_rss_mib
+        );
         r
     };
     let mut raws = vec![raw(0)];
@@ -252,22 +311,34 @@ pub fn run(rounds: usize) -> Figures {
     for round in 0..rounds {
         let d = drain_once(county, town, backlog);
         let rss: Vec<String> = d.rss_mib.iter().map(|r| format!("{r:.0}")).collect();
+        let town_rss: Vec<String> = d.town_rss_mib.iter().map(|r| format!("{r:.0}")).collect();
         eprintln!(
             "  drain {round}: {:.1} s ({:.0} entries/s; {:.2} s to the first batch, then {:.0}/s); county RSS at \
-             10/25/50/75/100%: {} MiB, peak {:.0} MiB; town peak {:.0} MiB",
+             10/25/50/75/100%: {} MiB, peak {:.0} MiB; town RSS {} MiB, peak {:.0} MiB",
             d.secs,
             backlog as f64 / d.secs,
             d.startup_secs,
             d.steady_per_s,
             rss.join("/"),
             d.peak_rss_mib,
+            town_rss.join("/"),
             d.town_peak_rss_mib
+        );
+        eprintln!(
+            "    county flusher: {:.0} group commits of {:.0} writes on average, {:.2} ms each, busy {:.1} s ({:.0}% of \
+             the drain); raw sled takes {:.2} ms per batch",
+            d.flushes,
+            d.flush_ops / d.flushes,
+            d.flush_secs / d.flushes * 1e3,
+            d.flush_secs,
+            d.flush_secs / d.secs * 100.0,
+            MAX_BATCH_ENTRIES as f64 / raws[round].per_s * 1e3
         );
         drains.push(d);
         raws.push(raw(round + 1));
     }
-    let around = |i: usize| (raws[i] + raws[i + 1]) / 2.0;
+    let around = |i: usize| (raws[i].per_s + raws[i + 1].per_s) / 2.0;
     let ratios = drains.iter().enumerate().map(|(i, d)| backlog as f64 / d.secs / around(i)).collect();
     let steady_ratios = drains.iter().enumerate().map(|(i, d)| d.steady_per_s / around(i)).collect();
-    Figures { backlog, raw_sled_per_s: raws, drains, ratios, steady_ratios, value_len: value.len(), payload_len }
+    Figures { backlog, raws, drains, ratios, steady_ratios, value_len: value.len(), payload_len }
 }

@@ -36,6 +36,9 @@ fn spread(v: &[f64]) -> String {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
+    if drain::raw_child() {
+        return;
+    }
     let started = Instant::now();
     let q = quic::run(rounds("YIWANG_BENCH_QUIC_ROUNDS", 5));
     if std::env::var("YIWANG_BENCH_ONLY").is_ok_and(|v| v == "quic") {
@@ -46,9 +49,13 @@ fn main() {
     // The drain whose ratio is the median stands for the run: its RSS samples are printed.
     let mut order: Vec<usize> = (0..d.ratios.len()).collect();
     order.sort_by(|&a, &b| d.ratios[a].total_cmp(&d.ratios[b]));
-    let mid = &d.drains[order[order.len() / 2]];
+    let mid_i = order[order.len() / 2];
+    let mid = &d.drains[mid_i];
+    // The raw sled run just after it, for the same RSS samples of sled alone.
+    let raw_after = &d.raws[mid_i + 1];
     let drain_per_s = d.backlog as f64 / mid.secs;
-    let raw_sled = median(d.raw_sled_per_s.clone());
+    // The raw sled runs either side of that drain: drain / raw_sled is then its ratio.
+    let raw_sled = (d.raws[mid_i].per_s + raw_after.per_s) / 2.0;
     let rss_25 = mid.rss_mib[1];
     let rss_100 = mid.rss_mib[4];
     let peak = median(d.drains.iter().map(|x| x.peak_rss_mib).collect());
@@ -59,6 +66,11 @@ fn main() {
     for (at, rss) in drain::RSS_AT.iter().zip(&mid.rss_mib) {
         println!("figure drain_rss_{:.0}={rss:.1} MiB", at * 100.0);
     }
+    for (at, rss) in drain::RSS_AT.iter().zip(&raw_after.rss_mib) {
+        println!("figure raw_sled_rss_{:.0}={rss:.1} MiB", at * 100.0);
+    }
+    println!("figure raw_sled_peak_rss={:.1} MiB", raw_after.peak_rss_mib);
+    println!("ratio raw_sled_rss_100_vs_25={:.2}", raw_after.rss_mib[4] / raw_after.rss_mib[1]);
     println!(
         "figure drain_county_peak_rss_all_rounds={} MiB",
         spread(&d.drains.iter().map(|x| x.peak_rss_mib).collect::<Vec<_>>())

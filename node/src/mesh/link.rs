@@ -41,6 +41,8 @@ const PROBE_EVERY: Duration = Duration::from_secs(10);
 /// Reconnect backoff: doubling from the first to the last, with jitter.
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Entries stamped further ahead of our clock than this are flagged.
+const CLOCK_LEAD_TOLERANCE_MS: u64 = 60_000;
 /// A link whose round trip exceeds this is degraded.
 const DEGRADED_RTT: Duration = Duration::from_millis(750);
 
@@ -212,6 +214,14 @@ impl Inner {
                 return Err(ProtocolError::Unexpected("something other than Batch").into());
             };
             let received = entries.len() as u64;
+            // A peer whose clock runs ahead is flagged, never silently dropped: its entries are
+            // still its entries, but operators must hear that its timestamps cannot be trusted.
+            let horizon = self.now().saturating_add(CLOCK_LEAD_TOLERANCE_MS);
+            let ahead = entries.iter().filter(|e| e.hlc.wall_ms > horizon).count() as u64;
+            if ahead > 0 {
+                self.metrics.clock_ahead(&peer.id, ahead);
+                tracing::warn!(peer = %peer.id, entries = ahead, "entries stamped more than a minute ahead of this node's clock");
+            }
             let mut ops = Vec::with_capacity(entries.len());
             let mut refused: Vec<(NodeId, Kind, authz::Refusal)> = Vec::new();
             let mut applied: Vec<Entry> = Vec::new();
