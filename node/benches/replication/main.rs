@@ -11,6 +11,12 @@
 //!   no store) over one QUIC connection with the mesh's TLS, over raw quinn payload throughput
 //!   on the same kind of connection.
 //!
+//! Figures before the headline say where the drain's time and memory go: the county's group
+//! commits (count, mean duration, share of the drain the flusher was busy) next to raw sled's
+//! time per batch, and RSS growth per entry once sled's cache has filled, for the county, the
+//! town and raw sled (run in a process of its own so its RSS is sled's alone). For the QUIC
+//! comparison, the sync protocol's CPU per entry outside quinn, step by step.
+//!
 //! For investigations: `YIWANG_BENCH_DRAIN_ROUNDS` and `YIWANG_BENCH_QUIC_ROUNDS` change the
 //! number of rounds, `YIWANG_BENCH_BACKLOG` the backlog, `YIWANG_BENCH_WINDOW` the sync
 //! protocol's window in the QUIC comparison (the mesh's default otherwise), and
@@ -70,6 +76,12 @@ fn main() {
         println!("figure raw_sled_rss_{:.0}={rss:.1} MiB", at * 100.0);
     }
     println!("figure raw_sled_peak_rss={:.1} MiB", raw_after.peak_rss_mib);
+    // Growth per entry over the second half, once sled's cache (64 MiB) has filled: what
+    // memory does as the store grows, apart from the cache reaching its size.
+    let slope = |rss: &[f64]| (rss[4] - rss[2]) * (1u64 << 20) as f64 / (d.backlog as f64 / 2.0);
+    println!("figure drain_rss_growth_50_to_100={:.1} bytes/entry", slope(&mid.rss_mib));
+    println!("figure raw_sled_rss_growth_50_to_100={:.1} bytes/entry", slope(&raw_after.rss_mib));
+    println!("figure drain_town_rss_growth_50_to_100={:.1} bytes/entry", slope(&mid.town_rss_mib));
     println!("ratio raw_sled_rss_100_vs_25={:.2}", raw_after.rss_mib[4] / raw_after.rss_mib[1]);
     println!(
         "figure drain_county_peak_rss_all_rounds={} MiB",
@@ -80,6 +92,10 @@ fn main() {
     println!("figure drain_time={:.1} s", mid.secs);
     println!("figure drain_steady={:.0} entries/s", mid.steady_per_s);
     println!("figure drain_received={:.0} entries", mid.received);
+    println!("figure drain_county_group_commits={:.0}", mid.flushes);
+    println!("figure drain_county_flush={:.2} ms", mid.flush_secs / mid.flushes * 1e3);
+    println!("figure raw_sled_batch={:.2} ms", proto::wire::MAX_BATCH_ENTRIES as f64 / raw_sled * 1e3);
+    println!("figure drain_county_flusher_busy={:.0} %", mid.flush_secs / mid.secs * 100.0);
     println!("ratio drain_steady_vs_raw_sled={:.2}", median(d.steady_ratios.clone()));
     println!("figure drain_vs_raw_sled_all_rounds={}", spread(&d.ratios));
     println!("figure quic_vs_raw_quinn_all_rounds={}", spread(&q.ratios));
