@@ -46,6 +46,16 @@ const CLOCK_LEAD_TOLERANCE_MS: u64 = 60_000;
 /// A link whose round trip exceeds this is degraded.
 const DEGRADED_RTT: Duration = Duration::from_millis(750);
 
+/// A received batch on its way to the disk.
+struct Queued {
+    id: u64,
+    received: u64,
+    refused: Vec<(NodeId, Kind, authz::Refusal)>,
+    applied: Vec<Entry>,
+    durable:
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<crate::store::Appended>, StoreError>> + Send>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("connection: {0}")]
@@ -197,7 +207,9 @@ impl Inner {
     }
 
     /// Take what the peer sends: judge each entry, store the accepted ones durably, then
-    /// acknowledge the batch.
+    /// acknowledge the batch. Pipelined: while one batch is being made durable the next ones
+    /// (up to the sender's window) are already judged and queued, so batches that arrive
+    /// during a flush share the next one and the disk never waits on the network.
     async fn inbound(
         self: Arc<Self>,
         conn: quinn::Connection,
@@ -208,72 +220,93 @@ impl Inner {
         let (mut send, mut recv) = conn.open_bi().await?;
         let want = self.replica.lock().await.want(dir);
         frames::write(&mut send, &want).await?;
-        let below: HashSet<NodeId> = self.topology.subtree(&peer.id).into_iter().collect();
-        loop {
-            let SyncMsg::Batch { id, entries } = frames::read(&mut recv).await? else {
-                return Err(ProtocolError::Unexpected("something other than Batch").into());
-            };
-            let received = entries.len() as u64;
-            // A peer whose clock runs ahead is flagged, never silently dropped: its entries are
-            // still its entries, but operators must hear that its timestamps cannot be trusted.
-            let horizon = self.now().saturating_add(CLOCK_LEAD_TOLERANCE_MS);
-            let ahead = entries.iter().filter(|e| e.hlc.wall_ms > horizon).count() as u64;
-            if ahead > 0 {
-                self.metrics.clock_ahead(&peer.id, ahead);
-                tracing::warn!(peer = %peer.id, entries = ahead, "entries stamped more than a minute ahead of this node's clock");
-            }
-            let mut ops = Vec::with_capacity(entries.len());
-            let mut refused: Vec<(NodeId, Kind, authz::Refusal)> = Vec::new();
-            let mut applied: Vec<Entry> = Vec::new();
-            let durable = {
-                // Judge and queue under one lock, so each origin's entries reach the disk in
-                // order whichever link they came by.
-                let mut replica = self.replica.lock().await;
-                for e in entries {
-                    let role = self.topology.site(&e.origin).map(|s| s.role);
-                    match replica.judge(&e, |e| authz::check(e.kind, dir, role, below.contains(&e.origin))) {
-                        Verdict::Accept => {
-                            if matches!(e.kind, Kind::Watchlist | Kind::Command) {
-                                applied.push(e.clone());
-                            }
-                            ops.push(Op::Insert(e));
-                        }
-                        Verdict::Duplicate | Verdict::Gap => {}
-                        Verdict::Refuse(r) => refused.push((e.origin, e.kind, r)),
-                    }
+        let (queued_tx, mut queued) = mpsc::channel::<Queued>(self.settings.window.max(1));
+        let submitter = async {
+            let below: HashSet<NodeId> = self.topology.subtree(&peer.id).into_iter().collect();
+            loop {
+                let SyncMsg::Batch { id, entries } = frames::read(&mut recv).await? else {
+                    return Err(ProtocolError::Unexpected("something other than Batch").into());
+                };
+                let q = self.judge_and_queue(&peer, dir, &below, id, entries).await?;
+                if queued_tx.send(q).await.is_err() {
+                    return Ok(());
                 }
-                // Summaries are upserted in the same commit as the entries that carry them.
-                match summaries_upserts(&self.store, &ops) {
-                    Ok(mut up) => ops.append(&mut up),
-                    Err(e) => {
-                        self.reload_heads(&mut replica);
-                        return Err(e.into());
-                    }
-                }
-                match self.store.submit(ops).await {
-                    Ok(fut) => fut,
-                    Err(e) => {
-                        self.reload_heads(&mut replica);
-                        return Err(e.into());
-                    }
-                }
-            };
-            if let Err(e) = durable.await {
-                self.reload_heads(&mut *self.replica.lock().await);
-                return Err(e.into());
             }
-            frames::write(&mut send, &SyncMsg::Ack { id, refused: refused.len() as u32 }).await?;
-            self.metrics.mesh_received(&peer.id, received);
-            self.set_state(&peer, relation, |s| {
-                s.entries_received += received;
-                s.refused += refused.len() as u64;
-            });
-            if let Some((origin, kind, reason)) = refused.first() {
-                let detail = format!("{} entries, e.g. {kind} from {origin}", refused.len());
-                self.refuse(peer.id.as_str(), reason.as_str(), detail).await;
+        };
+        let acknowledger = async {
+            while let Some(q) = queued.recv().await {
+                if let Err(e) = q.durable.await {
+                    self.reload_heads(&mut *self.replica.lock().await);
+                    return Err(SessionError::from(e));
+                }
+                frames::write(&mut send, &SyncMsg::Ack { id: q.id, refused: q.refused.len() as u32 }).await?;
+                self.metrics.mesh_received(&peer.id, q.received);
+                self.set_state(&peer, relation, |s| {
+                    s.entries_received += q.received;
+                    s.refused += q.refused.len() as u64;
+                });
+                if let Some((origin, kind, reason)) = q.refused.first() {
+                    let detail = format!("{} entries, e.g. {kind} from {origin}", q.refused.len());
+                    self.refuse(peer.id.as_str(), reason.as_str(), detail).await;
+                }
+                if !q.applied.is_empty() && self.applied.send(q.applied).await.is_err() {
+                    tracing::warn!("nothing applies replicated watchlist and command entries any more");
+                }
             }
-            if !applied.is_empty() && self.applied.send(applied).await.is_err() {
-                tracing::warn!("nothing applies replicated watchlist and command entries any more");
+            Ok(())
+        };
+        tokio::try_join!(submitter, acknowledger).map(|_| ())
+    }
+
+    /// Judge one batch and queue its accepted entries for storage, under the replica lock so
+    /// each origin's entries reach the disk in order whichever link brought them.
+    async fn judge_and_queue(
+        &self,
+        peer: &NodeIdentity,
+        dir: Direction,
+        below: &HashSet<NodeId>,
+        id: u64,
+        entries: Vec<Entry>,
+    ) -> Result<Queued, SessionError> {
+        let received = entries.len() as u64;
+        // A peer whose clock runs ahead is flagged, never silently dropped: its entries are
+        // still its entries, but operators must hear that its timestamps cannot be trusted.
+        let horizon = self.now().saturating_add(CLOCK_LEAD_TOLERANCE_MS);
+        let ahead = entries.iter().filter(|e| e.hlc.wall_ms > horizon).count() as u64;
+        if ahead > 0 {
+            self.metrics.clock_ahead(&peer.id, ahead);
+            tracing::warn!(peer = %peer.id, entries = ahead, "entries stamped more than a minute ahead of this node's clock");
+        }
+        let mut ops = Vec::with_capacity(entries.len());
+        let mut refused = Vec::new();
+        let mut applied = Vec::new();
+        let mut replica = self.replica.lock().await;
+        for e in entries {
+            let role = self.topology.site(&e.origin).map(|s| s.role);
+            match replica.judge(&e, |e| authz::check(e.kind, dir, role, below.contains(&e.origin))) {
+                Verdict::Accept => {
+                    if matches!(e.kind, Kind::Watchlist | Kind::Command) {
+                        applied.push(e.clone());
+                    }
+                    ops.push(Op::Insert(e));
+                }
+                Verdict::Duplicate | Verdict::Gap => {}
+                Verdict::Refuse(r) => refused.push((e.origin, e.kind, r)),
+            }
+        }
+        // Summaries are upserted in the same commit as the entries that carry them.
+        let queued = match summaries_upserts(&self.store, &ops) {
+            Ok(mut up) => {
+                ops.append(&mut up);
+                self.store.submit(ops).await
+            }
+            Err(e) => Err(e),
+        };
+        match queued {
+            Ok(durable) => Ok(Queued { id, received, refused, applied, durable: Box::pin(durable) }),
+            Err(e) => {
+                self.reload_heads(&mut replica);
+                Err(e.into())
             }
         }
     }
