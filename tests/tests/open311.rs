@@ -484,9 +484,9 @@ fn errors_are_the_specs_error_arrays() {
 
     let long = "x".repeat(4001);
     assert_error(&post(&with(&[("description", Some(long.leak()))])), 400, "4001 characters", "4001 chars");
-    // 1500 Chinese characters are 4500 bytes: within the spec's 4000 characters, over the desk's bytes.
-    let chinese = "海".repeat(1500);
-    assert_error(&post(&with(&[("description", Some(chinese.leak()))])), 400, "4500 bytes", "CJK description");
+    // The limit is the spec's 4000 characters, whatever their size in UTF-8.
+    let chinese = "海".repeat(4001);
+    assert_error(&post(&with(&[("description", Some(chinese.leak()))])), 400, "4001 characters", "CJK description");
     let twice = format!("{}&lat=36.07", form(&valid));
     assert_error(
         &post_form(node.addr, &format!("{BASE}/requests.json"), &twice).unwrap(),

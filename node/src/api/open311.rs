@@ -31,7 +31,7 @@ use super::time::{parse_rfc3339, rfc3339};
 use super::ApiState;
 use crate::events::{format_id, parse_id, EventError, Filter, Identity, NewEvent, MAX_PAGE};
 use crate::store::StoreError;
-use crate::workflow::{EventRecord, Location, Role, WorkflowError, MAX_TEXT};
+use crate::workflow::{EventRecord, Location, Role, WorkflowError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -242,13 +242,6 @@ async fn create_request(
         return Err(Open311Error::bad_request(format!(
             "description is {} characters long; at most {MAX_DESCRIPTION_CHARS} are accepted",
             description.chars().count()
-        )));
-    }
-    if description.len() > MAX_TEXT {
-        // The desk's limit is in bytes: 4000 characters of Chinese do not fit.
-        return Err(Open311Error::bad_request(format!(
-            "description is {} bytes in UTF-8; at most {MAX_TEXT} bytes are accepted here",
-            description.len()
         )));
     }
 

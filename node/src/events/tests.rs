@@ -90,6 +90,11 @@ async fn bad_reports_are_refused_clearly() {
     assert!(events.report(none, &w).await.unwrap_err().to_string().contains("location is required"));
     let empty = NewEvent { description: " ".into(), ..hazard() };
     assert!(events.report(empty, &w).await.is_err());
+    // Limits count characters: 4000 of Chinese (12,000 bytes) fit, 4001 do not.
+    let chinese = NewEvent { description: "海".repeat(4000), ..hazard() };
+    assert!(events.report(chinese, &w).await.is_ok());
+    let too_long = NewEvent { description: "海".repeat(4001), ..hazard() };
+    assert!(events.report(too_long, &w).await.unwrap_err().to_string().contains("4000 characters"));
     let auditor = Identity { name: "a".into(), role: Role::Auditor };
     assert!(events.report(hazard(), &auditor).await.is_err());
 }

@@ -153,7 +153,7 @@ pub enum WorkflowError {
     BadScore(u8),
     #[error("{0} must not be empty")]
     Empty(&'static str),
-    #[error("{field} is longer than {max} bytes")]
+    #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
     #[error("event has no escalation number {0}")]
     NoEscalation(u32),
@@ -170,16 +170,17 @@ impl WorkflowError {
     }
 }
 
-/// Longest note, description or comment, in bytes.
+/// Longest note, description or comment, in characters.
 pub const MAX_TEXT: usize = 4000;
-/// Longest name (category, department, actor), in bytes.
+/// Longest name (category, department, actor), in characters.
 pub const MAX_NAME: usize = 128;
 
 pub fn check_text(field: &'static str, s: &str, max: usize, required: bool) -> Result<(), WorkflowError> {
     if required && s.trim().is_empty() {
         return Err(WorkflowError::Empty(field));
     }
-    if s.len() > max {
+    // Characters, not bytes: a limit in bytes would give Chinese text a third of the room.
+    if s.len() > max && s.chars().count() > max {
         return Err(WorkflowError::TooLong { field, max });
     }
     Ok(())
