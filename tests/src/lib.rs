@@ -34,37 +34,9 @@ impl NodeProcess {
     /// Start `yiwang-node run --config <config>` and wait until it has written
     /// `listening.json` (deleted first, so a stale one from an earlier run is not read).
     pub fn start(config: &Path, data_dir: &Path) -> NodeProcess {
-        let listening_path = data_dir.join("listening.json");
-        let _ = std::fs::remove_file(&listening_path);
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log")).expect("log file");
-        let child = Command::new(bin("yiwang-node"))
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start yiwang-node");
-        let mut node = NodeProcess {
-            child,
-            data_dir: data_dir.to_path_buf(),
-            config: config.to_path_buf(),
-            listening: serde_json::Value::Null,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&listening_path) {
-                node.listening = serde_json::from_str(&text).expect("listening.json");
-                return node;
-            }
-            if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("yiwang-node exited early with {status}; log:\n{}", node.log());
-            }
-            assert!(Instant::now() < deadline, "yiwang-node did not start within 30 s; log:\n{}", node.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut node = NodeProcess::start_with_args(data_dir, &["--config".as_ref(), config.as_os_str()]);
+        node.config = config.to_path_buf();
+        node
     }
 
     pub fn log(&self) -> String {
@@ -113,6 +85,18 @@ impl Drop for NodeProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Write `<dir>/node.toml` for a node `id` of `role` keeping its data in `dir`, with its HTTP
+/// server on a port the OS picks, followed by `rest` (feeds, tokens, ...). Returns its path.
+pub fn write_config(dir: &Path, id: &str, role: &str, rest: &str) -> PathBuf {
+    let config = dir.join("node.toml");
+    let text = format!(
+        "data_dir = \"{}\"\n[node]\nid = \"{id}\"\nrole = \"{role}\"\n[http]\nlisten = \"127.0.0.1:0\"\n{rest}",
+        dir.display()
+    );
+    std::fs::write(&config, text).expect("write node.toml");
+    config
 }
 
 /// Run `yiwang-node export` on a stopped node and parse its JSON lines.

@@ -34,17 +34,8 @@ const OFFICIAL_OPENAPI_3_0_SCHEMA: &str = include_str!("../../node/src/api/opena
 /// A config with an operator, two grid workers and an auditor; hazards must be dispatched
 /// within a second. `extra` is appended (feeds, watchlist).
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"data_dir = "{data}"
-[node]
-id = "{NODE_ID}"
-role = "town"
-[http]
-listen = "127.0.0.1:0"
-[[api.tokens]]
+    let rest = format!(
+        r#"[[api.tokens]]
 name = "{OP_NAME}"
 role = "operator"
 token = "{OP}"
@@ -66,12 +57,9 @@ key = "citizen-app-key"
 [deadlines.category.hazard]
 reported = "1s"
 {extra}
-"#,
-            data = dir.display()
-        ),
-    )
-    .unwrap();
-    config
+"#
+    );
+    yiwang_tests::write_config(dir, NODE_ID, "town", &rest)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,17 +23,10 @@ fn setup(dir: &std::path::Path) -> std::path::PathBuf {
         format!("mmsi,{MMSI},detained-vessels,port state control detention,officer-wang\n"),
     )
     .unwrap();
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"data_dir = "{data}"
-[node]
-id = "harbour-test"
-role = "harbour"
-[http]
-listen = "127.0.0.1:0"
-[watchlist]
+    yiwang_tests::write_config(dir, "harbour-test", "harbour", FEEDS)
+}
+
+const FEEDS: &str = r#"[watchlist]
 file = "watchlist.csv"
 [fence]
 boundary = "boundary.geojson"
@@ -49,14 +42,8 @@ tcp_acks = true
 [[feeds.camera]]
 name = "quay"
 tcp = "127.0.0.1:0"
-cameras = [{{ id = "cam-silent", heartbeat_s = 1 }}]
-"#,
-            data = dir.display()
-        ),
-    )
-    .unwrap();
-    config
-}
+cameras = [{ id = "cam-silent", heartbeat_s = 1 }]
+"#;
 
 fn metrics(node: &NodeProcess) -> String {
     request(node.http(), "GET", "/metrics", &[], b"").unwrap().body

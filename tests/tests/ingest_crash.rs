@@ -28,27 +28,12 @@ fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
         }
     }
     std::fs::write(dir.join("watchlist.csv"), list).unwrap();
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"data_dir = "{data}"
-[node]
-id = "town-crash"
-role = "town"
-[http]
-listen = "127.0.0.1:0"
-[watchlist]
-file = "watchlist.csv"
-[[feeds.checkpoint]]
-name = "roads"
-http = "127.0.0.1:0"
-"#,
-            data = dir.display()
-        ),
+    yiwang_tests::write_config(
+        dir,
+        "town-crash",
+        "town",
+        "[watchlist]\nfile = \"watchlist.csv\"\n[[feeds.checkpoint]]\nname = \"roads\"\nhttp = \"127.0.0.1:0\"\n",
     )
-    .unwrap();
-    config
 }
 
 #[derive(Default)]

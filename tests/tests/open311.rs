@@ -166,24 +166,8 @@ fn start_with(extra: &str, files: &[(&str, &str)]) -> Node {
     for (name, contents) in files {
         std::fs::write(dir.path().join(name), contents).unwrap();
     }
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"data_dir = "{data}"
-[node]
-id = "{NODE_ID}"
-role = "town"
-[http]
-listen = "127.0.0.1:0"
-[[api.open311_keys]]
-name = "citizen-app"
-key = "{KEY}"
-{extra}"#,
-            data = dir.path().display()
-        ),
-    )
-    .unwrap();
+    let rest = format!("[[api.open311_keys]]\nname = \"citizen-app\"\nkey = \"{KEY}\"\n{extra}");
+    let config = yiwang_tests::write_config(dir.path(), NODE_ID, "town", &rest);
     let process = NodeProcess::start(&config, dir.path());
     let addr = process.http();
     let operator = operator_token(dir.path());
