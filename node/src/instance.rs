@@ -97,8 +97,12 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     let mut addresses = Addresses::default();
 
     let list = match &config.watchlist.file {
-        Some(path) => watchlist::load_file(path, &watchlist::LoadLimits::default())
-            .map_err(|e| StartError::Watchlist(e.to_string()))?,
+        Some(path) => {
+            // Ten million lines take about ten seconds: say what the node is doing meanwhile.
+            tracing::info!(file = %path.display(), "loading the watchlist file");
+            watchlist::load_file(path, &watchlist::LoadLimits::default())
+                .map_err(|e| StartError::Watchlist(e.to_string()))?
+        }
         None => watchlist::Watchlist::new(),
     };
     tracing::info!(entries = list.len(), "watchlist file loaded");
