@@ -380,14 +380,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let doc = include_str!("config.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
-            .collect();
+        let example = crate::doc_toml_example(include_str!("config.rs"));
         let c = NodeConfig::parse(&example).unwrap();
         assert_eq!(c.node.id.as_str(), "harbour-shidao");
         assert_eq!(c.feeds.camera[0].cameras[0].heartbeat_s, 30);

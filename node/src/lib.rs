@@ -17,3 +17,16 @@ pub mod rules;
 pub mod store;
 pub mod vessels;
 pub mod workflow;
+
+/// The first ```` ```toml ```` block of a module's `//!` docs, for tests that check the
+/// documented example still parses.
+#[cfg(test)]
+pub(crate) fn doc_toml_example(source: &str) -> String {
+    source
+        .lines()
+        .skip_while(|l| !l.starts_with("//! ```toml"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("//! ```"))
+        .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+        .collect()
+}

@@ -439,14 +439,7 @@ parents = ["county-rongcheng"]
 
     #[test]
     fn the_module_example_parses() {
-        let doc = include_str!("topology.rs");
-        let example: String = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
-            .collect();
+        let example = crate::doc_toml_example(include_str!("topology.rs"));
         let t = Topology::parse(&example).unwrap();
         assert_eq!(t.sites().len(), 3);
         assert_eq!(t.city().http, Some("127.0.0.1:7800".parse().unwrap()));
