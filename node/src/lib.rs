@@ -13,6 +13,7 @@ pub mod lists;
 pub mod mesh;
 pub mod metrics;
 pub mod records;
+pub mod rng;
 pub mod rules;
 pub mod store;
 pub mod vessels;

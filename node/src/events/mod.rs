@@ -176,7 +176,7 @@ impl Events {
         let node = store.node().clone();
         let alerts_applied = store
             .get(META_TREE, ALERTS_APPLIED)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok().map(u64::from_be_bytes))
             .unwrap_or(0);
         let inner = Inner {
             store,
@@ -385,7 +385,7 @@ impl Events {
         let mut out = Vec::new();
         for kv in self.inner.store.scan(SUMMARIES_TREE, b"")? {
             let (k, v) = kv?;
-            let start = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            let start = <[u8; 8]>::try_from(k.as_slice()).map(u64::from_be_bytes).unwrap_or(0);
             if (from_ms..=to_ms).contains(&start) {
                 out.push(
                     records::decode(&v)
@@ -548,7 +548,7 @@ impl Events {
             }
         }
         let mut pending = Vec::new();
-        for (origin, head) in store.heads(Kind::Command)?.iter() {
+        for (origin, head) in store.heads(Kind::Command).iter() {
             if origin != &self.inner.node && head > done.get(origin) {
                 for e in store.entries(Kind::Command, origin, done.get(origin) + 1) {
                     pending.push(e?);
@@ -610,7 +610,7 @@ impl Events {
             }
         }
         let mut out = Vec::new();
-        for (from, _) in self.inner.store.heads(Kind::Escalation)?.iter() {
+        for (from, _) in self.inner.store.heads(Kind::Escalation).iter() {
             if from == &self.inner.node || origin.is_some_and(|o| o != from) {
                 continue;
             }

@@ -341,7 +341,7 @@ impl Lists {
         ];
         let appended = self.inner.store.commit(ops).await?;
         let Some(entry) = appended.iter().find(|a| a.kind == Kind::Watchlist) else {
-            return Err(StoreError::Sled("commit returned no watchlist entry".into()).into());
+            return Err(StoreError::Engine("commit returned no watchlist entry".into()).into());
         };
         let tag = EntryId { origin: self.inner.node.clone(), seq: entry.seq };
         let mut st = self.state();

@@ -10,7 +10,7 @@ impl Holdings for StoreHoldings<'_> {
     type Error = StoreError;
 
     fn heads(&self, kind: Kind) -> Result<VersionVector, StoreError> {
-        self.0.heads(kind)
+        Ok(self.0.heads(kind))
     }
 
     fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, StoreError> {

@@ -1,285 +1,362 @@
-//! The flusher thread: the only writer of the database, the only caller of `flush`, and the
+//! The flusher: the only writer of the engine, the only one that makes writes durable, and the
 //! owner of this node's sequence counters and hybrid logical clock.
+//!
+//! [`Flusher`] is the same for both engines: it numbers and encodes a group of commits, applies
+//! them (one atomic batch per group of whole commits, so a crash keeps a commit whole or not at
+//! all), and once its driver reports the flush done, publishes the new durable heads and
+//! answers the writers. Two drivers move it: [`run_on_thread`] for sled (a thread blocking in
+//! `flush`) and [`run_on_runtime`] for the simulated disk (a task whose flush takes virtual
+//! time). Publishing only after the flush is what keeps replication to durable entries: a
+//! sender reads the published heads, never what the engine merely shows.
 
+use super::engine::{Engine, Write, WriteBatch};
 use super::keys;
-use super::{Appended, Job, Op, StoreConfig, StoreError, SweepOutcome};
+use super::sim::SimDisk;
+use super::sled_engine::SledEngine;
+use super::{entry_tree, Appended, InjectedBugs, Job, Op, Published, StoreConfig, StoreError, SweepOutcome};
 use crate::clock::SharedClock;
 use crate::metrics::{KindLabels, Metrics};
-use proto::{codec, EntryRef, Hlc, HlcClock, Kind, NodeId};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use proto::{codec, EntryRef, Hlc, HlcClock, Kind, NodeId, VersionVector};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// How far ahead of our physical clock a remote timestamp may be before it is refused.
 const MAX_CLOCK_LEAD_MS: u64 = 60_000;
-/// Most writes to one tree in one `apply_batch`.
+/// Most writes in one engine batch: sled 0.34 holds on to memory after very large batches (a
+/// county draining a backlog grew by a kilobyte per entry with 16k-entry batches). A batch
+/// always holds whole commits, so one commit larger than this is one batch of its own.
 const APPLY_CHUNK: usize = 1024;
 /// How often the size on disk is measured for the budget.
 const SIZE_POLL: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
-
-/// Which tree a batch goes to: an entry tree by kind, or a named state tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    Entries(Kind),
-    State(&'static str),
-}
-
-pub(super) struct Flusher {
-    db: sled::Db,
-    node: NodeId,
-    /// `keys::origin_prefix(node)`, built once: every appended key starts with it.
-    prefix: Vec<u8>,
-    entry_trees: HashMap<Kind, sled::Tree>,
-    state_trees: HashMap<&'static str, sled::Tree>,
-    clock: SharedClock,
-    hlc: HlcClock,
-    heads: HashMap<Kind, u64>,
-    config: StoreConfig,
-    metrics: Metrics,
-    size_bytes: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
-    last_size_poll: Instant,
-    changed: tokio::sync::watch::Sender<u64>,
-}
-
-/// One write, encoded: a value to set, or `None` to remove the key.
-struct Write {
-    target: Target,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
-}
+type SweepReply = oneshot::Sender<Result<SweepOutcome, StoreError>>;
 
 /// One commit's writes, encoded and numbered, not yet applied.
 struct Staged {
     writes: Vec<Write>,
     appended: Vec<Appended>,
-    /// Entries of other origins stored.
-    inserted: usize,
+    /// `(kind, origin, seq)` of each entry of another origin stored.
+    inserted: Vec<(Kind, NodeId, u64)>,
 }
 
-impl Flusher {
-    /// Rebuild counters and clock from what is on disk.
+/// A group of jobs applied and waiting for the flush that makes them durable.
+pub(super) struct InFlight {
+    commits: Vec<(Reply, Vec<Appended>)>,
+    sweeps: Vec<(SweepReply, SweepOutcome)>,
+    /// What becomes durable with this flush, per kind and origin.
+    heads: BTreeMap<Kind, VersionVector>,
+    /// Entries of our own appended, per kind (for the metric).
+    appended: BTreeMap<Kind, u64>,
+    ops: usize,
+    /// Whether anything reached the engine (else there is nothing to flush).
+    wrote: bool,
+    applied: Result<(), StoreError>,
+    /// Heads were published at apply time (the injected bug), not to be published again.
+    published_early: bool,
+}
+
+impl InFlight {
+    /// Whether the driver must flush before [`Flusher::complete`].
+    pub(super) fn needs_flush(&self) -> bool {
+        self.wrote && self.applied.is_ok()
+    }
+}
+
+pub(super) struct Flusher<E: Engine> {
+    engine: Arc<E>,
+    node: NodeId,
+    /// `keys::origin_prefix(node)`, built once: every appended key starts with it.
+    prefix: Vec<u8>,
+    clock: SharedClock,
+    hlc: HlcClock,
+    /// The last sequence issued per kind.
+    seqs: BTreeMap<Kind, u64>,
+    config: StoreConfig,
+    metrics: Metrics,
+    published: Arc<Published>,
+    bugs: InjectedBugs,
+    last_size_poll: Option<Instant>,
+}
+
+/// The smallest key after every key of `origin` (its prefix, then 8 bytes of sequence).
+fn past_origin(prefix: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&[0xff; 9]);
+    k
+}
+
+/// For each origin, the highest sequence of `kind` in the engine: one seek per origin.
+pub(super) fn scan_heads(engine: &dyn Engine, kind: Kind) -> Result<VersionVector, StoreError> {
+    let tree = entry_tree(kind);
+    let mut vv = VersionVector::new();
+    // Metadata keys start with byte 0; entry keys with their origin's length.
+    let mut from = vec![1u8];
+    while let Some(kv) = engine.range(tree, Bound::Included(from.clone()), Bound::Unbounded).next() {
+        let (key, _) = kv?;
+        let origin = keys::origin_of(&key)
+            .ok_or_else(|| StoreError::Corrupt { tree: tree.to_string(), detail: format!("bad key {key:?}") })?;
+        let prefix = keys::origin_prefix(&origin);
+        let end = past_origin(&prefix);
+        if let Some(kv) = engine.range(tree, Bound::Included(prefix), Bound::Excluded(end.clone())).next_back() {
+            if let Some(seq) = keys::seq_of(&kv?.0) {
+                vv.raise(&origin, seq);
+            }
+        }
+        from = end;
+    }
+    Ok(vv)
+}
+
+impl<E: Engine> Flusher<E> {
+    /// Rebuild counters, clock and durable heads from what the engine holds (all of it durable
+    /// at open).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn recover(
-        db: sled::Db,
+        engine: Arc<E>,
         node: NodeId,
-        entry_trees: HashMap<Kind, sled::Tree>,
         clock: SharedClock,
         config: StoreConfig,
         metrics: Metrics,
-        size_bytes: Arc<AtomicU64>,
-        failed: Arc<AtomicBool>,
-        changed: tokio::sync::watch::Sender<u64>,
-    ) -> Result<Flusher, StoreError> {
+        published: Arc<Published>,
+        bugs: InjectedBugs,
+    ) -> Result<Flusher<E>, StoreError> {
         let mut hlc = HlcClock::new(MAX_CLOCK_LEAD_MS);
-        let mut heads = HashMap::new();
+        let mut seqs = BTreeMap::new();
         let prefix = keys::origin_prefix(&node);
-        for (&kind, tree) in &entry_trees {
+        let mut durable = BTreeMap::new();
+        for kind in Kind::ALL {
+            let tree = entry_tree(kind);
             let (hw_seq, hw_hlc) =
-                tree.get(keys::HIGH_WATER)?.and_then(|v| keys::decode_high_water(&v)).unwrap_or((0, Hlc::ZERO));
+                engine.get(tree, keys::HIGH_WATER)?.and_then(|v| keys::decode_high_water(&v)).unwrap_or((0, Hlc::ZERO));
             // The last key is a second witness in case the high-water mark is older than the
             // entries (it is written in the same batch, so this is belt and braces).
-            let last_key_seq =
-                tree.scan_prefix(&prefix).next_back().transpose()?.and_then(|(k, _)| keys::seq_of(&k)).unwrap_or(0);
-            heads.insert(kind, hw_seq.max(last_key_seq));
+            let last_key_seq = engine
+                .range(tree, Bound::Included(prefix.clone()), Bound::Excluded(past_origin(&prefix)))
+                .next_back()
+                .transpose()?
+                .and_then(|(k, _)| keys::seq_of(&k))
+                .unwrap_or(0);
+            seqs.insert(kind, hw_seq.max(last_key_seq));
             hlc.resume_after(hw_hlc);
+            durable.insert(kind, scan_heads(&*engine, kind)?);
         }
-        Ok(Flusher {
-            db,
-            prefix,
-            node,
-            entry_trees,
-            state_trees: HashMap::new(),
-            clock,
-            hlc,
-            heads,
-            config,
-            metrics,
-            size_bytes,
-            failed,
-            last_size_poll: Instant::now(),
-            changed,
-        })
+        *published.durable.lock().unwrap_or_else(|p| p.into_inner()) = durable;
+        let size = engine.size_on_disk().unwrap_or(0);
+        published.size_bytes.store(size, Ordering::Relaxed);
+        metrics.store_budget_bytes.set(config.disk_budget_bytes());
+        metrics.store_size_bytes.set(size);
+        metrics.store_budget_state.set(config.budget_state(size) as i64);
+        Ok(Flusher { engine, node, prefix, clock, hlc, seqs, config, metrics, published, bugs, last_size_poll: None })
     }
 
-    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(job) = rx.blocking_recv() {
-            let mut commits = Vec::new();
-            let mut ops = 0;
-            let mut next = Some(job);
-            // Gather every commit already waiting, up to the cap, into one flush.
-            while let Some(job) = next.take() {
+    /// Apply a group of jobs, in order, without flushing.
+    pub(super) fn apply(&mut self, jobs: Vec<Job>) -> InFlight {
+        let mut f = InFlight {
+            commits: Vec::new(),
+            sweeps: Vec::new(),
+            heads: BTreeMap::new(),
+            appended: BTreeMap::new(),
+            ops: 0,
+            wrote: false,
+            applied: Ok(()),
+            published_early: false,
+        };
+        if self.published.failed.load(Ordering::Relaxed) {
+            for job in jobs {
                 match job {
-                    Job::Commit { ops: o, reply } => {
-                        ops += o.len();
-                        commits.push((o, reply));
+                    Job::Commit { reply, .. } => {
+                        let _ = reply.send(Err(StoreError::Failed("an earlier flush failed".into())));
                     }
-                    Job::Sweep { kind, cutoff_ms, max, reply } => {
-                        self.group_commit(std::mem::take(&mut commits));
-                        let _ = reply.send(self.sweep(kind, cutoff_ms, max));
+                    Job::Sweep { reply, .. } => {
+                        let _ = reply.send(Err(StoreError::Failed("an earlier flush failed".into())));
                     }
-                }
-                if ops < self.config.max_ops_per_flush {
-                    next = rx.try_recv().ok();
                 }
             }
-            self.group_commit(commits);
+            return f;
         }
-        // Every handle is gone: whatever was applied is already flushed.
+        let mut batch = WriteBatch::default();
+        // The last (seq, hlc) appended per kind in the batch being built.
+        let mut high_water: BTreeMap<Kind, (u64, Hlc)> = BTreeMap::new();
+        for job in jobs {
+            match job {
+                Job::Commit { ops, reply } => match self.stage(ops) {
+                    Ok(staged) => {
+                        f.ops += staged.writes.len();
+                        batch.writes.extend(staged.writes);
+                        for a in &staged.appended {
+                            high_water.insert(a.kind, (a.seq, a.hlc));
+                            *f.appended.entry(a.kind).or_default() += 1;
+                            f.heads.entry(a.kind).or_default().raise(&self.node, a.seq);
+                        }
+                        for (kind, origin, seq) in &staged.inserted {
+                            f.heads.entry(*kind).or_default().raise(origin, *seq);
+                        }
+                        f.commits.push((reply, staged.appended));
+                        if batch.len() >= APPLY_CHUNK {
+                            self.apply_batch(&mut batch, &mut high_water, &mut f);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                },
+                Job::Sweep { kind, cutoff_ms, max, reply } => {
+                    // Everything queued before the sweep is applied first: it reads the engine.
+                    self.apply_batch(&mut batch, &mut high_water, &mut f);
+                    let outcome = self.sweep(kind, cutoff_ms, max, &mut f);
+                    match outcome {
+                        Ok(o) => f.sweeps.push((reply, o)),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+        self.apply_batch(&mut batch, &mut high_water, &mut f);
+        if self.bugs.replicate_before_durable && f.applied.is_ok() {
+            // The bug the simulator proves it can see: senders learn of entries a power cut can
+            // still take away.
+            self.publish(&f.heads);
+            f.published_early = true;
+        }
+        f
     }
 
-    fn group_commit(&mut self, commits: Vec<(Vec<Op>, Reply)>) {
-        if commits.is_empty() {
+    /// Apply the batch built so far, with the high-water marks of what it appends.
+    fn apply_batch(&mut self, batch: &mut WriteBatch, high_water: &mut BTreeMap<Kind, (u64, Hlc)>, f: &mut InFlight) {
+        if batch.is_empty() {
             return;
         }
-        if self.failed.load(Ordering::Relaxed) {
-            for (_, reply) in commits {
-                let _ = reply.send(Err(StoreError::Failed("an earlier flush failed".into())));
-            }
+        for (kind, (seq, hlc)) in std::mem::take(high_water) {
+            batch.writes.push(Write {
+                tree: entry_tree(kind),
+                key: keys::HIGH_WATER.to_vec(),
+                value: Some(keys::encode_high_water(seq, hlc).to_vec()),
+            });
+        }
+        let batch = std::mem::take(batch);
+        if f.applied.is_err() {
             return;
         }
-        let started = Instant::now();
-        let mut batches: BTreeMap<Target, (sled::Batch, usize)> = BTreeMap::new();
-        let mut applied: Result<(), StoreError> = Ok(());
-        // Per kind: the last (seq, hlc) appended, and how many were.
-        let mut high_water: HashMap<Kind, (u64, Hlc, u64)> = HashMap::new();
-        let mut waiting = Vec::with_capacity(commits.len());
-        let mut op_count = 0usize;
-        let mut stored_entries = 0usize;
-        for (ops, reply) in commits {
-            match self.stage(ops) {
-                Ok(staged) => {
-                    op_count += staged.writes.len();
-                    stored_entries += staged.appended.len() + staged.inserted;
-                    for w in staged.writes {
-                        let (b, n) = batches.entry(w.target).or_default();
-                        match w.value {
-                            Some(v) => b.insert(w.key, v),
-                            None => b.remove(w.key),
-                        }
-                        *n += 1;
-                        // sled 0.34 holds on to memory after very large batches (a county
-                        // draining a backlog grew by a kilobyte per entry with 16k-entry
-                        // batches): apply in chunks; the flush below still covers them all.
-                        if *n >= APPLY_CHUNK && applied.is_ok() {
-                            let (full, _) = batches.remove(&w.target).expect("present");
-                            applied = self.apply_one(w.target, full);
-                        }
-                    }
-                    for a in &staged.appended {
-                        high_water.entry(a.kind).or_insert((0, Hlc::ZERO, 0)).2 += 1;
-                        let hw = high_water.get_mut(&a.kind).expect("just inserted");
-                        (hw.0, hw.1) = (a.seq, a.hlc);
-                    }
-                    waiting.push((reply, staged.appended));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
+        f.wrote = true;
+        f.applied = if self.bugs.commit_per_tree {
+            // The bug the torn-commit crash proves it can see: one batch per tree, so a power
+            // cut can keep an alert and lose its audit record.
+            let mut per_tree: BTreeMap<&'static str, WriteBatch> = BTreeMap::new();
+            for w in batch.writes {
+                per_tree.entry(w.tree).or_default().writes.push(w);
             }
+            per_tree.into_values().try_for_each(|b| self.engine.apply(b))
+        } else {
+            self.engine.apply(batch)
+        };
+    }
+
+    /// The flush of `f` ended with `flushed` after `took`: publish and answer.
+    pub(super) fn complete(&mut self, f: InFlight, flushed: Result<(), StoreError>, took: Duration, now: Instant) {
+        let result = f.applied.and(flushed);
+        if f.wrote {
+            self.metrics.flush_seconds.observe(took.as_secs_f64());
+            self.metrics.flush_batch_ops.observe(f.ops as f64);
         }
-        for (&kind, &(seq, hlc, _)) in &high_water {
-            batches
-                .entry(Target::Entries(kind))
-                .or_default()
-                .0
-                .insert(keys::HIGH_WATER, keys::encode_high_water(seq, hlc).to_vec());
-        }
-        let result = applied
-            .and_then(|_| batches.into_iter().try_for_each(|(target, (b, _))| self.apply_one(target, b)))
-            .and_then(|_| self.db.flush().map(|_| ()).map_err(StoreError::from));
-        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.flush_batch_ops.observe(op_count as f64);
+        let swept = !f.sweeps.is_empty();
         match result {
-            Ok(_) => {
-                for (kind, (_, _, count)) in high_water {
-                    self.metrics.entries_written.get_or_create(&KindLabels { kind: kind.as_str() }).inc_by(count);
+            Ok(()) => {
+                for (kind, count) in &f.appended {
+                    self.metrics.entries_written.get_or_create(&KindLabels { kind: kind.as_str() }).inc_by(*count);
                 }
                 // Wake replication before the writers, so nothing a writer does next can race
                 // ahead of the news that these entries exist.
-                if stored_entries > 0 {
-                    self.changed.send_modify(|n| *n += 1);
+                if !f.published_early {
+                    self.publish(&f.heads);
                 }
-                for (reply, appended) in waiting {
+                for (reply, appended) in f.commits {
                     let _ = reply.send(Ok(appended));
+                }
+                for (reply, outcome) in f.sweeps {
+                    self.metrics.retention_deleted.inc_by(outcome.deleted as u64);
+                    let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "store flush failed; refusing further writes");
-                self.failed.store(true, Ordering::Relaxed);
-                for (reply, _) in waiting {
+                self.published.failed.store(true, Ordering::Relaxed);
+                for (reply, _) in f.commits {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                for (reply, _) in f.sweeps {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
         }
-        self.poll_size();
+        // Retention is what brings a full store back under budget: measure right after it.
+        self.poll_size(now, swept);
+    }
+
+    /// Make `heads` the durable heads replication reads, and wake the senders.
+    fn publish(&self, heads: &BTreeMap<Kind, VersionVector>) {
+        if heads.is_empty() {
+            return;
+        }
+        let mut durable = self.published.durable.lock().unwrap_or_else(|p| p.into_inner());
+        for (kind, vv) in heads {
+            durable.entry(*kind).or_default().merge(vv);
+        }
+        drop(durable);
+        self.published.changed.send_modify(|n| *n += 1);
     }
 
     /// Number and encode one commit's appends. Counters move only if the whole commit stages,
     /// so a refused commit leaves no gap in the sequences.
     fn stage(&mut self, ops: Vec<Op>) -> Result<Staged, StoreError> {
         let mut staged =
-            Staged { writes: Vec::with_capacity(ops.len()), appended: Vec::with_capacity(ops.len()), inserted: 0 };
-        let mut heads = HashMap::new();
+            Staged { writes: Vec::with_capacity(ops.len()), appended: Vec::with_capacity(ops.len()), inserted: vec![] };
+        let mut seqs = BTreeMap::new();
         let mut hlc = self.hlc.clone();
         for op in ops {
             match op {
                 Op::Append { kind, payload } => {
-                    let head = heads.entry(kind).or_insert_with(|| self.heads[&kind]);
-                    *head += 1;
+                    let seq = seqs.entry(kind).or_insert_with(|| self.seqs[&kind]);
+                    *seq += 1;
                     let stamp = hlc.now(self.clock.now_ms()).map_err(|e| StoreError::Codec(e.to_string()))?;
-                    let entry = EntryRef { origin: &self.node, seq: *head, hlc: stamp, kind, payload: &payload };
+                    let entry = EntryRef { origin: &self.node, seq: *seq, hlc: stamp, kind, payload: &payload };
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
                     let mut key = Vec::with_capacity(self.prefix.len() + 8);
                     key.extend_from_slice(&self.prefix);
-                    key.extend_from_slice(&head.to_be_bytes());
-                    staged.writes.push(Write { target: Target::Entries(kind), key, value: Some(bytes) });
-                    staged.appended.push(Appended { kind, seq: *head, hlc: stamp });
+                    key.extend_from_slice(&seq.to_be_bytes());
+                    staged.writes.push(Write { tree: entry_tree(kind), key, value: Some(bytes) });
+                    staged.appended.push(Appended { kind, seq: *seq, hlc: stamp });
                 }
-                Op::Put { tree, key, value } => {
-                    staged.writes.push(Write { target: Target::State(tree), key, value: Some(value) })
-                }
-                Op::Remove { tree, key } => staged.writes.push(Write { target: Target::State(tree), key, value: None }),
+                Op::Put { tree, key, value } => staged.writes.push(Write { tree, key, value: Some(value) }),
+                Op::Remove { tree, key } => staged.writes.push(Write { tree, key, value: None }),
                 Op::Insert(entry) => {
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
                     let key = keys::entry_key(&entry.origin, entry.seq);
-                    staged.writes.push(Write { target: Target::Entries(entry.kind), key, value: Some(bytes) });
-                    staged.inserted += 1;
+                    staged.writes.push(Write { tree: entry_tree(entry.kind), key, value: Some(bytes) });
+                    staged.inserted.push((entry.kind, entry.origin, entry.seq));
                 }
             }
         }
-        self.heads.extend(heads);
+        self.seqs.extend(seqs);
         self.hlc = hlc;
         Ok(staged)
     }
 
-    fn apply_one(&mut self, target: Target, batch: sled::Batch) -> Result<(), StoreError> {
-        match target {
-            Target::Entries(kind) => self.entry_trees[&kind].apply_batch(batch)?,
-            Target::State(tree) => self.state_tree(tree)?.apply_batch(batch)?,
-        }
-        Ok(())
-    }
-
-    fn state_tree(&mut self, name: &'static str) -> Result<&sled::Tree, StoreError> {
-        if !self.state_trees.contains_key(name) {
-            let tree = self.db.open_tree(name)?;
-            self.state_trees.insert(name, tree);
-        }
-        Ok(&self.state_trees[name])
-    }
-
     /// Delete this node's entries of `kind` stamped before `cutoff_ms`, oldest first. Sequence
     /// order is time order for one origin, so the scan stops at the first entry to keep.
-    fn sweep(&mut self, kind: Kind, cutoff_ms: u64, max: usize) -> Result<SweepOutcome, StoreError> {
-        let tree = &self.entry_trees[&kind];
-        let mut batch = sled::Batch::default();
+    fn sweep(&mut self, kind: Kind, cutoff_ms: u64, max: usize, f: &mut InFlight) -> Result<SweepOutcome, StoreError> {
+        let tree = entry_tree(kind);
+        let mut batch = WriteBatch::default();
         let mut out = SweepOutcome::default();
-        for kv in tree.scan_prefix(keys::origin_prefix(&self.node)) {
+        let range =
+            self.engine.range(tree, Bound::Included(self.prefix.clone()), Bound::Excluded(past_origin(&self.prefix)));
+        for kv in range {
             let (key, value) = kv?;
             let stamp = match codec::decode_prefix::<(NodeId, u64, Hlc)>(&value) {
                 Ok(((_, _, hlc), _)) => hlc,
@@ -295,30 +372,77 @@ impl Flusher {
                 out.more = true;
                 break;
             }
-            batch.remove(key);
+            batch.writes.push(Write { tree, key, value: None });
             out.deleted += 1;
         }
-        if out.deleted > 0 {
-            tree.apply_batch(batch)?;
-            self.db.flush()?;
-            self.metrics.retention_deleted.inc_by(out.deleted as u64);
+        if !batch.is_empty() {
+            f.wrote = true;
+            self.engine.apply(batch)?;
         }
-        // Retention is what brings a full store back under budget: measure right away.
-        self.last_size_poll = Instant::now() - SIZE_POLL;
-        self.poll_size();
         Ok(out)
     }
 
-    fn poll_size(&mut self) {
-        if self.last_size_poll.elapsed() < SIZE_POLL {
+    fn poll_size(&mut self, now: Instant, force: bool) {
+        if !force && self.last_size_poll.is_some_and(|last| now.duration_since(last) < SIZE_POLL) {
             return;
         }
-        self.last_size_poll = Instant::now();
-        if let Ok(size) = self.db.size_on_disk() {
-            self.size_bytes.store(size, Ordering::Relaxed);
+        self.last_size_poll = Some(now);
+        if let Ok(size) = self.engine.size_on_disk() {
+            self.published.size_bytes.store(size, Ordering::Relaxed);
             self.metrics.store_size_bytes.set(size);
-            let state = self.config.budget_state(size);
-            self.metrics.store_budget_state.set(state as i64);
+            self.metrics.store_budget_state.set(self.config.budget_state(size) as i64);
         }
+    }
+}
+
+/// The first job and every one already waiting behind it, up to the cap on writes per flush.
+fn gather(first: Job, max_ops: usize, mut try_next: impl FnMut() -> Option<Job>) -> Vec<Job> {
+    let mut jobs = vec![first];
+    let mut ops = 0;
+    loop {
+        if let Some(Job::Commit { ops: o, .. }) = jobs.last() {
+            ops += o.len();
+        }
+        if ops >= max_ops {
+            return jobs;
+        }
+        match try_next() {
+            Some(job) => jobs.push(job),
+            None => return jobs,
+        }
+    }
+}
+
+/// sled's driver: a thread that blocks in `flush`, so a flush never holds up the runtime.
+pub(super) fn run_on_thread(mut flusher: Flusher<SledEngine>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(job) = rx.blocking_recv() {
+        let jobs = gather(job, flusher.config.max_ops_per_flush, || rx.try_recv().ok());
+        let started = Instant::now();
+        let f = flusher.apply(jobs);
+        let flushed = if f.needs_flush() { flusher.engine.flush() } else { Ok(()) };
+        flusher.complete(f, flushed, started.elapsed(), Instant::now());
+    }
+    // Every handle is gone: whatever was applied is already flushed.
+}
+
+/// The simulated disk's driver: a task on the runtime whose flush takes the disk's virtual
+/// latency, with no thread for a paused clock to miss.
+pub(super) async fn run_on_runtime(
+    mut flusher: Flusher<super::sim::SimEngine>,
+    mut rx: mpsc::Receiver<Job>,
+    disk: SimDisk,
+) {
+    while let Some(job) = rx.recv().await {
+        let jobs = gather(job, flusher.config.max_ops_per_flush, || rx.try_recv().ok());
+        let started = tokio::time::Instant::now();
+        let f = flusher.apply(jobs);
+        let flushed = if f.needs_flush() {
+            tokio::time::sleep_until(disk.begin_flush(started)).await;
+            disk.end_flush()
+        } else {
+            Ok(())
+        };
+        let now = tokio::time::Instant::now();
+        flusher.complete(f, flushed, now - started, now.into_std());
     }
 }

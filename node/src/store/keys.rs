@@ -1,4 +1,5 @@
-//! Key layout of the entry trees.
+//! Key layout of the entry trees (within their tree; see `engine` for how trees share one
+//! keyspace).
 //!
 //! An entry lives in the tree of its kind under `[len(origin)][origin][seq as u64 BE]`, so one
 //! origin's entries sort by sequence and a prefix scan reads them in order. Keys that start with
@@ -24,6 +25,13 @@ pub fn entry_key(origin: &NodeId, seq: u64) -> Vec<u8> {
     let mut k = origin_prefix(origin);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The origin of an entry key, or `None` for a metadata or foreign-shaped key.
+pub fn origin_of(key: &[u8]) -> Option<NodeId> {
+    let len = *key.first()? as usize;
+    let id = key.get(1..1 + len)?;
+    NodeId::new(std::str::from_utf8(id).ok()?).ok()
 }
 
 /// The sequence number in an entry key, or `None` for a metadata or foreign-shaped key.
@@ -63,6 +71,8 @@ mod tests {
         assert!(entry_key(&o, 255) < entry_key(&o, 256));
         assert_eq!(seq_of(&entry_key(&o, 77)), Some(77));
         assert_eq!(seq_of(HIGH_WATER), None);
+        assert_eq!(origin_of(&entry_key(&o, 5)), Some(o.clone()));
+        assert_eq!(origin_of(HIGH_WATER), None);
         assert!(entry_key(&o, 1).starts_with(&origin_prefix(&o)));
     }
 

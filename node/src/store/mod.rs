@@ -1,28 +1,46 @@
-//! The node's durable store: sled behind a small interface.
+//! The node's durable store, behind an interface that knows nothing of the engine under it.
 //!
-//! One database per node, one tree per entry kind (`entries/<kind>`) plus named state trees.
-//! Writes go through a single flusher thread that owns the database's write side: callers hand
-//! it a batch of [`Op`]s and are answered once the batch is on disk (group commit: every batch
-//! that arrived while the previous flush ran shares the next one). sled 0.34 can deadlock when
-//! two tasks flush at once, which is why exactly one thread ever calls `flush`.
+//! One keyspace per node holding named trees: one per entry kind (`entries/<kind>`) plus state
+//! trees (`state/...`). Writes go through a single flusher ([`flusher`]) that owns the write
+//! side: callers hand it a batch of [`Op`]s and are answered once the batch is durable (group
+//! commit: every batch that arrived while the previous flush ran shares the next one). Two
+//! engines sit under it ([`engine`]): sled on disk, whose flusher is a thread (sled 0.34 can
+//! deadlock when two tasks flush at once, which is why exactly one ever calls `flush`), and the
+//! simulator's in-memory disk ([`sim`]), whose flusher is a task taking virtual time and which
+//! can lose power.
+//!
+//! Two rules hold on both engines:
+//! - What replication sends, and what a node tells its peers it holds, is what is durable:
+//!   [`Store::heads`] are the durable heads, moved by the flusher after the flush, never what
+//!   the engine shows after applying a batch.
+//! - A commit is atomic across trees: it is applied as part of one engine batch, so after a
+//!   crash an alert and its audit record, or a received entry and its summary upsert, are both
+//!   there or neither is.
 //!
 //! The flusher also owns this node's sequence counters and its hybrid logical clock: it assigns
 //! `(seq, hlc)` to each appended entry in the order batches arrive, so sequences are contiguous
 //! in every tree and survive crashes without reuse (see [`keys::HIGH_WATER`]).
 
 mod config;
+pub mod engine;
 mod flusher;
 pub mod keys;
+pub mod sim;
+mod sled_engine;
 
 pub use config::StoreConfig;
+pub use engine::Tree;
+pub use sim::{DiskFaults, DiskStats, PowerCut, SimDisk};
 
 use crate::clock::SharedClock;
 use crate::metrics::{KindLabels, Metrics};
-use proto::{codec, Entry, Hlc, Kind, NodeId};
-use std::collections::HashMap;
+use engine::{Engine, Kv};
+use proto::{codec, Entry, Hlc, Kind, NodeId, VersionVector};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// One write in a commit.
@@ -63,7 +81,7 @@ pub enum BudgetState {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage error: {0}")]
-    Sled(String),
+    Engine(String),
     #[error("disk budget spent: store holds {size} bytes, budget {budget} bytes; {kind} entries are refused until retention frees space or the budget is raised")]
     BudgetExceeded { kind: &'static str, size: u64, budget: u64 },
     #[error("entry cannot be stored: {0}")]
@@ -76,12 +94,6 @@ pub enum StoreError {
     Corrupt { tree: String, detail: String },
     #[error("cannot open store at {path}: {detail}")]
     Open { path: String, detail: String },
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Sled(e.to_string())
-    }
 }
 
 pub(crate) enum Job {
@@ -97,18 +109,41 @@ pub struct SweepOutcome {
     pub more: bool,
 }
 
+/// Mechanisms the simulator breaks on purpose, to prove that its crash model and its checkers
+/// see what they are meant to see. All off in production (the sled store never takes them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectedBugs {
+    /// Publish new entries to replication when applied, not when durable.
+    pub replicate_before_durable: bool,
+    /// Apply each tree of a commit as its own batch, so a power cut can tear a commit.
+    pub commit_per_tree: bool,
+}
+
+/// What the flusher publishes to every handle.
+pub(crate) struct Published {
+    /// Per kind and origin, the highest sequence durable here: what replication may send and
+    /// what this node may say it holds.
+    durable: Mutex<BTreeMap<Kind, VersionVector>>,
+    /// Bumped whenever the durable heads move, so replication senders wake up.
+    changed: tokio::sync::watch::Sender<u64>,
+    size_bytes: AtomicU64,
+    failed: AtomicBool,
+}
+
+/// Who drives the flusher, to wait for it at close.
+enum Driver {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
 struct Shared {
-    db: sled::Db,
-    /// Bumped after every flush that stored entries, so replication senders wake up.
-    changes: tokio::sync::watch::Receiver<u64>,
+    engine: Arc<dyn Engine>,
     node: NodeId,
-    entry_trees: HashMap<Kind, sled::Tree>,
     tx: mpsc::Sender<Job>,
-    size_bytes: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
+    published: Arc<Published>,
     config: StoreConfig,
     metrics: Metrics,
-    flusher: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    driver: std::sync::Mutex<Option<Driver>>,
 }
 
 /// A handle on the store; clones share one database and one flusher.
@@ -117,12 +152,44 @@ pub struct Store {
     shared: Arc<Shared>,
 }
 
-pub fn entry_tree_name(kind: Kind) -> String {
-    format!("entries/{}", kind.as_str())
+/// The tree holding entries of `kind`.
+pub fn entry_tree(kind: Kind) -> Tree {
+    match kind {
+        Kind::Detection => "entries/detection",
+        Kind::Alert => "entries/alert",
+        Kind::Event => "entries/event",
+        Kind::Transition => "entries/transition",
+        Kind::Escalation => "entries/escalation",
+        Kind::Command => "entries/command",
+        Kind::Summary => "entries/summary",
+        Kind::Audit => "entries/audit",
+        Kind::Watchlist => "entries/watchlist",
+    }
+}
+
+/// The first key after every key starting with `prefix` (`None`: there is none).
+fn past_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn published() -> Arc<Published> {
+    Arc::new(Published {
+        durable: Mutex::new(BTreeMap::new()),
+        changed: tokio::sync::watch::channel(0u64).0,
+        size_bytes: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+    })
 }
 
 impl Store {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`, on sled.
     pub fn open(
         dir: &Path,
         node: NodeId,
@@ -130,63 +197,67 @@ impl Store {
         config: StoreConfig,
         metrics: Metrics,
     ) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(config.cache_capacity_bytes())
-            // Our flusher is the only one: sled's background flusher would be a second.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| StoreError::Open { path: dir.display().to_string(), detail: e.to_string() })?;
-        Store::with_db(db, node, clock, config, metrics)
+        let engine = Arc::new(sled_engine::SledEngine::open(dir, config.cache_capacity_bytes())?);
+        let published = published();
+        let flusher = flusher::Flusher::recover(
+            engine.clone(),
+            node.clone(),
+            clock,
+            config.clone(),
+            metrics.clone(),
+            published.clone(),
+            InjectedBugs::default(),
+        )?;
+        let (tx, rx) = mpsc::channel(config.queue_jobs.max(1));
+        let handle = std::thread::Builder::new()
+            .name(format!("store-flusher-{node}"))
+            .spawn(move || flusher::run_on_thread(flusher, rx))
+            .map_err(|e| StoreError::Engine(format!("cannot start the flusher thread: {e}")))?;
+        Ok(Store::from_parts(engine, node, tx, published, config, metrics, Driver::Thread(handle)))
     }
 
-    /// Build a store over a database opened by the caller (the simulator uses temporary ones).
-    pub fn with_db(
-        db: sled::Db,
+    /// Open a store on the simulator's `disk`, with its flusher as a task on the current
+    /// runtime (no thread). What the disk holds durably is what the store finds.
+    pub fn simulated(
+        disk: &SimDisk,
         node: NodeId,
         clock: SharedClock,
         config: StoreConfig,
         metrics: Metrics,
+        bugs: InjectedBugs,
     ) -> Result<Store, StoreError> {
-        let mut entry_trees = HashMap::new();
-        for kind in Kind::ALL {
-            entry_trees.insert(kind, db.open_tree(entry_tree_name(kind))?);
-        }
-        let size_bytes = Arc::new(AtomicU64::new(db.size_on_disk().unwrap_or(0)));
-        let failed = Arc::new(AtomicBool::new(false));
-        metrics.store_budget_bytes.set(config.disk_budget_bytes());
-        metrics.store_size_bytes.set(size_bytes.load(Ordering::Relaxed));
-        metrics.store_budget_state.set(config.budget_state(size_bytes.load(Ordering::Relaxed)) as i64);
-        let (tx, rx) = mpsc::channel(config.queue_jobs.max(1));
-        let (changed, changes) = tokio::sync::watch::channel(0u64);
-        let state = flusher::Flusher::recover(
-            db.clone(),
+        let engine = Arc::new(sim::SimEngine { disk: disk.clone() });
+        let published = published();
+        let flusher = flusher::Flusher::recover(
+            engine.clone(),
             node.clone(),
-            entry_trees.clone(),
             clock,
             config.clone(),
             metrics.clone(),
-            size_bytes.clone(),
-            failed.clone(),
-            changed,
+            published.clone(),
+            bugs,
         )?;
-        let handle = std::thread::Builder::new()
-            .name(format!("store-flusher-{node}"))
-            .spawn(move || state.run(rx))
-            .map_err(|e| StoreError::Sled(format!("cannot start the flusher thread: {e}")))?;
-        let shared = Shared {
-            db,
-            changes,
-            node,
-            entry_trees,
-            tx,
-            size_bytes,
-            failed,
-            config,
-            metrics,
-            flusher: std::sync::Mutex::new(Some(handle)),
-        };
-        Ok(Store { shared: Arc::new(shared) })
+        let (tx, rx) = mpsc::channel(config.queue_jobs.max(1));
+        let task = tokio::spawn(flusher::run_on_runtime(flusher, rx, disk.clone()));
+        if let Err(e) = disk.attach(task.abort_handle()) {
+            task.abort();
+            return Err(e);
+        }
+        Ok(Store::from_parts(engine, node, tx, published, config, metrics, Driver::Task(task)))
+    }
+
+    fn from_parts(
+        engine: Arc<dyn Engine>,
+        node: NodeId,
+        tx: mpsc::Sender<Job>,
+        published: Arc<Published>,
+        config: StoreConfig,
+        metrics: Metrics,
+        driver: Driver,
+    ) -> Store {
+        let shared =
+            Shared { engine, node, tx, published, config, metrics, driver: std::sync::Mutex::new(Some(driver)) };
+        Store { shared: Arc::new(shared) }
     }
 
     pub fn node(&self) -> &NodeId {
@@ -209,14 +280,14 @@ impl Store {
     ) -> Result<impl std::future::Future<Output = Result<Vec<Appended>, StoreError>> + use<>, StoreError> {
         self.admit(&ops)?;
         let (reply, rx) = oneshot::channel();
-        self.shared.tx.send(Job::Commit { ops, reply }).await.map_err(|_| StoreError::Closed)?;
+        self.shared.tx.send(Job::Commit { ops, reply }).await.map_err(|_| self.closed_or_failed())?;
         let this = self.clone();
         Ok(async move { rx.await.map_err(|_| this.closed_or_failed())? })
     }
 
     /// Refuse writes the disk budget cannot take, before they queue.
     fn admit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        if self.shared.failed.load(Ordering::Relaxed) {
+        if self.shared.published.failed.load(Ordering::Relaxed) {
             return Err(self.closed_or_failed());
         }
         let state = self.budget_state();
@@ -243,50 +314,30 @@ impl Store {
     }
 
     fn closed_or_failed(&self) -> StoreError {
-        if self.shared.failed.load(Ordering::Relaxed) {
+        if self.shared.published.failed.load(Ordering::Relaxed) {
             StoreError::Failed("an earlier flush failed; see the log".into())
         } else {
             StoreError::Closed
         }
     }
 
-    /// A receiver that changes after every flush that stored entries (appended or inserted).
+    /// A receiver that changes whenever the durable heads move (entries appended or inserted
+    /// became durable).
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.shared.changes.clone()
+        self.shared.published.changed.subscribe()
     }
 
-    /// For each origin, the highest sequence of `kind` stored. Entries of one origin are stored
-    /// in sequence order with nothing skipped (the flusher numbers our own; replication inserts
-    /// only the next one of each origin, in order), so this is a version vector. One seek per
-    /// origin, however many entries each has.
-    pub fn heads(&self, kind: Kind) -> Result<proto::VersionVector, StoreError> {
-        let tree = &self.shared.entry_trees[&kind];
-        let mut vv = proto::VersionVector::new();
-        let mut from: Vec<u8> = vec![1];
-        while let Some((key, _)) = tree.range(from.clone()..).next().transpose()? {
-            let len = key[0] as usize;
-            let Some(origin) =
-                key.get(1..1 + len).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| NodeId::new(s).ok())
-            else {
-                return Err(StoreError::Corrupt { tree: entry_tree_name(kind), detail: format!("bad key {key:?}") });
-            };
-            let prefix = keys::origin_prefix(&origin);
-            if let Some((last, _)) = tree.scan_prefix(&prefix).next_back().transpose()? {
-                if let Some(seq) = keys::seq_of(&last) {
-                    vv.raise(&origin, seq);
-                }
-            }
-            // The smallest key after every key with this prefix.
-            from = prefix;
-            from.push(0xff);
-            from.extend_from_slice(&[0xff; 8]);
-        }
-        Ok(vv)
+    /// For each origin, the highest sequence of `kind` durable here. Entries of one origin are
+    /// stored in sequence order with nothing skipped (the flusher numbers our own; replication
+    /// inserts only the next one of each origin, in order), so this is a version vector. It
+    /// moves after the flush: entries the engine shows but has not made durable are not in it.
+    pub fn heads(&self, kind: Kind) -> VersionVector {
+        self.shared.published.durable.lock().unwrap_or_else(|p| p.into_inner()).get(&kind).cloned().unwrap_or_default()
     }
 
     /// Last measured size on disk (refreshed by the flusher about once a second).
     pub fn size_on_disk(&self) -> u64 {
-        self.shared.size_bytes.load(Ordering::Relaxed)
+        self.shared.published.size_bytes.load(Ordering::Relaxed)
     }
 
     pub fn budget_state(&self) -> BudgetState {
@@ -296,14 +347,17 @@ impl Store {
     /// Remove up to `max` of this node's entries of `kind` recorded before `cutoff_ms`.
     pub async fn sweep(&self, kind: Kind, cutoff_ms: u64, max: usize) -> Result<SweepOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.shared.tx.send(Job::Sweep { kind, cutoff_ms, max, reply }).await.map_err(|_| StoreError::Closed)?;
+        self.shared.tx.send(Job::Sweep { kind, cutoff_ms, max, reply }).await.map_err(|_| self.closed_or_failed())?;
         rx.await.map_err(|_| self.closed_or_failed())?
     }
 
     /// One entry by address.
     pub fn entry(&self, kind: Kind, origin: &NodeId, seq: u64) -> Result<Option<Entry>, StoreError> {
-        let tree = &self.shared.entry_trees[&kind];
-        tree.get(keys::entry_key(origin, seq))?.map(|v| decode_entry(kind, &v)).transpose()
+        self.shared
+            .engine
+            .get(entry_tree(kind), &keys::entry_key(origin, seq))?
+            .map(|v| decode_entry(kind, &v))
+            .transpose()
     }
 
     /// `origin`'s entries of `kind` with sequence ≥ `from_seq`, in order.
@@ -313,52 +367,53 @@ impl Store {
         origin: &NodeId,
         from_seq: u64,
     ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> + use<> {
-        let tree = &self.shared.entry_trees[&kind];
-        let end = keys::entry_key(origin, u64::MAX);
-        tree.range(keys::entry_key(origin, from_seq)..=end)
-            .map(move |kv| kv.map_err(StoreError::from).and_then(|(_, v)| decode_entry(kind, &v)))
+        let from = Bound::Included(keys::entry_key(origin, from_seq));
+        let to = Bound::Included(keys::entry_key(origin, u64::MAX));
+        self.shared.engine.range(entry_tree(kind), from, to).map(move |kv| kv.and_then(|(_, v)| decode_entry(kind, &v)))
     }
 
     /// Every stored entry of `kind`, all origins.
     pub fn all_entries(&self, kind: Kind) -> impl Iterator<Item = Result<Entry, StoreError>> + use<> {
-        let tree = &self.shared.entry_trees[&kind];
         // Skip the metadata keys, which start with byte 0.
-        tree.range(vec![1u8]..).map(move |kv| kv.map_err(StoreError::from).and_then(|(_, v)| decode_entry(kind, &v)))
+        self.shared
+            .engine
+            .range(entry_tree(kind), Bound::Included(vec![1u8]), Bound::Unbounded)
+            .map(move |kv| kv.and_then(|(_, v)| decode_entry(kind, &v)))
     }
 
-    /// The highest sequence this node has made durable in `kind` (0 for none).
+    /// The highest sequence this node has issued in `kind` (0 for none).
     pub fn own_head(&self, kind: Kind) -> Result<u64, StoreError> {
-        let tree = &self.shared.entry_trees[&kind];
-        Ok(tree.get(keys::HIGH_WATER)?.and_then(|v| keys::decode_high_water(&v)).map(|(s, _)| s).unwrap_or(0))
+        let hw = self.shared.engine.get(entry_tree(kind), keys::HIGH_WATER)?;
+        Ok(hw.and_then(|v| keys::decode_high_water(&v)).map(|(s, _)| s).unwrap_or(0))
     }
 
     /// A value from a named state tree.
-    pub fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.shared.db.open_tree(tree)?.get(key)?)
+    pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.shared.engine.get(tree, key)
     }
 
     /// The `(key, value)` pairs of a named state tree with keys below `before` (all keys
     /// without it), largest key first: for newest-first pages with a cursor.
     pub fn scan_back(
         &self,
-        tree: &'static str,
+        tree: Tree,
         before: Option<&[u8]>,
-    ) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + use<>, StoreError> {
-        let tree = self.shared.db.open_tree(tree)?;
-        let iter = match before {
-            Some(b) => tree.range(..b.to_vec()),
-            None => tree.iter(),
+    ) -> Result<impl Iterator<Item = Result<Kv, StoreError>> + use<>, StoreError> {
+        let to = match before {
+            Some(b) => Bound::Excluded(b.to_vec()),
+            None => Bound::Unbounded,
         };
-        Ok(iter.rev().map(|kv| kv.map_err(StoreError::from)))
+        Ok(self.shared.engine.range(tree, Bound::Unbounded, to).rev())
     }
 
     /// The `(key, value)` pairs of a named state tree under `prefix`, in key order.
     pub fn scan(
         &self,
-        tree: &'static str,
+        tree: Tree,
         prefix: &[u8],
-    ) -> Result<impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + use<>, StoreError> {
-        Ok(self.shared.db.open_tree(tree)?.scan_prefix(prefix).map(|kv| kv.map_err(StoreError::from)))
+    ) -> Result<impl Iterator<Item = Result<Kv, StoreError>> + use<>, StoreError> {
+        let to = past_prefix(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self.shared.engine.range(tree, Bound::Included(prefix.to_vec()), to))
     }
 
     /// Stop accepting writes, wait for everything queued to be durable, and stop the flusher.
@@ -366,13 +421,19 @@ impl Store {
     pub async fn close(self) {
         let shared = self.shared.clone();
         drop(self);
-        // The flusher ends when every sender is gone; the handle keeps one, so wait on the
-        // thread from a blocking task only once this was the last handle.
+        // The flusher ends when every sender is gone; the handle keeps one, so wait for it only
+        // once this was the last handle.
         if let Ok(inner) = Arc::try_unwrap(shared) {
-            let Shared { tx, flusher, .. } = inner;
+            let Shared { tx, driver, .. } = inner;
             drop(tx);
-            if let Some(h) = flusher.lock().ok().and_then(|mut g| g.take()) {
-                let _ = tokio::task::spawn_blocking(move || h.join()).await;
+            match driver.lock().ok().and_then(|mut g| g.take()) {
+                Some(Driver::Thread(h)) => {
+                    let _ = tokio::task::spawn_blocking(move || h.join()).await;
+                }
+                Some(Driver::Task(t)) => {
+                    let _ = t.await;
+                }
+                None => {}
             }
         }
     }
@@ -380,8 +441,11 @@ impl Store {
 
 fn decode_entry(kind: Kind, bytes: &[u8]) -> Result<Entry, StoreError> {
     codec::decode::<Entry>(bytes)
-        .map_err(|e| StoreError::Corrupt { tree: entry_tree_name(kind), detail: e.to_string() })
+        .map_err(|e| StoreError::Corrupt { tree: entry_tree(kind).into(), detail: e.to_string() })
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod power_cut_tests;
