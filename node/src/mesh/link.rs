@@ -218,7 +218,7 @@ impl Inner {
         dir: Direction,
     ) -> Result<(), SessionError> {
         let (mut send, mut recv) = conn.open_bi().await?;
-        let want = self.replica.lock().await.want(dir);
+        let want = super::sync::want(dir, |k| self.store.heads(k));
         frames::write(&mut send, &want).await?;
         let (queued_tx, mut queued) = mpsc::channel::<Queued>(self.settings.window.max(1));
         let submitter = async {

@@ -18,7 +18,8 @@ use std::collections::{HashMap, VecDeque};
 /// What a node holds, as the sender reads it.
 pub trait Holdings {
     type Error: std::fmt::Display;
-    /// For each origin, the highest sequence of `kind` held.
+    /// For each origin, the highest sequence of `kind` held durably. [`Outbound`] sends nothing
+    /// past these heads, whatever [`Holdings::read`] would return.
     fn heads(&self, kind: Kind) -> Result<VersionVector, Self::Error>;
     /// Up to `max` entries of `kind` from `origin`, starting at `from_seq`, in order.
     fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, Self::Error>;
@@ -107,12 +108,14 @@ impl Outbound {
                 if from > head || !(self.origin_ok)(origin) {
                     continue;
                 }
-                let room = MAX_BATCH_ENTRIES - entries.len();
+                // Never past the head: the holdings may show entries that are not durable yet,
+                // and an entry a power cut can still take away must not leave the node.
+                let room = (MAX_BATCH_ENTRIES - entries.len()).min((head - from + 1).try_into().unwrap_or(usize::MAX));
                 let got = src.read(kind, origin, from, room).map_err(|e| ProtocolError::Read(e.to_string()))?;
                 let mut last = None;
                 for e in got {
                     // Stop at a hole rather than send past it: the receiver could not apply it.
-                    if e.seq != last.map_or(from, |l| l + 1) {
+                    if e.seq != last.map_or(from, |l| l + 1) || e.seq > head {
                         break;
                     }
                     bytes += e.payload.len() + e.origin.as_str().len() + 32;
@@ -168,6 +171,13 @@ impl Outbound {
     }
 }
 
+/// The `Want` for the kinds that travel `dir`, from `durable`: what the store has made
+/// durable, never what is only accepted and queued. A peer told we hold an entry never sends
+/// it again, so an entry a power cut then takes away would be missing here for good.
+pub fn want(dir: Direction, durable: impl Fn(Kind) -> VersionVector) -> SyncMsg {
+    SyncMsg::Want { heads: authz::priority(dir).map(|k| (k, durable(k))).collect() }
+}
+
 /// What a node holds of every kind that travels, shared by all its links.
 pub struct Replica {
     me: NodeId,
@@ -192,10 +202,10 @@ impl Replica {
         Replica { me, heads }
     }
 
-    /// What we hold of the kinds that travel `dir`, for a `Want`.
-    pub fn want(&self, dir: Direction) -> SyncMsg {
-        let heads = authz::priority(dir).map(|k| (k, self.heads.get(&k).cloned().unwrap_or_default())).collect();
-        SyncMsg::Want { heads }
+    /// What this replica has accepted of `kind`: what is durable plus what is queued for the
+    /// disk. Judging uses it; a `Want` must not (see [`want`]).
+    pub fn accepted(&self, kind: Kind) -> VersionVector {
+        self.heads.get(&kind).cloned().unwrap_or_default()
     }
 
     /// Judge one entry a sender sent; `authorize` applies the topology rules
