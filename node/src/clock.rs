@@ -1,6 +1,6 @@
 //! Where a node instance reads the time. Logic never calls `SystemTime::now()` itself: the
-//! binary hands in [`SystemClock`], the simulator a clock that follows tokio's (possibly paused)
-//! virtual time.
+//! binary hands in [`SystemClock`], the simulator a clock of its own per node that follows
+//! tokio's (paused) virtual time, skewed as its scenario says.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,30 +19,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-    }
-}
-
-/// Wall time derived from tokio's clock: `epoch_ms` at creation, then advancing with
-/// `tokio::time::Instant`, so a paused runtime's virtual time drives it. It keeps the runtime's
-/// handle, so a thread outside the runtime (the store's flusher) reads the same virtual time.
-#[derive(Debug, Clone)]
-pub struct TokioClock {
-    epoch_ms: u64,
-    start: tokio::time::Instant,
-    runtime: tokio::runtime::Handle,
-}
-
-impl TokioClock {
-    /// Must be called inside the runtime whose clock it follows.
-    pub fn starting_at(epoch_ms: u64) -> Self {
-        TokioClock { epoch_ms, start: tokio::time::Instant::now(), runtime: tokio::runtime::Handle::current() }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ms(&self) -> u64 {
-        let _inside = self.runtime.enter();
-        self.epoch_ms + self.start.elapsed().as_millis() as u64
     }
 }
 

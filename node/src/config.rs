@@ -54,6 +54,9 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub struct NodeConfig {
     #[serde(default)]
     pub node: NodeSection,
+    /// The config had no `[node]` section: `node` holds the defaults.
+    #[serde(skip)]
+    pub node_defaulted: bool,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     #[serde(default)]
@@ -117,20 +120,26 @@ pub struct NodeSection {
 }
 
 impl Default for NodeSection {
-    /// A town node named after the host, for `yiwang-node run` without a config file.
+    /// A town node, for a config without `[node]`. The binary names it after the host
+    /// ([`NodeConfig::node_defaulted`], [`node_id_for_host`]): reading the host's name is the
+    /// process's business, not the library's.
     fn default() -> Self {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let cleaned: String = host
-            .trim()
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
-            .take(40)
-            .collect();
-        let id = NodeId::new(format!("town-{}", if cleaned.is_empty() { "local" } else { &cleaned }))
-            .unwrap_or_else(|_| NodeId::new("town-local").expect("valid id"));
-        NodeSection { id, role: Role::Town }
+        NodeSection { id: NodeId::new("town-local").expect("valid id"), role: Role::Town }
     }
+}
+
+/// The id of a town node named after host `host`: `town-<host>`, lower-cased, with anything
+/// but letters, digits and dashes turned into dashes (`town-local` for an empty name).
+pub fn node_id_for_host(host: &str) -> NodeId {
+    let cleaned: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(40)
+        .collect();
+    NodeId::new(format!("town-{}", if cleaned.is_empty() { "local" } else { &cleaned }))
+        .unwrap_or_else(|_| NodeSection::default().id)
 }
 
 /// Who may use the HTTP API (see `node::auth`).
@@ -290,7 +299,8 @@ impl NodeConfig {
     }
 
     pub fn parse(text: &str) -> Result<NodeConfig, String> {
-        let config: NodeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: NodeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.node_defaulted = !text.parse::<toml::Table>().map_err(|e| e.to_string())?.contains_key("node");
         config.validate()?;
         Ok(config)
     }

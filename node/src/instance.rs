@@ -15,6 +15,7 @@ use crate::ingest::{Ingest, WatchlistHandle};
 use crate::lists::Lists;
 use crate::mesh::{Mesh, MeshParts};
 use crate::metrics::Metrics;
+use crate::rng::Seed;
 use crate::rules::{fence, watchlist};
 use crate::store::Store;
 use crate::vessels::VesselDesk;
@@ -42,6 +43,11 @@ pub struct Parts {
     /// The mesh endpoint's socket, runtime, certificate and topology; `None` for a node that
     /// works alone.
     pub mesh: Option<MeshParts>,
+    /// Every random choice the node makes comes from this seed (the binary draws it from the
+    /// operating system; the simulator derives it from its run's seed).
+    pub seed: Seed,
+    /// Serve the HTTP API on `http.listen` (the simulator's nodes, driven in-process, do not).
+    pub serve_http: bool,
 }
 
 /// Where each listener actually bound (ports given as 0 are chosen by the OS).
@@ -57,6 +63,7 @@ pub struct RunningNode {
     pub addresses: Addresses,
     pub ingest: Ingest,
     pub events: Events,
+    pub lists: Lists,
     pub mesh: Option<Mesh>,
     tasks: JoinSet<()>,
 }
@@ -92,7 +99,7 @@ async fn bind_tcp(what: String, addr: SocketAddr) -> Result<TcpListener, StartEr
 }
 
 pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, StartError> {
-    let Parts { clock, store, metrics, registry, credentials, mesh } = parts;
+    let Parts { clock, store, metrics, registry, credentials, mesh, seed, serve_http } = parts;
     let mut tasks = JoinSet::new();
     let mut addresses = Addresses::default();
 
@@ -130,7 +137,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
 
     for f in &config.feeds.ais {
         let decoder = DecoderConfig { fragment_timeout_ms: f.fragment_timeout_ms, ..DecoderConfig::default() };
-        let feed = AisFeed::start(ingest.clone(), &f.name, decoder);
+        let feed = AisFeed::start(ingest.clone(), &f.name, decoder, &mut tasks);
         let bound = addresses.feeds.entry(f.name.clone()).or_default();
         if let Some(addr) = f.udp {
             let socket = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind {
@@ -147,7 +154,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
             tasks.spawn(feed.clone().serve_tcp(l));
         }
         if let Some(remote) = &f.tcp_connect {
-            tasks.spawn(feed.clone().connect_tcp(remote.clone()));
+            tasks.spawn(feed.clone().connect_tcp(remote.clone(), seed.rng(&format!("ais connect {}", f.name))));
         }
     }
 
@@ -185,7 +192,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
 
     let mesh = match mesh {
         Some(parts) => {
-            let (mesh, applied) = Mesh::start(parts, store.clone(), clock.clone(), metrics.clone(), &mut tasks)?;
+            let (mesh, applied) =
+                Mesh::start(parts, store.clone(), clock.clone(), seed.derive("mesh"), metrics.clone(), &mut tasks)?;
             addresses.mesh = mesh.local_addr();
             tasks.spawn(apply_replicated(applied, events.clone(), lists.clone(), metrics.clone()));
             Some(mesh)
@@ -193,32 +201,35 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         None => None,
     };
 
-    let http = bind_tcp("the HTTP server".into(), config.http.listen).await?;
-    addresses.http = Some(http.local_addr().unwrap_or(config.http.listen));
-    let api = api::router(ApiState {
-        events: events.clone(),
-        ingest: ingest.clone(),
-        credentials: Arc::new(credentials),
-        mesh: mesh.clone(),
-        lists: lists.clone(),
-    });
-    let ops = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(registry);
-    tasks.spawn(serve_http(http, api.merge(ops)));
+    if serve_http {
+        let http = bind_tcp("the HTTP server".into(), config.http.listen).await?;
+        addresses.http = Some(http.local_addr().unwrap_or(config.http.listen));
+        let api = api::router(ApiState {
+            events: events.clone(),
+            ingest: ingest.clone(),
+            credentials: Arc::new(credentials),
+            mesh: mesh.clone(),
+            lists: lists.clone(),
+        });
+        let ops = Router::new()
+            .route("/metrics", get(metrics_text))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(registry);
+        tasks.spawn(serve_router(http, api.merge(ops)));
+    }
 
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
+    let collected = lists.clone();
     tasks.spawn(async move {
         // Tombstones and long-expired entries the whole mesh has seen can go.
         let mut every = tokio::time::interval(Duration::from_secs(600));
         loop {
             every.tick().await;
-            lists.collect_garbage();
+            collected.collect_garbage();
         }
     });
 
-    Ok(RunningNode { addresses, ingest, events, mesh, tasks })
+    Ok(RunningNode { addresses, ingest, events, lists, mesh, tasks })
 }
 
 /// Start a JSON feed's listeners (TCP JSON lines and/or HTTP batches); returns where they bound.
@@ -238,12 +249,12 @@ async fn listen_json<F: JsonFeed>(
     if let Some(addr) = http {
         let l = bind_tcp(format!("{} feed {:?} (http)", F::FEED, feed.name()), addr).await?;
         bound.insert("http", l.local_addr().unwrap_or(addr));
-        tasks.spawn(serve_http(l, http_ingest::router(feed.clone())));
+        tasks.spawn(serve_router(l, http_ingest::router(feed.clone())));
     }
     Ok(bound)
 }
 
-async fn serve_http(listener: TcpListener, router: Router) {
+async fn serve_router(listener: TcpListener, router: Router) {
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }

@@ -1,32 +1,38 @@
-//! Real node instances in one process, joined over a [`Fabric`].
+//! Real node instances in one process, joined over a [`Fabric`], each on a simulated disk.
 //!
-//! A [`Cluster`] holds a topology, an in-memory city CA that certifies every site, a directory
-//! for the stores and a fabric. [`Cluster::start`] builds a node exactly as the binary does
+//! A [`Cluster`] holds a topology, an in-memory city CA that certifies every site (Ed25519, so
+//! handshakes have the same lengths every run), a [`SimDisk`] and a [`SimClock`] per site, and
+//! the fabric. [`Cluster::start`] builds a node exactly as the binary does
 //! (`node::instance::start` with its parts), except that its mesh socket is a fabric socket at
-//! the site's `mesh` address, its clock follows tokio's (so a paused runtime's virtual time),
-//! its store's flusher thread reads that same clock, and its HTTP API listens on a loopback port the OS picks. Nodes can be stopped and started
-//! again on the same store and address.
+//! the site's `mesh` address, its store is on its simulated disk, its clock is its own
+//! (skewable) virtual clock, its seed comes from the cluster's, and it serves no HTTP (tests
+//! and the simulator drive it in-process).
+//!
+//! A node leaves in one of two ways: [`Cluster::stop`] (an orderly stop: peers see it go, its
+//! store closes cleanly) or [`Cluster::crash`] (a power cut: its socket goes dark, its disk
+//! keeps only what was durable, every task it had is dropped where it stood). Either way
+//! [`Cluster::start`] brings it back on the same disk and address.
 //!
 //! [`eventually`] polls a condition until a deadline, in tokio time, and says what did not
 //! converge.
 
-use crate::fabric::Fabric;
+use crate::fabric::{Fabric, FabricSocket};
 use crate::time::SimClock;
 use node::auth::Credentials;
 use node::clock::SharedClock;
 use node::config::NodeConfig;
 use node::instance::{self, Parts, RunningNode};
-use node::mesh::pki::{CityCa, Validity};
+use node::mesh::pki::{CityCa, KeyAlgorithm, Validity};
 use node::mesh::tls::MeshIdentity;
 use node::mesh::topology::{Site, Topology};
 use node::mesh::{LinkSettings, MeshParts};
 use node::metrics::Metrics;
-use node::store::{Store, StoreConfig};
+use node::rng::Seed;
+use node::store::{DiskFaults, InjectedBugs, PowerCut, SimDisk, Store, StoreConfig};
 use prometheus_client::registry::Registry;
 use proto::{NodeId, NodeIdentity};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,18 +50,26 @@ pub enum SimError {
     Running(NodeId),
     #[error("{node}: {message}")]
     Node { node: NodeId, message: String },
+    #[error("cannot build the simulation's runtime: {0}")]
+    Runtime(String),
 }
 
 /// How the cluster builds its nodes.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// Wall-clock time (ms since the epoch) the nodes' clocks read when the cluster is made;
-    /// they advance with tokio's clock from there.
+    /// they advance with tokio's clock from there. Certificates are valid around it.
     pub epoch_ms: u64,
+    /// Every node's seed, and its disk's, derives from this one.
+    pub seed: u64,
     /// Link tuning of every node.
     pub link: LinkSettings,
-    /// Store settings of every node (a small page cache by default: many stores share a host).
+    /// Store settings of every node.
     pub store: StoreConfig,
+    /// Faults every disk starts with.
+    pub disk: DiskFaults,
+    /// Mechanisms broken on purpose in every node's store (see [`InjectedBugs`]).
+    pub bugs: InjectedBugs,
 }
 
 impl Default for ClusterOptions {
@@ -63,11 +77,18 @@ impl Default for ClusterOptions {
         // 2026-01-01T00:00:00Z: a fixed start, so runs read the same times.
         ClusterOptions {
             epoch_ms: 1_767_225_600_000,
+            seed: 1,
             link: LinkSettings::default(),
             store: StoreConfig { cache_mb: 8, ..StoreConfig::default() },
+            disk: DiskFaults::default(),
+            bugs: InjectedBugs::default(),
         }
     }
 }
+
+/// How long certificates are valid before and after the cluster's epoch.
+const CERT_BEFORE_EPOCH: time::Duration = time::Duration::days(1);
+const CERT_AFTER_EPOCH: time::Duration = time::Duration::days(365);
 
 /// One running node of a cluster.
 pub struct SimNode {
@@ -78,6 +99,16 @@ pub struct SimNode {
     pub store: Store,
     pub metrics: Metrics,
     pub registry: Arc<Registry>,
+    socket: Arc<FabricSocket>,
+}
+
+/// What the cluster keeps of a site across its lives.
+struct SiteState {
+    disk: SimDisk,
+    clock: SimClock,
+    identity: MeshIdentity,
+    /// Times started, so each life draws fresh (but repeatable) randomness.
+    lives: u64,
 }
 
 /// Many nodes over one fabric.
@@ -85,40 +116,54 @@ pub struct Cluster {
     pub fabric: Fabric,
     pub topology: Arc<Topology>,
     ca: CityCa,
-    identities: BTreeMap<NodeId, MeshIdentity>,
-    dir: PathBuf,
-    clock: SharedClock,
+    sites: BTreeMap<NodeId, SiteState>,
     options: ClusterOptions,
     nodes: BTreeMap<NodeId, SimNode>,
 }
 
+fn offset_time(epoch_ms: u64) -> time::OffsetDateTime {
+    time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(epoch_ms as i64)
+}
+
 impl Cluster {
-    /// A cluster of `sites` over `fabric`, stores under `dir/<node id>`, a fresh CA and a
-    /// certificate for every site. No node runs yet. Call from inside the tokio runtime.
-    pub fn new(fabric: Fabric, sites: Vec<Site>, dir: &Path, options: ClusterOptions) -> Result<Cluster, SimError> {
+    /// A cluster of `sites` over `fabric`: a CA and a certificate for every site, an empty disk
+    /// and a clock for each. No node runs yet. Call from inside the tokio runtime.
+    pub fn new(fabric: Fabric, sites: Vec<Site>, options: ClusterOptions) -> Result<Cluster, SimError> {
         let topology = Arc::new(Topology::from_sites(sites)?);
-        // rustls checks certificate dates against the system clock, whatever the nodes' clocks
-        // say, so certificates are valid around the real now.
-        let validity = Validity::days_from(time::OffsetDateTime::now_utc(), 30)?;
-        let ca = CityCa::generate("yiwang simulation CA", validity)?;
-        let mut identities = BTreeMap::new();
+        let epoch = offset_time(options.epoch_ms);
+        let validity = Validity::between(epoch - CERT_BEFORE_EPOCH, epoch + CERT_AFTER_EPOCH)?;
+        let ca = CityCa::generate_with("yiwang simulation CA", validity, KeyAlgorithm::Ed25519)?;
+        let start = tokio::time::Instant::now();
+        let seed = Seed(options.seed);
+        let mut states = BTreeMap::new();
         for site in topology.sites() {
             let cert = ca.issue(&NodeIdentity { id: site.id.clone(), role: site.role }, validity)?;
             let identity =
                 MeshIdentity::from_der(vec![ca.cert_der().clone()], vec![cert.cert_der().clone()], cert.key_der())?;
-            identities.insert(site.id.clone(), identity);
+            let disk = SimDisk::new(seed.derive(&format!("disk {}", site.id)).0);
+            disk.set_faults(options.disk.clone());
+            let clock = SimClock::new(options.epoch_ms, start);
+            states.insert(site.id.clone(), SiteState { disk, clock, identity, lives: 0 });
         }
-        let clock: SharedClock = Arc::new(SimClock::starting_at(options.epoch_ms));
-        Ok(Cluster { fabric, topology, ca, identities, dir: dir.to_path_buf(), clock, options, nodes: BTreeMap::new() })
+        Ok(Cluster { fabric, topology, ca, sites: states, options, nodes: BTreeMap::new() })
     }
 
     pub fn ca(&self) -> &CityCa {
         &self.ca
     }
 
-    /// The clock every node reads.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
+    fn state(&self, id: &NodeId) -> &SiteState {
+        self.sites.get(id).unwrap_or_else(|| panic!("{id} is not a site of the topology"))
+    }
+
+    /// Site `id`'s clock (skew it with [`SimClock::set_skew_ms`]).
+    pub fn clock(&self, id: &NodeId) -> &SimClock {
+        &self.state(id).clock
+    }
+
+    /// Site `id`'s disk, running or not (set faults on it, cut its power).
+    pub fn disk(&self, id: &NodeId) -> &SimDisk {
+        &self.state(id).disk
     }
 
     /// The site `id`, which must be in the topology.
@@ -126,49 +171,54 @@ impl Cluster {
         self.topology.site(id).unwrap_or_else(|| panic!("{id} is not a site of the topology"))
     }
 
-    /// Start node `id` on its store (created on first start) and its fabric address.
+    /// Start node `id` on its disk and its fabric address.
     pub async fn start(&mut self, id: &NodeId) -> Result<&SimNode, SimError> {
         if self.nodes.contains_key(id) {
             return Err(SimError::Running(id.clone()));
         }
         let site = self.topology.site(id).ok_or_else(|| SimError::UnknownSite(id.clone()))?.clone();
         let fail = |message: String| SimError::Node { node: id.clone(), message };
+        let state = self.sites.get_mut(id).ok_or_else(|| SimError::UnknownSite(id.clone()))?;
+        state.lives += 1;
+        let seed = Seed(self.options.seed).derive(&format!("node {} life {}", site.id, state.lives));
         let mut config = NodeConfig::empty();
         config.node.id = site.id.clone();
         config.node.role = site.role;
-        config.data_dir = self.dir.join(site.id.as_str());
-        config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.store = self.options.store.clone();
 
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let store = Store::open(
-            &config.data_dir.join("store"),
+        let clock: SharedClock = Arc::new(state.clock.clone());
+        let store = Store::simulated(
+            &state.disk,
             site.id.clone(),
-            self.clock.clone(),
+            clock.clone(),
             config.store.clone(),
             metrics.clone(),
+            self.options.bugs,
         )
         .map_err(|e| fail(format!("store: {e}")))?;
         let socket = self.fabric.bind(site.mesh).map_err(|e| fail(format!("mesh socket: {e}")))?;
         let mesh = MeshParts {
-            socket,
+            socket: socket.clone(),
             runtime: self.fabric.runtime(),
-            identity: self.identities[id].clone(),
+            identity: state.identity.clone(),
             topology: self.topology.clone(),
             settings: self.options.link.clone(),
         };
         let registry = Arc::new(registry);
         let parts = Parts {
-            clock: self.clock.clone(),
+            clock,
             store: store.clone(),
             metrics: metrics.clone(),
             registry: registry.clone(),
             credentials: Credentials::default(),
             mesh: Some(mesh),
+            seed,
+            serve_http: false,
         };
         let running = instance::start(&config, parts).await.map_err(|e| fail(e.to_string()))?;
-        let node = SimNode { id: site.id.clone(), addr: site.mesh, running, store, metrics, registry };
+        let node = SimNode { id: site.id.clone(), addr: site.mesh, running, store, metrics, registry, socket };
         Ok(self.nodes.entry(id.clone()).or_insert(node))
     }
 
@@ -188,19 +238,47 @@ impl Cluster {
         self.nodes.get(id).unwrap_or_else(|| panic!("{id} is not running"))
     }
 
+    pub fn get(&self, id: &NodeId) -> Option<&SimNode> {
+        self.nodes.get(id)
+    }
+
+    pub fn is_running(&self, id: &NodeId) -> bool {
+        self.nodes.contains_key(id)
+    }
+
     pub fn running(&self) -> impl Iterator<Item = &SimNode> {
         self.nodes.values()
     }
 
-    /// Stop node `id` (its peers see it leave) and close its store; its address is free again.
+    /// Stop node `id` in order (its peers see it leave) and close its store; its address is
+    /// free again.
     pub async fn stop(&mut self, id: &NodeId) {
         if let Some(n) = self.nodes.remove(id) {
             n.running.stop().await;
             n.store.close().await;
+            // quinn may hold the socket a little longer; the address is free now all the same.
+            n.socket.close();
         }
     }
 
-    /// Stop every node.
+    /// Cut node `id`'s power: its socket goes dark at once (nothing more leaves or arrives),
+    /// its disk keeps only what was durable (see [`SimDisk::power_cut`]), and every task it
+    /// had is dropped where it stood. Synchronous, so nothing the node does can slip in
+    /// between. `None` if it was not running.
+    pub fn crash(&mut self, id: &NodeId) -> Option<PowerCut> {
+        let n = self.nodes.remove(id)?;
+        n.socket.close();
+        let cut = self.state(id).disk.power_cut();
+        // The endpoint's close frames go nowhere (the socket is dark); closing only lets quinn's
+        // connection drivers end now rather than at their idle timeout.
+        if let Some(mesh) = &n.running.mesh {
+            mesh.close();
+        }
+        drop(n);
+        Some(cut)
+    }
+
+    /// Stop every node in order.
     pub async fn stop_all(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().cloned().collect();
         for id in ids {

@@ -18,8 +18,11 @@
 //! delay line when its link is cut still arrives, as it would on a wire. [`LinkCounters`] count
 //! what happened to every datagram on every link, so a test can prove a fault really happened.
 //!
-//! Faults are repeatable: the RNG is a xorshift seeded by [`FabricConfig::seed`] and drawn from
-//! in send order, which a single-threaded runtime makes repeatable (given the same traffic).
+//! Faults are repeatable: the RNG is seeded by [`FabricConfig::seed`] and drawn from in send
+//! order, which a single-threaded runtime makes repeatable (given the same traffic).
+//!
+//! [`FabricSocket::close`] takes a host off the network at once, as a power cut does: nothing
+//! it sends leaves, nothing sent to it arrives, and its address is free for a restarted node.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -31,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use node::rng::Rng;
 use quinn::udp::{EcnCodepoint, RecvMeta, Transmit};
 
 /// Fabric-wide settings.
@@ -146,35 +150,8 @@ pub struct LinkReport {
     pub counters: LinkCounters,
 }
 
-/// A small xorshift64* generator: repeatable from its seed, good enough for fault decisions.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    pub fn new(seed: u64) -> Self {
-        // Zero is xorshift's one fixed point; mix the seed so nearby seeds differ at once.
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// True with probability `p` (no draw when `p` is 0, so perfect links use no randomness).
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.next_f64() < p
-    }
-}
+/// Called for every datagram put on a socket's queue: when (tokio time), from, to, length.
+pub type DeliveryObserver = Box<dyn FnMut(tokio::time::Instant, SocketAddr, SocketAddr, usize) + Send>;
 
 struct Datagram {
     from: SocketAddr,
@@ -215,7 +192,9 @@ impl Ord for Delayed {
 }
 
 struct State {
-    rng: XorShift,
+    rng: Rng,
+    /// Sees every datagram put on a socket's queue (the simulator's trace).
+    observer: Option<DeliveryObserver>,
     sockets: HashMap<SocketAddr, Arc<Inbox>>,
     links: HashMap<(IpAddr, IpAddr), Link>,
     delayed: BinaryHeap<Reverse<Delayed>>,
@@ -255,6 +234,8 @@ struct Inbox {
     addr: SocketAddr,
     capacity: usize,
     queue: Mutex<InboxQueue>,
+    /// Taken off the network ([`FabricSocket::close`]): sends are dropped.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -288,7 +269,8 @@ impl Fabric {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(State {
-                    rng: XorShift::new(config.seed),
+                    rng: Rng::new(config.seed),
+                    observer: None,
                     sockets: HashMap::new(),
                     links: HashMap::new(),
                     delayed: BinaryHeap::new(),
@@ -329,7 +311,12 @@ impl Fabric {
         if st.sockets.contains_key(&addr) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{addr} is already bound on the fabric")));
         }
-        let inbox = Arc::new(Inbox { addr, capacity: self.shared.config.queue_capacity, queue: Mutex::default() });
+        let inbox = Arc::new(Inbox {
+            addr,
+            capacity: self.shared.config.queue_capacity,
+            queue: Mutex::default(),
+            closed: Default::default(),
+        });
         st.sockets.insert(addr, inbox.clone());
         Ok(Arc::new(FabricSocket { fabric: Arc::downgrade(&self.shared), inbox }))
     }
@@ -413,6 +400,11 @@ impl Fabric {
         out
     }
 
+    /// Watch every datagram delivered from now on.
+    pub fn set_observer(&self, observer: DeliveryObserver) {
+        self.lock().observer = Some(observer);
+    }
+
     /// Datagrams waiting in the delay line.
     pub fn in_flight(&self) -> usize {
         self.lock().delayed.len()
@@ -461,8 +453,14 @@ impl Shared {
                 delay += faults.jitter.mul_f64(st.rng.next_f64());
             }
             if delay.is_zero() {
+                let len = datagram.data.len();
                 match inbox.push(datagram) {
-                    Ok(()) => link.counters.delivered += 1,
+                    Ok(()) => {
+                        link.counters.delivered += 1;
+                        if let Some(observe) = st.observer.as_mut() {
+                            observe(tokio::time::Instant::now(), from, to, len);
+                        }
+                    }
                     Err(_) => link.counters.overflow += 1,
                 }
             } else {
@@ -491,10 +489,16 @@ impl Shared {
             }
             let Reverse(d) = st.delayed.pop().expect("peeked");
             let link = st.links.entry((d.datagram.from.ip(), d.to.ip())).or_default();
+            let (from, len) = (d.datagram.from, d.datagram.data.len());
             match st.sockets.get(&d.to) {
                 None => link.counters.unreachable += 1,
                 Some(inbox) => match inbox.push(d.datagram) {
-                    Ok(()) => link.counters.delivered += 1,
+                    Ok(()) => {
+                        link.counters.delivered += 1;
+                        if let Some(observe) = st.observer.as_mut() {
+                            observe(now, from, d.to, len);
+                        }
+                    }
                     Err(_) => link.counters.overflow += 1,
                 },
             }
@@ -538,6 +542,12 @@ impl fmt::Debug for FabricSocket {
 
 impl Drop for FabricSocket {
     fn drop(&mut self) {
+        self.unbind();
+    }
+}
+
+impl FabricSocket {
+    fn unbind(&self) {
         if let Some(s) = self.fabric.upgrade() {
             let mut st = s.lock();
             if st.sockets.get(&self.inbox.addr).is_some_and(|i| Arc::ptr_eq(i, &self.inbox)) {
@@ -545,9 +555,16 @@ impl Drop for FabricSocket {
             }
         }
     }
-}
 
-impl FabricSocket {
+    /// Take this socket off the network now, whoever still holds it: what it sends is dropped
+    /// (counted as `cut`), what is sent to it is unreachable, what it had queued is gone, and
+    /// its address is free to bind again. A power cut, as the network sees it.
+    pub fn close(&self) {
+        self.inbox.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inbox.lock().datagrams.clear();
+        self.unbind();
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.inbox.addr
     }
@@ -577,6 +594,10 @@ impl quinn::AsyncUdpSocket for FabricSocket {
         let Some(shared) = self.fabric.upgrade() else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "the fabric is gone"));
         };
+        if self.inbox.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            shared.lock().links.entry((self.inbox.addr.ip(), transmit.destination.ip())).or_default().counters.cut += 1;
+            return Ok(());
+        }
         // One transmit may carry several datagrams of `segment_size` (GSO); we advertise one
         // segment, but split anyway rather than deliver a glued-together datagram.
         let size = transmit.segment_size.unwrap_or(transmit.contents.len()).max(1);
@@ -697,6 +718,34 @@ mod tests {
         send(&a, b.addr(), b"x");
         send(&b, a.addr(), b"y");
         assert_eq!((drain(&a).len(), drain(&b).len()), (1, 1));
+    }
+
+    #[test]
+    fn a_closed_socket_is_off_the_network_and_its_address_free() {
+        let f = Fabric::with_seed(7);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        f.set_observer(Box::new(move |_, from, to, len| log.lock().unwrap().push((from, to, len))));
+        let a = f.bind(addr(1, 1)).unwrap();
+        let b = f.bind(addr(2, 1)).unwrap();
+        let a_addr = a.addr();
+        send(&b, a.addr(), b"queued");
+        a.close();
+        send(&a, b.addr(), b"from the dead");
+        send(&b, a.addr(), b"to the dead");
+        assert!(drain(&b).is_empty());
+        assert!(drain(&a).is_empty(), "what was queued went with the power");
+        assert_eq!(f.counters(a.addr().ip(), b.addr().ip()).cut, 1);
+        assert_eq!(f.counters(b.addr().ip(), a.addr().ip()).unreachable, 1);
+        let again = f.bind(addr(1, 1)).expect("the address is free while the old socket is still held");
+        send(&b, again.addr(), b"hello");
+        assert_eq!(drain(&again).len(), 1);
+        drop(a);
+        send(&b, again.addr(), b"still there");
+        assert_eq!(drain(&again).len(), 1, "dropping the closed socket does not unbind its successor");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert_eq!(seen[0], (b.addr(), a_addr, 6));
     }
 
     #[test]

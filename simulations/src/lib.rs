@@ -1,29 +1,35 @@
-//! Whole yiwang meshes in one process over a virtual network.
+//! Whole yiwang meshes in one process on virtual time.
 //!
-//! What it holds now:
 //! - [`fabric`]: an in-memory datagram network whose sockets implement quinn's
 //!   `AsyncUdpSocket`: hosts at virtual addresses, bounded receive queues, per-link cuts (both
-//!   ways or one way), loss, duplication, delay and jitter drawn from a seeded RNG, and counters
-//!   of what every link delivered and dropped. O(1) per datagram, nothing per pair of hosts.
-//! - [`cluster`]: real `node::instance` nodes built over the fabric (an in-memory CA and
-//!   certificates, a store per node, the nodes' clock), started and stopped by id; and
-//!   [`cluster::eventually`], a bounded wait that says what did not converge.
-//! - [`time`]: the nodes' clock on tokio's (virtual) time, readable from the stores' flusher
-//!   threads, and [`time::SpeedLimit`], which keeps a paused runtime's virtual time from racing
-//!   ahead while those threads work.
-//! - `tests/three_nodes.rs`: city ← county ← town on a paused runtime; the town↔county link is
-//!   cut, the town fails over to the city, the link heals, the town switches back and the county
-//!   catches up.
+//!   ways or one way), loss, duplication, delay and jitter drawn from a seeded RNG, sockets
+//!   that go dark at a power cut, and counters of what every link delivered and dropped. O(1)
+//!   per datagram, nothing per pair of hosts.
+//! - [`cluster`]: real `node::instance` nodes built over the fabric (an in-memory Ed25519 CA
+//!   and certificates, a simulated disk, a clock and a seed per node), started, stopped and
+//!   crashed (power cuts) by id; and [`cluster::eventually`], a bounded wait that says what did
+//!   not converge.
+//! - [`time`]: each node's clock on tokio's virtual time, skewable alone.
+//! - [`topology`]: generated cities in the reference city's proportions.
+//! - [`workload`]: a steady, seeded workload through the nodes' own calls.
+//! - [`trace`]: the hash of everything a run delivered and made durable, which proves a run
+//!   replays from its seed.
+//! - [`checks`]: what a run must hold to (no `(origin, seq)` held with two contents, nothing
+//!   acknowledged lost, convergence after the heal).
+//! - [`run`]: `yiwang-sim trace`, a whole run from its options.
 //!
-//! What the next issue adds: the partition simulator proper: scenario files (topology,
-//! workloads per feed, a fault schedule, invariants), node kills and restarts and clock skew in
-//! the schedule, checkers for the invariants of ARCHITECTURE.md §10, a report with the seed to
-//! replay it, and the `yiwang-sim` binary.
+//! Everything runs on a paused current-thread tokio runtime with a fixed RNG seed and no thread
+//! of its own, so a run is a pure function of its options and the code.
 
+pub mod checks;
 pub mod cluster;
 pub mod fabric;
+pub mod run;
 pub mod time;
+pub mod topology;
+pub mod trace;
+pub mod workload;
 
-pub use cluster::{eventually, Cluster, ClusterOptions, SimNode};
+pub use cluster::{eventually, Cluster, ClusterOptions, SimError, SimNode};
 pub use fabric::{Fabric, FabricConfig, FabricSocket, LinkCounters, LinkFaults};
-pub use time::{SimClock, SpeedLimit};
+pub use time::SimClock;

@@ -1,90 +1,72 @@
-//! Time in a simulation: the nodes' clock, and a speed limit on tokio's paused clock.
+//! The nodes' clocks in a simulation.
 //!
-//! On a paused tokio runtime, time jumps to the next timer whenever no task is ready. A node's
-//! store makes writes durable on its own OS thread, which tokio cannot see: while a task waits
-//! for a flush, the runtime looks idle and virtual time races from timer to timer (keep-alives,
-//! link ticks, deadline checks). Measured on three nodes: one commit of a few milliseconds
-//! let 1 to 140 virtual seconds pass. [`SpeedLimit`] bounds that: virtual time may run at most
-//! a given factor faster than real time, so a flush of `f` real milliseconds costs at most
-//! `factor × f` of virtual time instead of "until the flush ends".
+//! Every node reads its own [`SimClock`]: wall time that starts at the run's epoch and advances
+//! with tokio's clock, which on the simulator's paused runtime is virtual and jumps from one
+//! timer to the next when nothing is ready to run. A clock can be skewed (set ahead or behind
+//! by any amount, at any moment: a clock jump) without touching any other node's.
+//!
+//! Nothing in a simulated node runs on a thread of its own (stores flush in virtual time on the
+//! runtime), so no clock is read from outside the runtime and virtual time never races ahead of
+//! work still under way: there is no speed limit to keep.
 
 use node::clock::Clock;
-use std::time::Duration;
-use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use tokio::time::Instant;
 
-/// Wall time for nodes, following tokio's clock (virtual when paused): `epoch_ms` when made,
-/// then advancing with `tokio::time::Instant`. Unlike reading tokio's clock bare, it reads the
-/// runtime's clock from any thread: a store's flusher thread, outside the runtime, would
-/// otherwise read the real clock and stamp entries with times behind the node's own.
+/// A node's wall clock: `epoch_ms` at `start`, then tokio's (virtual) time, plus a skew.
 #[derive(Debug, Clone)]
 pub struct SimClock {
     epoch_ms: u64,
     start: Instant,
-    runtime: Handle,
+    skew_ms: Arc<AtomicI64>,
 }
 
 impl SimClock {
-    /// Call from inside the runtime whose clock it follows.
-    pub fn starting_at(epoch_ms: u64) -> SimClock {
-        SimClock { epoch_ms, start: Instant::now(), runtime: Handle::current() }
+    /// A clock reading `epoch_ms` at tokio's `start`.
+    pub fn new(epoch_ms: u64, start: Instant) -> SimClock {
+        SimClock { epoch_ms, start, skew_ms: Arc::new(AtomicI64::new(0)) }
     }
 
-    /// tokio's now, read on the runtime's clock from whatever thread asks.
-    fn tokio_now(&self) -> Instant {
-        if Handle::try_current().is_ok() {
-            Instant::now()
-        } else {
-            let _inside = self.runtime.enter();
-            Instant::now()
-        }
+    /// Set how far this clock runs ahead (positive) or behind (negative) the run's true time.
+    /// Clones share the skew.
+    pub fn set_skew_ms(&self, skew_ms: i64) {
+        self.skew_ms.store(skew_ms, Ordering::Relaxed);
+    }
+
+    pub fn skew_ms(&self) -> i64 {
+        self.skew_ms.load(Ordering::Relaxed)
+    }
+
+    /// The run's true time, without this clock's skew.
+    pub fn true_ms(&self) -> u64 {
+        self.epoch_ms + Instant::now().saturating_duration_since(self.start).as_millis() as u64
     }
 }
 
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
-        self.epoch_ms + self.tokio_now().saturating_duration_since(self.start).as_millis() as u64
+        self.true_ms().saturating_add_signed(self.skew_ms())
     }
 }
 
-/// Keeps a paused runtime's virtual time at most `factor` times faster than real time. Every
-/// `slice` of virtual time it compares how far each clock moved; when virtual time used more
-/// than its allowance (`factor` × real time, plus one `slice` of credit saved from slower
-/// moments), it holds the clock (a blocking task, which stops tokio's auto-advance) while real
-/// time catches up. Everything else keeps running meanwhile. Stops when dropped.
-pub struct SpeedLimit {
-    task: JoinHandle<()>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
 
-impl SpeedLimit {
-    /// Start on the current (paused) runtime.
-    pub fn start(factor: f64, slice: Duration) -> SpeedLimit {
-        assert!(factor > 0.0 && !slice.is_zero(), "the factor and the slice must be positive");
-        let task = tokio::spawn(async move {
-            // Virtual time the allowance has left, in seconds (negative: overspent).
-            let mut credit = 0.0f64;
-            let (mut virtual_mark, mut real_mark) = (Instant::now(), std::time::Instant::now());
-            loop {
-                tokio::time::sleep(slice).await;
-                let (v, r) = (Instant::now(), std::time::Instant::now());
-                credit += (r - real_mark).as_secs_f64() * factor - (v - virtual_mark).as_secs_f64();
-                credit = credit.min(slice.as_secs_f64());
-                if credit < 0.0 {
-                    let wait = Duration::from_secs_f64(-credit / factor);
-                    // While this runs, virtual time stands still and real time passes.
-                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(wait)).await;
-                    credit = 0.0;
-                }
-                (virtual_mark, real_mark) = (Instant::now(), std::time::Instant::now());
-            }
-        });
-        SpeedLimit { task }
-    }
-}
-
-impl Drop for SpeedLimit {
-    fn drop(&mut self) {
-        self.task.abort();
+    #[tokio::test(start_paused = true)]
+    async fn follows_virtual_time_and_skews_alone() {
+        let start = Instant::now();
+        let a = SimClock::new(1_000_000, start);
+        let b = SimClock::new(1_000_000, start);
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert_eq!(a.now_ms(), 1_090_000);
+        a.set_skew_ms(-600_000);
+        assert_eq!(a.now_ms(), 490_000);
+        assert_eq!(a.true_ms(), 1_090_000);
+        assert_eq!(b.now_ms(), 1_090_000, "another node's clock is untouched");
+        a.clone().set_skew_ms(5);
+        assert_eq!(a.skew_ms(), 5, "clones share the skew");
     }
 }

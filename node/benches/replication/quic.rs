@@ -14,7 +14,7 @@
 
 use node::mesh::frames;
 use node::mesh::pki::{CityCa, Validity};
-use node::mesh::sync::{Holdings, Outbound, Replica, Verdict};
+use node::mesh::sync::{self, Holdings, Outbound, Replica, Verdict};
 use node::mesh::tls::{self, MeshIdentity};
 use node::mesh::topology::{Site, Topology};
 use proto::authz::{self, Direction};
@@ -148,7 +148,7 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
     let receiver = tokio::spawn(async move {
         let (mut send, mut recv) = county.open_bi().await.unwrap();
         let mut replica = Replica::new(me, HashMap::new());
-        frames::write(&mut send, &replica.want(Direction::Up)).await.unwrap();
+        frames::write(&mut send, &sync::want(Direction::Up, |k| replica.accepted(k))).await.unwrap();
         let below: HashSet<NodeId> = topology.subtree(&peer).into_iter().collect();
         let mut accepted = 0u64;
         while accepted < total {
@@ -228,7 +228,7 @@ fn breakdown(p: &Pair, src: &Mem) -> Breakdown {
     let (mut t_next, mut t_enc, mut t_dec, mut t_judge, mut t_free) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut out = Outbound::new(Direction::Up, 1, |_| true);
     let mut replica = Replica::new(p.county.id().clone(), HashMap::new());
-    out.on_want(match replica.want(Direction::Up) {
+    out.on_want(match sync::want(Direction::Up, |k| replica.accepted(k)) {
         SyncMsg::Want { heads } => heads,
         _ => unreachable!(),
     });

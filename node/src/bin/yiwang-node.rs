@@ -12,6 +12,7 @@ use node::mesh::topology::Topology;
 use node::mesh::{LinkSettings, MeshParts};
 use node::metrics::Metrics;
 use node::records::{Alert, AuditRecord, Detection};
+use node::rng::Seed;
 use node::store::Store;
 use prometheus_client::registry::Registry;
 use proto::Kind;
@@ -66,8 +67,13 @@ impl NodeArgs {
         if let Some(h) = self.http {
             config.http.listen = h;
         }
-        if let Some(id) = &self.node_id {
-            config.node.id = id.clone();
+        match &self.node_id {
+            Some(id) => config.node.id = id.clone(),
+            None if config.node_defaulted => {
+                let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+                config.node.id = node::config::node_id_for_host(&host);
+            }
+            None => {}
         }
         if let Some(r) = self.role {
             config.node.role = r;
@@ -175,7 +181,16 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
         let store = open_store(&config, clock.clone(), metrics.clone())?;
         let credentials = credentials(&config, open311_api_keys)?;
         let mesh = mesh_parts(&config)?;
-        let parts = Parts { clock, store: store.clone(), metrics, registry: Arc::new(registry), credentials, mesh };
+        let parts = Parts {
+            clock,
+            store: store.clone(),
+            metrics,
+            registry: Arc::new(registry),
+            credentials,
+            mesh,
+            seed: os_seed()?,
+            serve_http: true,
+        };
         let running = instance::start(&config, parts).await.map_err(|e| e.to_string())?;
         write_addresses(&config.data_dir, &running.addresses)?;
         tracing::info!(node = %config.node.id, role = %config.node.role, addresses = ?running.addresses, "node ready");
@@ -185,6 +200,13 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// The node's seed, from the operating system: in production nothing needs to replay.
+fn os_seed() -> Result<Seed> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the node's seed: {e}"))?;
+    Ok(Seed(u64::from_le_bytes(bytes)))
 }
 
 /// The mesh endpoint from `[mesh]`: a real UDP socket, tokio's runtime, the certificate files

@@ -27,7 +27,7 @@ use crate::workflow::{
 use changes::Effect;
 use proto::{EntryId, Hlc, Kind, NodeId};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -405,7 +405,7 @@ impl Events {
             return Ok(0);
         }
         let mut ops = Vec::new();
-        let mut summaries: HashMap<u64, Summary> = HashMap::new();
+        let mut summaries: BTreeMap<u64, Summary> = BTreeMap::new();
         let mut updated = Vec::new();
         for (deadline, key) in &due {
             desk.watch.remove(&(*deadline, key.clone()));
@@ -682,7 +682,7 @@ impl Events {
         applied: Vec<(Option<EventRecord>, Change, u64, Hlc)>,
         mut ops: Vec<Op>,
     ) -> Result<Vec<EventRecord>, EventError> {
-        let mut summaries: HashMap<u64, Summary> = HashMap::new();
+        let mut summaries: BTreeMap<u64, Summary> = BTreeMap::new();
         let mut out = Vec::with_capacity(applied.len());
         let mut tracked = Vec::with_capacity(applied.len());
         for (prev, change, seq, hlc) in applied {

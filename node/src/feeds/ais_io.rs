@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 const QUEUE: usize = 16_384;
 const MAX_BATCH: usize = 2_048;
@@ -30,11 +31,12 @@ pub struct AisFeed {
 }
 
 impl AisFeed {
-    /// Start the feed's committer and return the handle listeners send to.
-    pub fn start(ingest: Ingest, name: &str, decoder: DecoderConfig) -> AisFeed {
+    /// Start the feed's committer among `tasks` (the node's) and return the handle listeners
+    /// send to.
+    pub fn start(ingest: Ingest, name: &str, decoder: DecoderConfig, tasks: &mut JoinSet<()>) -> AisFeed {
         let (tx, rx) = mpsc::channel(QUEUE);
         let feed = AisFeed { ingest, name: name.into(), decoder, tx };
-        tokio::spawn(feed.clone().commit_loop(rx));
+        tasks.spawn(feed.clone().commit_loop(rx));
         feed
     }
 
@@ -114,22 +116,14 @@ impl AisFeed {
     }
 
     pub async fn serve_tcp(self, listener: TcpListener) {
-        loop {
-            match listener.accept().await {
-                Ok((stream, peer)) => {
-                    tokio::spawn(self.clone().read_stream(stream, peer.to_string()));
-                }
-                Err(e) => {
-                    tracing::warn!(feed = %self.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        let name = self.name.clone();
+        super::serve_connections(listener, &name, |stream, peer| self.clone().read_stream(stream, peer.to_string()))
+            .await
     }
 
     /// Keep a connection to a receiver's TCP server, reconnecting with jittered exponential
-    /// backoff (1 s doubling to 60 s) whenever it drops.
-    pub async fn connect_tcp(self, address: String) {
+    /// backoff (1 s doubling to 60 s, the jitter drawn from `rng`) whenever it drops.
+    pub async fn connect_tcp(self, address: String, mut rng: crate::rng::Rng) {
         let mut backoff = Duration::from_secs(1);
         loop {
             match TcpStream::connect(&address).await {
@@ -143,7 +137,7 @@ impl AisFeed {
                     tracing::warn!(feed = %self.name, %address, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach AIS receiver")
                 }
             }
-            let jitter = self.ingest.clock().now_ms() % (backoff.as_millis() as u64 / 2 + 1);
+            let jitter = rng.below(backoff.as_millis() as u64 / 2 + 1);
             tokio::time::sleep(backoff / 2 + Duration::from_millis(jitter)).await;
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }

@@ -23,3 +23,32 @@ pub async fn recv_batch<T>(rx: &mut tokio::sync::mpsc::Receiver<T>, max: usize) 
     }
     Some(batch)
 }
+
+/// Accept connections on `listener` and serve each with `serve`, until this future is dropped:
+/// every connection's task belongs to it, so stopping the listener stops its connections too
+/// (nothing outlives the node). Accept errors (out of file descriptors, say) wait a moment
+/// instead of spinning.
+pub async fn serve_connections<F, Fut>(listener: tokio::net::TcpListener, feed: &str, mut serve: F)
+where
+    F: FnMut(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(feed, %peer, "connection");
+                    connections.spawn(serve(stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(feed, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}

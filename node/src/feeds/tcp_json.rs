@@ -34,26 +34,18 @@ struct Ack {
 }
 
 pub async fn serve<F: JsonFeed>(listener: TcpListener, feed: F, acks: bool) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tracing::debug!(feed = feed.name(), %peer, "connection");
-                tokio::spawn(connection(stream, feed.clone(), acks));
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tracing::warn!(feed = feed.name(), error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
+    let name = feed.name().to_string();
+    super::serve_connections(listener, &name, |stream, _| connection(stream, feed.clone(), acks)).await
 }
 
 async fn connection<F: JsonFeed>(stream: TcpStream, feed: F, acks: bool) {
     let (read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<(u64, Result<F::Item, (&'static str, String)>)>(QUEUE);
     let reader_feed = feed.clone();
-    let reader = tokio::spawn(async move {
+    // The reader belongs to this connection: dropping the connection drops the set and with it
+    // the reader.
+    let mut reader = tokio::task::JoinSet::new();
+    reader.spawn(async move {
         let mut lines = LineReader::new(BufReader::with_capacity(64 * 1024, read), F::MAX_LINE_BYTES);
         let mut number = 0u64;
         loop {
@@ -120,5 +112,5 @@ async fn connection<F: JsonFeed>(stream: TcpStream, feed: F, acks: bool) {
             break;
         }
     }
-    reader.abort();
+    reader.abort_all();
 }

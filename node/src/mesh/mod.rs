@@ -13,6 +13,7 @@ pub mod frames;
 mod holdings;
 mod link;
 pub mod pki;
+pub mod quic_config;
 mod rate;
 pub mod status;
 pub mod summaries;
@@ -22,6 +23,7 @@ pub mod topology;
 
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
+use crate::rng::Seed;
 use crate::store::{Store, StoreError};
 use proto::{Entry, Kind, NodeIdentity, VersionVector};
 use status::{LinkStatus, StatusTable};
@@ -141,11 +143,13 @@ fn load_heads(store: &Store) -> Result<HashMap<Kind, VersionVector>, StoreError>
 
 impl Mesh {
     /// Start the endpoint, the accept loop and the parent dialer. Returns the mesh and the
-    /// channel of replicated watchlist and command entries to apply.
+    /// channel of replicated watchlist and command entries to apply. Every random choice the
+    /// mesh makes comes from `seed`.
     pub fn start(
         parts: MeshParts,
         store: Store,
         clock: SharedClock,
+        seed: Seed,
         metrics: Metrics,
         tasks: &mut JoinSet<()>,
     ) -> Result<(Mesh, mpsc::Receiver<Vec<Entry>>), MeshError> {
@@ -162,12 +166,10 @@ impl Mesh {
         }
         let parents: Vec<topology::Site> =
             site.parents.iter().filter_map(|p| parts.topology.site(p).cloned()).collect();
-        let mut server = tls::server_config(&parts.identity)?;
-        server.transport_config(Arc::new(parts.settings.transport()));
-        let mut client = tls::client_config(&parts.identity)?;
-        client.transport_config(Arc::new(parts.settings.transport()));
+        let server = quic_config::server_config(&parts.identity, &clock, seed, parts.settings.transport())?;
+        let client = quic_config::client_config(&parts.identity, &clock, parts.settings.transport())?;
         let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
-            quinn::EndpointConfig::default(),
+            quic_config::endpoint_config(seed),
             Some(server),
             parts.socket,
             parts.runtime,

@@ -134,9 +134,38 @@ pub fn check_cert_name(id: &NodeId) -> Result<(), PkiError> {
     Ok(())
 }
 
+/// The kind of key a CA and the node certificates it issues use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyAlgorithm {
+    /// ECDSA on P-256: what deployments use, by every TLS stack understood.
+    #[default]
+    EcdsaP256,
+    /// Ed25519: signatures of fixed length and made without a random nonce, so a handshake's
+    /// datagrams have the same lengths every time. The simulator uses it for replayable runs.
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    fn generate(self) -> Result<KeyPair, PkiError> {
+        Ok(match self {
+            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
+            KeyAlgorithm::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
+        })
+    }
+
+    fn of(key: &KeyPair) -> KeyAlgorithm {
+        if key.algorithm() == &rcgen::PKCS_ED25519 {
+            KeyAlgorithm::Ed25519
+        } else {
+            KeyAlgorithm::EcdsaP256
+        }
+    }
+}
+
 /// The city CA: its certificate and the key that signs node certificates.
 pub struct CityCa {
     issuer: Issuer<'static, KeyPair>,
+    algorithm: KeyAlgorithm,
     cert_der: CertificateDer<'static>,
     cert_pem: String,
 }
@@ -151,10 +180,15 @@ impl CityCa {
     /// A new self-signed CA with common name `name` (organisation [`ORGANISATION`]) and a fresh
     /// ECDSA P-256 key. It may sign node certificates only (path length 0).
     pub fn generate(name: &str, validity: Validity) -> Result<CityCa, PkiError> {
+        CityCa::generate_with(name, validity, KeyAlgorithm::EcdsaP256)
+    }
+
+    /// [`CityCa::generate`] with keys of `algorithm`, for the CA and every certificate it issues.
+    pub fn generate_with(name: &str, validity: Validity, algorithm: KeyAlgorithm) -> Result<CityCa, PkiError> {
         if name.trim().is_empty() || name.len() > 64 {
             return Err(PkiError::BadCa(format!("name {name:?} must be 1 to 64 bytes")));
         }
-        let key = KeyPair::generate()?;
+        let key = algorithm.generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, name);
@@ -165,7 +199,7 @@ impl CityCa {
         params.not_after = validity.not_after;
         params.serial_number = Some(random_serial()?);
         let cert = params.self_signed(&key)?;
-        Ok(CityCa { cert_pem: cert.pem(), cert_der: cert.der().clone(), issuer: Issuer::new(params, key) })
+        Ok(CityCa { cert_pem: cert.pem(), cert_der: cert.der().clone(), issuer: Issuer::new(params, key), algorithm })
     }
 
     /// A CA from its certificate and key, as written by [`CityCa::write`]. Refuses a
@@ -207,7 +241,8 @@ impl CityCa {
         }
         params.key_usages = ca_key_usages();
         let cert_pem = pem_encode("CERTIFICATE", &cert_der);
-        Ok(CityCa { issuer: Issuer::new(params, key), cert_der, cert_pem })
+        let algorithm = KeyAlgorithm::of(&key);
+        Ok(CityCa { issuer: Issuer::new(params, key), algorithm, cert_der, cert_pem })
     }
 
     /// Reads `dir/ca.pem` and `dir/ca.key`.
@@ -252,7 +287,7 @@ impl CityCa {
             )));
         }
         let id = identity.id.as_str();
-        let key = KeyPair::generate()?;
+        let key = self.algorithm.generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, id);
@@ -701,6 +736,28 @@ mod tests {
         mayor.subject_alt_names.push(SanType::URI("urn:yiwang:role:mayor".try_into().unwrap()));
         let err = cert_identity(mayor.self_signed(&key).unwrap().der()).unwrap_err();
         assert!(err.to_string().contains("mayor"), "{err}");
+    }
+
+    #[test]
+    fn an_ed25519_ca_issues_ed25519_certificates_of_fixed_length() {
+        let validity = Validity::days_from(now(), 30).unwrap();
+        let ca = CityCa::generate_with(DEFAULT_CA_NAME, validity, KeyAlgorithm::Ed25519).unwrap();
+        let lengths: Vec<usize> = (0..8)
+            .map(|_| {
+                let cert = ca.issue(&ident("harbour-shidao", Role::Harbour), validity).unwrap();
+                assert_eq!(cert_identity(cert.cert_der()).unwrap(), ident("harbour-shidao", Role::Harbour));
+                let key = KeyPair::try_from(&cert.key_der()).unwrap();
+                assert_eq!(KeyAlgorithm::of(&key), KeyAlgorithm::Ed25519);
+                cert.cert_der().len()
+            })
+            .collect();
+        assert!(lengths.windows(2).all(|w| w[0] == w[1]), "Ed25519 certificates vary in length: {lengths:?}");
+        // Read back from PEM, the CA keeps its algorithm.
+        let key_pem = ca.issuer.key().serialize_pem();
+        let loaded = CityCa::from_pem(ca.cert_pem().as_bytes(), key_pem.as_bytes()).unwrap();
+        assert_eq!(loaded.algorithm, KeyAlgorithm::Ed25519);
+        assert_eq!(ca.algorithm, KeyAlgorithm::Ed25519);
+        assert_eq!(CityCa::generate(DEFAULT_CA_NAME, validity).unwrap().algorithm, KeyAlgorithm::EcdsaP256);
     }
 
     #[test]

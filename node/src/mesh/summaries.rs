@@ -6,7 +6,7 @@
 use crate::events::Summary;
 use crate::store::{Op, Store, StoreError};
 use proto::{Entry, Kind, NodeId};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Latest summary per (node, window) received from below, keyed `[len][node][window BE]`.
 pub const MESH_SUMMARIES_TREE: &str = "state/mesh-summaries";
@@ -18,7 +18,7 @@ fn key(node: &NodeId, window_start_ms: u64) -> Vec<u8> {
 /// The upserts a batch of received entries makes, to be committed with the entries themselves.
 /// `pending` carries versions already upserted earlier in the same batch.
 pub fn upserts(store: &Store, entries: &[Entry]) -> Result<Vec<Op>, StoreError> {
-    let mut best: HashMap<Vec<u8>, Summary> = HashMap::new();
+    let mut best: BTreeMap<Vec<u8>, Summary> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.kind == Kind::Summary) {
         let Ok(s) = crate::records::decode::<Summary>(&e.payload) else {
             tracing::warn!(origin = %e.origin, seq = e.seq, "unreadable summary not upserted");

@@ -219,7 +219,7 @@ pub fn server_config_with_time(
     Ok(config)
 }
 
-fn rustls_server_config(
+pub(super) fn rustls_server_config(
     identity: &MeshIdentity,
     time: Arc<dyn TimeProvider>,
 ) -> Result<rustls::ServerConfig, TlsError> {
@@ -254,7 +254,7 @@ pub fn client_config_with_time(
     Ok(config)
 }
 
-fn rustls_client_config(
+pub(super) fn rustls_client_config(
     identity: &MeshIdentity,
     time: Arc<dyn TimeProvider>,
 ) -> Result<rustls::ClientConfig, TlsError> {

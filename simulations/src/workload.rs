@@ -1,0 +1,220 @@
+//! A steady workload, as the sites' people and devices would make it, driven through the same
+//! calls the HTTP API makes: grid events reported and escalated at towns and harbours, plate
+//! reads that hit a watchlist (each an alert, which the node turns into an event), watchlist
+//! additions and removals by operators, and answers from the tiers above to escalations.
+//!
+//! Every operation draws its kind and its arguments from a seeded generator per node, so a run
+//! does the same things in the same order each time. An operation reports what its producer
+//! was told: acknowledged (durable) or refused.
+
+use node::events::{Events, Identity, NewEvent};
+use node::ingest::Ingest;
+use node::lists::Lists;
+use node::records::PlateRead;
+use node::rng::Rng;
+use node::rules::watchlist::Subject;
+use node::store::Store;
+use node::workflow::{Answer, Location, Role as DeskRole, Tier};
+use proto::{EntryId, Kind, NodeId, Role};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Longest an operation may take before the run counts it as failed (a node crashed under it
+/// and it never heard back is the usual reason; the bound keeps a bug from stalling a run).
+pub const OP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The watchlist the workload edits.
+const LIST: &str = "sim-watch";
+
+/// What one operation does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Report { category: &'static str, lat: f64, lon: f64 },
+    Escalate { event: EntryId, tier: Tier },
+    PlateRead { plate: String },
+    ListAdd { plate: String },
+    ListRemove { plate: String },
+    Answer { event: EntryId, n: u32 },
+}
+
+/// A node's handles an operation runs with (clones of the running node's).
+#[derive(Clone)]
+pub struct Handles {
+    pub node: NodeId,
+    pub events: Events,
+    pub lists: Lists,
+    pub ingest: Ingest,
+    pub store: Store,
+}
+
+/// What an operation came to.
+#[derive(Debug)]
+pub struct Outcome {
+    pub node: NodeId,
+    pub op: Op,
+    /// `Ok` with the node's own durable heads right after, per kind (every entry of its own up
+    /// to them was acknowledged to someone), or why it was refused.
+    pub result: Result<BTreeMap<Kind, u64>, String>,
+    /// The event a report created.
+    pub reported: Option<EntryId>,
+}
+
+/// The kinds whose heads an outcome records: everything a node's own work puts on the mesh.
+pub const RECORDED: [Kind; 6] =
+    [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit];
+
+/// What the workload remembers of one node, to make operations that make sense.
+#[derive(Default)]
+struct NodeMemory {
+    events: Vec<EntryId>,
+    listed: Vec<String>,
+    added: u64,
+}
+
+/// The workload: per node, a generator and what it has done.
+pub struct Workload {
+    rngs: BTreeMap<NodeId, Rng>,
+    memory: BTreeMap<NodeId, NodeMemory>,
+    /// Mean time between two operations of one node.
+    pub mean_interval: Duration,
+}
+
+fn operator(node: &NodeId) -> Identity {
+    Identity { name: format!("operator-{node}"), role: DeskRole::Operator }
+}
+
+impl Workload {
+    /// One generator per node of `nodes`, each from the run's `seed`.
+    pub fn new(seed: node::rng::Seed, nodes: &[NodeId], mean_interval: Duration) -> Workload {
+        let rngs = nodes.iter().map(|n| (n.clone(), seed.rng(&format!("workload {n}")))).collect();
+        Workload { rngs, memory: BTreeMap::new(), mean_interval }
+    }
+
+    /// How long node `node` waits before its next operation: uniform within half to one and a
+    /// half times the mean.
+    pub fn next_delay(&mut self, node: &NodeId) -> Duration {
+        let rng = self.rngs.get_mut(node).expect("a node of the workload");
+        self.mean_interval.mul_f64(0.5 + rng.next_f64())
+    }
+
+    /// The next operation of `node`, which has `role` and escalates to `tier`.
+    pub fn next_op(&mut self, node: &NodeId, role: Role, tier: Tier, incoming: &[(EntryId, u32)]) -> Option<Op> {
+        let rng = self.rngs.get_mut(node).expect("a node of the workload");
+        let mem = self.memory.entry(node.clone()).or_default();
+        let roll = rng.below(100);
+        if matches!(role, Role::City | Role::County) {
+            // The tiers above answer what was escalated to them.
+            if incoming.is_empty() {
+                return None;
+            }
+            let (event, n) = incoming[rng.below(incoming.len() as u64) as usize].clone();
+            return Some(Op::Answer { event, n });
+        }
+        Some(match roll {
+            0..35 => Op::Report {
+                category: if rng.chance(0.5) { "hazard" } else { "sanitation" },
+                lat: 37.0 + rng.next_f64() * 0.5,
+                lon: 122.0 + rng.next_f64() * 0.5,
+            },
+            35..55 if !mem.events.is_empty() => {
+                Op::Escalate { event: mem.events[rng.below(mem.events.len() as u64) as usize].clone(), tier }
+            }
+            55..80 if !mem.listed.is_empty() => {
+                Op::PlateRead { plate: mem.listed[rng.below(mem.listed.len() as u64) as usize].clone() }
+            }
+            80..90 if !mem.listed.is_empty() => {
+                let i = rng.below(mem.listed.len() as u64) as usize;
+                Op::ListRemove { plate: mem.listed.swap_remove(i) }
+            }
+            _ => {
+                mem.added += 1;
+                // A plate of this node's own: 鲁K, then five digits from the node's name and count.
+                let digits = node.as_str().bytes().fold(mem.added * 7919, |a, b| a * 31 + b as u64) % 100_000;
+                let plate = format!("鲁K{digits:05}");
+                mem.listed.push(plate.clone());
+                Op::ListAdd { plate }
+            }
+        })
+    }
+
+    /// Remember what an acknowledged operation made (events to escalate later).
+    pub fn learn(&mut self, outcome: &Outcome) {
+        if let (Ok(_), Some(e)) = (&outcome.result, &outcome.reported) {
+            self.memory.entry(outcome.node.clone()).or_default().events.push(e.clone());
+        }
+    }
+}
+
+/// Run `op` on a node; what its producer is told.
+pub async fn perform(h: Handles, op: Op, now_ms: u64) -> Outcome {
+    let who = operator(&h.node);
+    let mut reported = None;
+    let done: Result<(), String> = async {
+        match &op {
+            Op::Report { category, lat, lon } => {
+                let new = NewEvent {
+                    category: (*category).into(),
+                    location: Location { lat: Some(*lat), lon: Some(*lon), address: None },
+                    description: format!("{category} reported in the simulation"),
+                    ..NewEvent::default()
+                };
+                let e = h.events.report(new, &who).await.map_err(|e| e.to_string())?;
+                reported = Some(e.id);
+            }
+            Op::Escalate { event, tier } => {
+                let dept = "roads department".to_string();
+                h.events
+                    .escalate(event, dept, *tier, "needs a higher tier".into(), &who)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Op::PlateRead { plate } => {
+                let read = PlateRead {
+                    plate: plate.clone(),
+                    confidence: 92.0,
+                    checkpoint: "cp-sim".into(),
+                    lane: Some(1),
+                    direction: Some("in".into()),
+                    heading_deg: None,
+                    make: None,
+                    seen_ms: now_ms,
+                };
+                h.ingest.plates("sim", vec![read]).await.map_err(|e| e.to_string())?;
+            }
+            Op::ListAdd { plate } => {
+                let subject = Subject::Plate(plate.clone());
+                h.lists
+                    .add(&subject, LIST, "seen at a smuggling landing", None, &who)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Op::ListRemove { plate } => {
+                let subject = Subject::Plate(plate.clone());
+                h.lists.remove(&subject, LIST, "cleared", &who).await.map_err(|e| e.to_string())?;
+            }
+            Op::Answer { event, n } => {
+                let by = format!("duty officer at {}", h.node);
+                h.events
+                    .answer_from_above(event, *n, Answer::Acknowledge, by, "on it".into(), &who)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let result = done.map(|()| RECORDED.iter().map(|&k| (k, h.store.heads(k).get(&h.node))).collect());
+    Outcome { node: h.node, op, result, reported }
+}
+
+/// Escalations `events` has received and not answered yet, as (event, n).
+pub fn unanswered(events: &Events) -> Vec<(EntryId, u32)> {
+    events
+        .incoming_escalations(None, 50)
+        .map(|list| {
+            list.into_iter()
+                .filter(|e| e.answers_sent.is_empty())
+                .map(|e| (e.escalation.event, e.escalation.n))
+                .collect()
+        })
+        .unwrap_or_default()
+}
