@@ -292,11 +292,12 @@ async fn apply_replicated(
     metrics: Metrics,
 ) {
     while let Some(entries) = applied.recv().await {
-        let r = lists.apply_replicated(&entries);
+        let (watchlist, commands): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.kind == Kind::Watchlist);
+        let r = lists.apply_replicated(&watchlist);
         if r.applied > 0 {
             metrics.watchlist_entries.set(lists.stats().index_entries as i64);
         }
-        if let Err(e) = events.apply_commands(&entries).await {
+        if let Err(e) = events.apply_commands(&commands).await {
             tracing::error!(error = %e, "replicated answers not applied; they will be at the next start");
         }
     }

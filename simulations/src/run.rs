@@ -260,7 +260,8 @@ async fn trace(options: &TraceOptions) -> Result<TraceReport, SimError> {
                         Tier::City
                     };
                     let incoming = match role {
-                        Role::City | Role::County => workload::unanswered(&node.running.events),
+                        Role::City => workload::unanswered(&node.running.events, Tier::City),
+                        Role::County => workload::unanswered(&node.running.events, Tier::County),
                         _ => Vec::new(),
                     };
                     let Some(op) = workload.next_op(&id, role, tier, &incoming) else { continue };

@@ -206,13 +206,13 @@ pub async fn perform(h: Handles, op: Op, now_ms: u64) -> Outcome {
     Outcome { node: h.node, op, result, reported }
 }
 
-/// Escalations `events` has received and not answered yet, as (event, n).
-pub fn unanswered(events: &Events) -> Vec<(EntryId, u32)> {
+/// Escalations to `tier` that `events` has received and not answered yet, as (event, n).
+pub fn unanswered(events: &Events, tier: Tier) -> Vec<(EntryId, u32)> {
     events
         .incoming_escalations(None, 50)
         .map(|list| {
             list.into_iter()
-                .filter(|e| e.answers_sent.is_empty())
+                .filter(|e| e.answers_sent.is_empty() && e.escalation.tier == tier)
                 .map(|e| (e.escalation.event, e.escalation.n))
                 .collect()
         })

@@ -728,6 +728,11 @@ impl Events {
             for entry in self.inner.store.entries(kind, &self.inner.node, 1).rev() {
                 let entry = entry?;
                 let change = Change::decode(kind, &entry.payload).map_err(codec_error)?;
+                if change.target().is_some_and(|t| t.origin != self.inner.node) {
+                    // An answer this tier sent about another node's event: that node applies
+                    // it, nothing here reflects it.
+                    continue;
+                }
                 let reflected = match change.target() {
                     None => self.get(&entry.id())?.is_some(),
                     Some(target) => match self.get(target)? {
