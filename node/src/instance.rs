@@ -116,7 +116,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     let watchlist = WatchlistHandle::default();
     let lists = Lists::open(store.clone(), list, watchlist.clone(), store.node().clone(), clock.clone())
         .map_err(|e| StartError::Watchlist(e.to_string()))?;
-    metrics.watchlist_entries.set(lists.stats().index_entries as i64);
+    metrics.watchlist_entries.set(lists.index_entries() as i64);
 
     let tracker = match &config.fence {
         Some(f) => {
@@ -295,7 +295,7 @@ async fn apply_replicated(
         let (watchlist, commands): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.kind == Kind::Watchlist);
         let r = lists.apply_replicated(&watchlist);
         if r.applied > 0 {
-            metrics.watchlist_entries.set(lists.stats().index_entries as i64);
+            metrics.watchlist_entries.set(lists.index_entries() as i64);
         }
         if let Err(e) = events.apply_commands(&commands).await {
             tracing::error!(error = %e, "replicated answers not applied; they will be at the next start");

@@ -70,9 +70,14 @@ impl VersionVector {
     /// The ranges `(origin, first, last)` (inclusive) that `self` holds and `peer` lacks: what
     /// to send a peer after exchanging vectors.
     pub fn ahead_of<'a>(&'a self, peer: &'a VersionVector) -> impl Iterator<Item = (&'a NodeId, u64, u64)> + 'a {
+        // Both maps are sorted by origin: walk them together, one comparison per step, rather
+        // than look every origin up in the peer's map (a sender does this on every wake-up, for
+        // every origin of the city).
+        let mut theirs = peer.heads.iter().peekable();
         self.heads.iter().filter_map(move |(o, &s)| {
-            let theirs = peer.get(o);
-            (s > theirs).then_some((o, theirs + 1, s))
+            while theirs.next_if(|(p, _)| *p < o).is_some() {}
+            let have = theirs.next_if(|(p, _)| *p == o).map_or(0, |(_, &h)| h);
+            (s > have).then_some((o, have + 1, s))
         })
     }
 
@@ -149,6 +154,23 @@ mod tests {
                 }
             }
             prop_assert_eq!(applied, (1..=40).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn ahead_of_is_what_each_origin_lacks(x in proptest::collection::vec((0u8..6, 0u64..9), 0..10), y in proptest::collection::vec((0u8..6, 0u64..9), 0..10)) {
+            let build = |pairs: &[(u8, u64)]| {
+                let mut v = VersionVector::new();
+                for &(o, s) in pairs { v.raise(&id(&format!("n{o}")), s); }
+                v
+            };
+            let (mine, theirs) = (build(&x), build(&y));
+            let got: Vec<_> = mine.ahead_of(&theirs).map(|(o, f, l)| (o.clone(), f, l)).collect();
+            let want: Vec<_> = mine
+                .iter()
+                .filter(|(o, s)| *s > theirs.get(o))
+                .map(|(o, s)| (o.clone(), theirs.get(o) + 1, s))
+                .collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]

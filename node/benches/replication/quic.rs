@@ -14,7 +14,7 @@
 
 use node::mesh::frames;
 use node::mesh::pki::{CityCa, Validity};
-use node::mesh::sync::{self, Holdings, Outbound, Replica, Verdict};
+use node::mesh::sync::{self, Holdings, Origins, Outbound, Replica, Verdict};
 use node::mesh::tls::{self, MeshIdentity};
 use node::mesh::topology::{Site, Topology};
 use proto::authz::{self, Direction};
@@ -45,12 +45,12 @@ struct Mem {
 impl Holdings for Mem {
     type Error = String;
 
-    fn heads(&self, kind: Kind) -> Result<VersionVector, String> {
+    fn heads(&self, kind: Kind) -> Result<Arc<VersionVector>, String> {
         let mut v = VersionVector::new();
         if kind == Kind::Audit {
             v.raise(&self.origin, self.entries.len() as u64);
         }
-        Ok(v)
+        Ok(Arc::new(v))
     }
 
     fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, String> {
@@ -172,7 +172,7 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
     let (mut send, mut recv) = town.accept_bi().await.unwrap();
     let SyncMsg::Want { heads } = frames::read(&mut recv).await.unwrap() else { panic!("no Want") };
     let started = Instant::now();
-    let mut out = Outbound::new(Direction::Up, window(), |_| true);
+    let mut out = Outbound::new(Direction::Up, window(), Origins::All);
     out.on_want(heads);
     let (ack_tx, mut acks) = tokio::sync::mpsc::channel(16);
     let ack_reader = tokio::spawn(async move {
@@ -226,7 +226,7 @@ pub struct Breakdown {
 fn breakdown(p: &Pair, src: &Mem) -> Breakdown {
     use proto::codec;
     let (mut t_next, mut t_enc, mut t_dec, mut t_judge, mut t_free) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    let mut out = Outbound::new(Direction::Up, 1, |_| true);
+    let mut out = Outbound::new(Direction::Up, 1, Origins::All);
     let mut replica = Replica::new(p.county.id().clone(), HashMap::new());
     out.on_want(match sync::want(Direction::Up, |k| replica.accepted(k)) {
         SyncMsg::Want { heads } => heads,

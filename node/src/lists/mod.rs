@@ -480,6 +480,12 @@ impl Lists {
         self.state().crdt.clone()
     }
 
+    /// Entries in force (file and mesh), for the metric: cheap, unlike [`Lists::stats`], which
+    /// walks every element.
+    pub fn index_entries(&self) -> usize {
+        self.state().index.current().len()
+    }
+
     pub fn stats(&self) -> ListsStats {
         let st = self.state();
         ListsStats {

@@ -9,7 +9,7 @@ pub struct StoreHoldings<'a>(pub &'a Store);
 impl Holdings for StoreHoldings<'_> {
     type Error = StoreError;
 
-    fn heads(&self, kind: Kind) -> Result<VersionVector, StoreError> {
+    fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, StoreError> {
         Ok(self.0.heads(kind))
     }
 

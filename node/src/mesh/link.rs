@@ -7,7 +7,7 @@ use super::frames::{self, FrameError};
 use super::holdings::StoreHoldings;
 use super::rate::Bucket;
 use super::status::LinkState;
-use super::sync::{Outbound, ProtocolError, Verdict};
+use super::sync::{Origins, Outbound, ProtocolError, Verdict};
 use super::topology::Site;
 use super::{Inner, Relation};
 use crate::records::AuditRecord;
@@ -138,8 +138,11 @@ impl Inner {
         };
         // Going up, a node offers only what it and the sites below it originated: the parent
         // would refuse anything else.
-        let mine: HashSet<NodeId> = self.topology.subtree(&self.me.id).into_iter().collect();
-        let mut out = Outbound::new(dir, self.settings.window, move |o| dir == Direction::Down || mine.contains(o));
+        let origins = match dir {
+            Direction::Down => Origins::All,
+            Direction::Up => Origins::Only(self.topology.subtree(&self.me.id)),
+        };
+        let mut out = Outbound::new(dir, self.settings.window, origins);
         out.on_want(heads);
         // Acknowledgements are read by their own task: reading a frame is not safe to cancel
         // half-way, and the loop below waits on several things at once.
@@ -218,7 +221,7 @@ impl Inner {
         dir: Direction,
     ) -> Result<(), SessionError> {
         let (mut send, mut recv) = conn.open_bi().await?;
-        let want = super::sync::want(dir, |k| self.store.heads(k));
+        let want = super::sync::want(dir, |k| proto::VersionVector::clone(&self.store.heads(k)));
         frames::write(&mut send, &want).await?;
         let (queued_tx, mut queued) = mpsc::channel::<Queued>(self.settings.window.max(1));
         let submitter = async {

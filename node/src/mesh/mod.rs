@@ -136,7 +136,7 @@ pub struct Mesh {
 fn load_heads(store: &Store) -> Result<HashMap<Kind, VersionVector>, StoreError> {
     let mut heads = HashMap::new();
     for kind in [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit] {
-        heads.insert(kind, store.heads(kind));
+        heads.insert(kind, VersionVector::clone(&store.heads(kind)));
     }
     Ok(heads)
 }

@@ -13,14 +13,14 @@
 use proto::authz::{self, Direction, Refusal};
 use proto::wire::{SyncMsg, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 use proto::{Entry, Kind, NodeId, VersionVector};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// What a node holds, as the sender reads it.
 pub trait Holdings {
     type Error: std::fmt::Display;
     /// For each origin, the highest sequence of `kind` held durably. [`Outbound`] sends nothing
     /// past these heads, whatever [`Holdings::read`] would return.
-    fn heads(&self, kind: Kind) -> Result<VersionVector, Self::Error>;
+    fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, Self::Error>;
     /// Up to `max` entries of `kind` from `origin`, starting at `from_seq`, in order.
     fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, Self::Error>;
 }
@@ -41,11 +41,20 @@ struct InFlight {
     heads: Vec<(Kind, NodeId, u64)>,
 }
 
+/// Whose entries a sender offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// Every origin's (going down).
+    All,
+    /// Only these origins' (going up: the sender's subtree, which is all a parent accepts from
+    /// it). The sender looks at these origins only, however many the city has.
+    Only(BTreeSet<NodeId>),
+}
+
 /// The sending half of one link direction.
 pub struct Outbound {
     kinds: Vec<Kind>,
-    /// Whether entries of this origin may be offered on this link (going up: only our subtree's).
-    origin_ok: Box<dyn Fn(&NodeId) -> bool + Send + Sync>,
+    origins: Origins,
     acked: HashMap<Kind, VersionVector>,
     sent: HashMap<Kind, VersionVector>,
     in_flight: VecDeque<InFlight>,
@@ -55,12 +64,12 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// A sender of the kinds that travel `dir`, offering only origins `origin_ok` accepts, with
-    /// at most `window` batches unacknowledged.
-    pub fn new(dir: Direction, window: usize, origin_ok: impl Fn(&NodeId) -> bool + Send + Sync + 'static) -> Outbound {
+    /// A sender of the kinds that travel `dir`, offering the entries of `origins`, with at most
+    /// `window` batches unacknowledged.
+    pub fn new(dir: Direction, window: usize, origins: Origins) -> Outbound {
         Outbound {
             kinds: authz::priority(dir).collect(),
-            origin_ok: Box::new(origin_ok),
+            origins,
             acked: HashMap::new(),
             sent: HashMap::new(),
             in_flight: VecDeque::new(),
@@ -103,15 +112,12 @@ impl Outbound {
         'kinds: for &kind in &self.kinds {
             let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
             let sent = self.sent.entry(kind).or_default();
-            for (origin, head) in held.iter() {
-                let from = sent.get(origin) + 1;
-                if from > head || !(self.origin_ok)(origin) {
-                    continue;
-                }
+            let gaps = gaps(&self.origins, &held, sent);
+            for (origin, from, head) in gaps {
                 // Never past the head: the holdings may show entries that are not durable yet,
                 // and an entry a power cut can still take away must not leave the node.
                 let room = (MAX_BATCH_ENTRIES - entries.len()).min((head - from + 1).try_into().unwrap_or(usize::MAX));
-                let got = src.read(kind, origin, from, room).map_err(|e| ProtocolError::Read(e.to_string()))?;
+                let got = src.read(kind, &origin, from, room).map_err(|e| ProtocolError::Read(e.to_string()))?;
                 let mut last = None;
                 for e in got {
                     // Stop at a hole rather than send past it: the receiver could not apply it.
@@ -126,8 +132,8 @@ impl Outbound {
                     }
                 }
                 if let Some(l) = last {
-                    sent.raise(origin, l);
-                    heads.push((kind, origin.clone(), l));
+                    sent.raise(&origin, l);
+                    heads.push((kind, origin, l));
                 }
                 if entries.len() >= MAX_BATCH_ENTRIES || bytes >= MAX_BATCH_BYTES {
                     break 'kinds;
@@ -160,12 +166,11 @@ impl Outbound {
     /// Entries held that the receiver has not acknowledged: the link's backlog.
     pub fn backlog<H: Holdings>(&self, src: &H) -> Result<u64, ProtocolError> {
         let mut n = 0;
+        let none = VersionVector::new();
         for &kind in &self.kinds {
             let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
-            let acked = self.acked.get(&kind);
-            for (origin, head) in held.iter().filter(|(o, _)| (self.origin_ok)(o)) {
-                n += head.saturating_sub(acked.map_or(0, |a| a.get(origin)));
-            }
+            let acked = self.acked.get(&kind).unwrap_or(&none);
+            n += gaps(&self.origins, &held, acked).iter().map(|(_, from, head)| head - from + 1).sum::<u64>();
         }
         Ok(n)
     }
@@ -176,6 +181,20 @@ impl Outbound {
 /// it again, so an entry a power cut then takes away would be missing here for good.
 pub fn want(dir: Direction, durable: impl Fn(Kind) -> VersionVector) -> SyncMsg {
     SyncMsg::Want { heads: authz::priority(dir).map(|k| (k, durable(k))).collect() }
+}
+
+/// `(origin, first, last)` of what `held` has beyond `sent`, among `origins`.
+fn gaps(origins: &Origins, held: &VersionVector, sent: &VersionVector) -> Vec<(NodeId, u64, u64)> {
+    match origins {
+        Origins::All => held.ahead_of(sent).map(|(o, from, head)| (o.clone(), from, head)).collect(),
+        Origins::Only(set) => set
+            .iter()
+            .filter_map(|o| {
+                let (head, have) = (held.get(o), sent.get(o));
+                (head > have).then(|| (o.clone(), have + 1, head))
+            })
+            .collect(),
+    }
 }
 
 /// What a node holds of every kind that travels, shared by all its links.

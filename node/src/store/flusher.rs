@@ -143,7 +143,7 @@ impl<E: Engine> Flusher<E> {
                 .unwrap_or(0);
             seqs.insert(kind, hw_seq.max(last_key_seq));
             hlc.resume_after(hw_hlc);
-            durable.insert(kind, scan_heads(&*engine, kind)?);
+            durable.insert(kind, Arc::new(scan_heads(&*engine, kind)?));
         }
         *published.durable.lock().unwrap_or_else(|p| p.into_inner()) = durable;
         let size = engine.size_on_disk().unwrap_or(0);
@@ -306,7 +306,7 @@ impl<E: Engine> Flusher<E> {
         }
         let mut durable = self.published.durable.lock().unwrap_or_else(|p| p.into_inner());
         for (kind, vv) in heads {
-            durable.entry(*kind).or_default().merge(vv);
+            Arc::make_mut(durable.entry(*kind).or_default()).merge(vv);
         }
         drop(durable);
         self.published.changed.send_modify(|n| *n += 1);

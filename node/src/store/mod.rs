@@ -123,7 +123,7 @@ pub struct InjectedBugs {
 pub(crate) struct Published {
     /// Per kind and origin, the highest sequence durable here: what replication may send and
     /// what this node may say it holds.
-    durable: Mutex<BTreeMap<Kind, VersionVector>>,
+    durable: Mutex<BTreeMap<Kind, Arc<VersionVector>>>,
     /// Bumped whenever the durable heads move, so replication senders wake up.
     changed: tokio::sync::watch::Sender<u64>,
     size_bytes: AtomicU64,
@@ -331,7 +331,9 @@ impl Store {
     /// stored in sequence order with nothing skipped (the flusher numbers our own; replication
     /// inserts only the next one of each origin, in order), so this is a version vector. It
     /// moves after the flush: entries the engine shows but has not made durable are not in it.
-    pub fn heads(&self, kind: Kind) -> VersionVector {
+    /// A snapshot: cheap to take (the flusher copies on write), so a sender can take it for every
+    /// batch.
+    pub fn heads(&self, kind: Kind) -> Arc<VersionVector> {
         self.shared.published.durable.lock().unwrap_or_else(|p| p.into_inner()).get(&kind).cloned().unwrap_or_default()
     }
 

@@ -22,14 +22,14 @@ impl Mem {
 
 impl Holdings for Mem {
     type Error = String;
-    fn heads(&self, kind: Kind) -> Result<VersionVector, String> {
+    fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, String> {
         let mut v = VersionVector::new();
         for ((k, o), list) in &self.0 {
             if *k == kind {
                 v.raise(o, (list.len() as u64).saturating_sub(self.1));
             }
         }
-        Ok(v)
+        Ok(std::sync::Arc::new(v))
     }
     fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize) -> Result<Vec<Entry>, String> {
         Ok(self
@@ -72,7 +72,7 @@ fn everything_missing_arrives_once_most_urgent_first() {
     src.add(Kind::Summary, "town-b", 2);
     src.add(Kind::Command, "city", 4); // does not travel up
     let mut rx = receiver();
-    let mut out = Outbound::new(Direction::Up, 4, |_| true);
+    let mut out = Outbound::new(Direction::Up, 4, Origins::All);
     assert!(out.next_batch(&src).unwrap().is_none(), "nothing is sent before the receiver says what it holds");
     out.on_want(want_heads(&rx, Direction::Up));
     assert_eq!(out.backlog(&src).unwrap(), 3007);
@@ -87,7 +87,7 @@ fn everything_missing_arrives_once_most_urgent_first() {
 fn the_window_bounds_what_is_unacknowledged() {
     let mut src = Mem::default();
     src.add(Kind::Audit, "town-a", 10 * MAX_BATCH_ENTRIES as u64);
-    let mut out = Outbound::new(Direction::Up, 3, |_| true);
+    let mut out = Outbound::new(Direction::Up, 3, Origins::All);
     out.on_want(vec![]);
     let mut ids = Vec::new();
     while let Some(SyncMsg::Batch { id, entries }) = out.next_batch(&src).unwrap() {
@@ -107,7 +107,7 @@ fn only_allowed_origins_are_offered() {
     src.add(Kind::Watchlist, "city", 2);
     let mut rx = receiver();
     let me = NodeId::new("town-a").unwrap();
-    let mut out = Outbound::new(Direction::Up, 4, move |o| o == &me);
+    let mut out = Outbound::new(Direction::Up, 4, Origins::Only([me].into()));
     out.on_want(want_heads(&rx, Direction::Up));
     let got = drain(&src, &mut out, &mut rx);
     assert!(got.iter().all(|e| e.origin.as_str() == "town-a") && got.len() == 2);
@@ -148,7 +148,7 @@ proptest! {
         let mut rx = receiver();
         // Two links from the same source (a town's preferred parent and its fallback both
         // relaying to the city, say), each with its own sender state.
-        let mut links = [Outbound::new(Direction::Up, 3, |_| true), Outbound::new(Direction::Up, 3, |_| true)];
+        let mut links = [Outbound::new(Direction::Up, 3, Origins::All), Outbound::new(Direction::Up, 3, Origins::All)];
         for l in links.iter_mut() { l.on_want(want_heads(&rx, Direction::Up)); }
         let mut pending: [VecDeque<(u64, Vec<Entry>)>; 2] = [VecDeque::new(), VecDeque::new()];
         let mut accepted = Vec::new();
@@ -194,7 +194,7 @@ fn nothing_past_the_durable_heads_is_sent() {
     src.add(Kind::Audit, "town-a", 3);
     // The last 4 entries of every list are applied, not durable.
     src.1 = 4;
-    let mut out = Outbound::new(Direction::Up, 4, |_| true);
+    let mut out = Outbound::new(Direction::Up, 4, Origins::All);
     out.on_want(vec![]);
     let mut rx = receiver();
     let got = drain(&src, &mut out, &mut rx);
