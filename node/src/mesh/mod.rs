@@ -19,6 +19,7 @@ pub mod summaries;
 pub mod sync;
 pub mod tls;
 pub mod topology;
+pub mod uplink;
 
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
