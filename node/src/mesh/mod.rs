@@ -4,9 +4,11 @@
 //! unreachable) and accepts its children. Over every link, entries travel the way the
 //! authorization table says (alerts, escalations, summaries and audit up; commands down;
 //! watchlists both ways), each receiver judging every entry against the topology. Module map:
-//! `sync` (the replication state machines, no I/O), `link` (dialing, accepting, the two
-//! streams of a connection), `frames` (messages on a stream), `holdings` (the store as a
-//! sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
+//! `sync` (the replication state machines, no I/O), `uplink` (which parent to link to, when
+//! to retry and when to switch back: a state machine, no I/O, not wired in yet), `link`
+//! (dialing, accepting, the streams of a connection), `streams` (the kind
+//! header every stream starts with), `frames` (messages on a stream), `holdings` (the store as
+//! a sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
 //! (certificates), `topology` (the mesh file).
 
 pub mod frames;
@@ -15,6 +17,7 @@ mod link;
 pub mod pki;
 mod rate;
 pub mod status;
+pub mod streams;
 pub mod summaries;
 pub mod sync;
 pub mod tls;
