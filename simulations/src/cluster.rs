@@ -157,6 +157,7 @@ impl Cluster {
             identity: self.identities[id].clone(),
             topology: self.topology.clone(),
             settings: self.options.link.clone(),
+            rng_seed: seed_of(id),
         };
         let registry = Arc::new(registry);
         let parts = Parts {
@@ -207,6 +208,14 @@ impl Cluster {
             self.stop(&id).await;
         }
     }
+}
+
+/// A node's RNG seed, the same in every run: FNV-1a of its id. (Stand-in until the cluster
+/// derives every node's seed from the run's seed.)
+fn seed_of(id: &NodeId) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0100_0000_01b3;
+    id.as_str().bytes().fold(FNV_OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
 /// Poll `check` every `every` of tokio time until it returns `Ok`, for at most `limit`.

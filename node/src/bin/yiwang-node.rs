@@ -203,7 +203,10 @@ fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
         idle_timeout: m.idle_timeout,
         keep_alive: m.idle_timeout / 5,
     };
-    Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings }))
+    // The binary is not replayed: the OS seeds the reconnect jitter, so the sites behind one
+    // county spread their redials apart after an outage.
+    let rng_seed = getrandom::u64().map_err(|e| format!("no randomness for the mesh's seed: {e}"))?;
+    Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings, rng_seed }))
 }
 
 /// `listening.json` in the data dir says where every listener bound, for tools and tests that

@@ -1,10 +1,12 @@
-//! Mesh links over QUIC: dialing parents (preferred first, then fallbacks, switching back when
-//! the preferred one returns), accepting children, and on each connection its streams. Each stream starts with its kind ([`super::streams`]); a connection carries one
+//! Mesh links over QUIC: dialing parents (the [`super::uplink`] machine decides which and
+//! when; [`Inner::parents_loop`] carries it out), accepting children, and on each connection
+//! its streams. Each stream starts with its kind ([`super::streams`]); a connection carries one
 //! sync stream per direction, opened by the receiving side, which speaks first (what it
 //! holds); the sending side answers with the gaps.
 //!
 //! Every task here belongs to an owner that aborts it when dropped: a connection's stream
-//! tasks to its session, a child's session to the accept loop, and the loops to the node.
+//! tasks to its session, a child's session to the accept loop, dials, probes and the parent
+//! session to the parents loop, and those two loops to the node.
 
 use super::frames::{self, FrameError};
 use super::holdings::StoreHoldings;
@@ -13,6 +15,7 @@ use super::status::LinkState;
 use super::streams::{self, HeaderError, OpenError, HEADER_TIMEOUT};
 use super::sync::{Outbound, ProtocolError, Verdict};
 use super::topology::Site;
+use super::uplink::{Action, Attempt, Event, Uplink, UplinkConfig};
 use super::{Inner, Relation};
 use crate::records::AuditRecord;
 use crate::store::{Op, StoreError};
@@ -25,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>, StoreError> {
     let entries: Vec<Entry> = ops
@@ -41,13 +44,6 @@ fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>,
     super::summaries::upserts(store, &entries)
 }
 
-/// How long a dial may take before the next parent is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a node on a fallback parent checks whether its preferred parent is back.
-const PROBE_EVERY: Duration = Duration::from_secs(10);
-/// Reconnect backoff: doubling from the first to the last, with jitter.
-const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Entries stamped further ahead of our clock than this are flagged.
 const CLOCK_LEAD_TOLERANCE_MS: u64 = 60_000;
 /// A link whose round trip exceeds this is degraded.
@@ -448,13 +444,11 @@ impl Inner {
         }
     }
 
-    /// Dial a parent and check it is who the topology says.
+    /// Dial a parent and check it is who the topology says. No timeout here: the uplink
+    /// machine decides when a dial has taken too long, and its driver drops it.
     async fn connect(&self, parent: &Site) -> Result<(quinn::Connection, NodeIdentity), String> {
         let connecting = self.endpoint.connect(parent.mesh, parent.id.as_str()).map_err(|e| e.to_string())?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))?
-            .map_err(|e| e.to_string())?;
+        let conn = connecting.await.map_err(|e| e.to_string())?;
         let peer = super::tls::peer_identity(&conn).map_err(|e| e.to_string())?;
         if peer.id != parent.id || peer.role != parent.role {
             conn.close(1u32.into(), b"unexpected identity");
@@ -463,63 +457,118 @@ impl Inner {
         Ok((conn, peer))
     }
 
-    /// Keep a link to the best parent reachable: the preferred one, else the first fallback
-    /// that answers; while on a fallback, keep checking whether a better one is back.
-    pub(super) async fn parents_loop(self: Arc<Self>, parents: Vec<Site>) {
-        let mut backoff = BACKOFF_FIRST;
+    /// Keep a link to the best parent reachable: the [`Uplink`] machine decides (preferred
+    /// first, fallbacks, backoff, probing, switching back), this loop carries out what it says
+    /// and tells it what came of it. Dials, probes and the session run as tasks of a set owned
+    /// here, so dropping the loop ends them all.
+    pub(super) async fn parents_loop(self: Arc<Self>, parents: Vec<Site>, seed: u64) {
+        let mut machine = Uplink::new(parents.len(), UplinkConfig::default(), seed, now_std());
+        let mut tasks: JoinSet<Done> = JoinSet::new();
+        let mut live: Vec<Live> = Vec::new();
         loop {
-            let mut linked = false;
-            for (i, parent) in parents.iter().enumerate() {
-                let identity = NodeIdentity { id: parent.id.clone(), role: parent.role };
-                match self.connect(parent).await {
-                    Ok((conn, peer)) => {
-                        linked = true;
-                        backoff = BACKOFF_FIRST;
-                        let session = self.clone().session(conn.clone(), peer, Relation::Parent);
-                        if i == 0 {
-                            let reason = session.await;
-                            self.set_partitioned(&identity, Relation::Parent, reason);
-                        } else {
-                            tokio::select! {
-                                reason = session => self.set_partitioned(&identity, Relation::Parent, reason),
-                                _ = self.better_parent(&parents[..i]) => {
-                                    tracing::info!(from = %parent.id, "preferred parent is back; switching");
-                                    conn.close(0u32.into(), b"switching to preferred parent");
-                                    // The session was dropped mid-way: say the link is down here.
-                                    self.set_partitioned(&identity, Relation::Parent, "left for the preferred parent".into());
-                                }
+            while let Some(action) = machine.poll_action() {
+                self.carry_out(action, &parents, &mut tasks, &mut live);
+            }
+            let timeout = machine.poll_timeout();
+            // The machine always waits on a deadline or a session (its property tests check
+            // that); with neither, this loop would sleep forever without a word.
+            assert!(timeout.is_some() || !live.is_empty(), "the uplink machine waits on nothing");
+            tokio::select! {
+                biased;
+                Some(joined) = tasks.join_next_with_id() => {
+                    let (id, done) = match joined {
+                        Ok((id, done)) => (id, Ok(done)),
+                        Err(e) => (e.id(), Err(e)),
+                    };
+                    // Not live: abandoned or closed by the machine's word, already accounted
+                    // for. A connection it made is dropped (and so closed) here.
+                    let Some(i) = live.iter().position(|l| l.task.id() == id) else { continue };
+                    let l = live.swap_remove(i);
+                    let now = now_std();
+                    match (l.what, done) {
+                        (What::Dial, Ok(Done::Dialed(Ok((conn, peer))))) => {
+                            machine.handle_event(Event::DialSucceeded { attempt: l.attempt }, now);
+                            if machine.session() == Some((l.parent, l.attempt)) {
+                                let task = tasks.spawn(self.clone().parent_session(conn.clone(), peer));
+                                live.push(Live { attempt: l.attempt, parent: l.parent, what: What::Session(conn), task });
+                            } else {
+                                conn.close(0u32.into(), b"not needed");
                             }
                         }
-                        break;
-                    }
-                    Err(e) => {
-                        self.set_state(&identity, Relation::Parent, |s| {
-                            s.state = LinkState::Partitioned;
-                            s.last_error = Some(e.clone());
-                        });
-                        tracing::debug!(parent = %parent.id, error = %e, "parent unreachable");
+                        (What::Dial, Ok(Done::Dialed(Err(error)))) => {
+                            tracing::debug!(parent = %parents[l.parent].id, %error, "parent unreachable");
+                            machine.handle_event(Event::DialFailed { attempt: l.attempt, error }, now);
+                        }
+                        (What::Probe, Ok(Done::Probed(Ok(())))) => {
+                            machine.handle_event(Event::ProbeSucceeded { attempt: l.attempt }, now);
+                        }
+                        (What::Probe, Ok(Done::Probed(Err(error)))) => {
+                            tracing::debug!(parent = %parents[l.parent].id, %error, "better parent still unreachable");
+                            machine.handle_event(Event::ProbeFailed { attempt: l.attempt, error }, now);
+                        }
+                        (What::Session(_), Ok(Done::SessionEnded(error))) => {
+                            machine.handle_event(Event::SessionEnded { attempt: l.attempt, error }, now);
+                        }
+                        (what, Ok(done)) => unreachable!("task {what:?} finished as {done:?}"),
+                        (what, Err(e)) => {
+                            // A task that panicked: as a failure of what it was doing.
+                            tracing::error!(parent = %parents[l.parent].id, task = ?what, error = %e, "uplink task failed");
+                            let (attempt, error) = (l.attempt, format!("task failed: {e}"));
+                            machine.handle_event(match what {
+                                What::Dial => Event::DialFailed { attempt, error },
+                                What::Probe => Event::ProbeFailed { attempt, error },
+                                What::Session(_) => Event::SessionEnded { attempt, error },
+                            }, now);
+                        }
                     }
                 }
-            }
-            if !linked {
-                let jitter = self.now() % (backoff.as_millis() as u64 / 2 + 1);
-                tokio::time::sleep(backoff / 2 + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                () = sleep_until(timeout) => machine.handle_timeout(now_std()),
             }
         }
     }
 
-    /// Resolves once one of `better` answers a handshake.
-    async fn better_parent(&self, better: &[Site]) {
-        loop {
-            tokio::time::sleep(PROBE_EVERY).await;
-            for p in better {
-                if let Ok((conn, _)) = self.connect(p).await {
-                    conn.close(0u32.into(), b"probe");
-                    return;
+    /// Do one thing the uplink machine asked for.
+    fn carry_out(self: &Arc<Self>, action: Action, parents: &[Site], tasks: &mut JoinSet<Done>, live: &mut Vec<Live>) {
+        match action {
+            Action::Dial { parent, attempt } => {
+                let (inner, site) = (self.clone(), parents[parent].clone());
+                let task = tasks.spawn(async move { Done::Dialed(inner.connect(&site).await) });
+                live.push(Live { attempt, parent, what: What::Dial, task });
+            }
+            Action::Probe { parent, attempt } => {
+                let (inner, site) = (self.clone(), parents[parent].clone());
+                let task = tasks.spawn(async move {
+                    Done::Probed(inner.connect(&site).await.map(|(conn, _)| conn.close(0u32.into(), b"probe")))
+                });
+                live.push(Live { attempt, parent, what: What::Probe, task });
+            }
+            Action::Abandon { attempt } => {
+                if let Some(l) = take_live(live, attempt) {
+                    l.task.abort();
                 }
             }
+            Action::Close { attempt, reason } => {
+                if let Some(l) = take_live(live, attempt) {
+                    tracing::info!(from = %parents[l.parent].id, "a better parent answers; switching");
+                    // Closed before the link is reported down (the next action), so the
+                    // session cannot report it up again (see `set_connected_state`).
+                    if let What::Session(conn) = &l.what {
+                        conn.close(0u32.into(), reason.as_bytes());
+                    }
+                    l.task.abort();
+                }
+            }
+            Action::Partitioned { parent, error } => {
+                let site = &parents[parent];
+                let identity = NodeIdentity { id: site.id.clone(), role: site.role };
+                self.set_partitioned(&identity, Relation::Parent, error);
+            }
         }
+    }
+
+    /// The session with a parent, as a task of the parents loop.
+    async fn parent_session(self: Arc<Self>, conn: quinn::Connection, peer: NodeIdentity) -> Done {
+        Done::SessionEnded(self.session(conn, peer, Relation::Parent).await)
     }
 
     /// Accept children. A peer must present a certificate from the city CA (rustls checks
@@ -592,6 +641,49 @@ impl Inner {
         if current {
             self.set_partitioned(&peer, Relation::Child, reason);
         }
+    }
+}
+
+/// What a task of the parents loop is doing.
+#[derive(Debug)]
+enum What {
+    Dial,
+    Probe,
+    /// The session on this connection.
+    Session(quinn::Connection),
+}
+
+/// A task of the parents loop the uplink machine waits on.
+struct Live {
+    attempt: Attempt,
+    parent: usize,
+    what: What,
+    task: AbortHandle,
+}
+
+/// What a task of the parents loop came to.
+#[derive(Debug)]
+enum Done {
+    Dialed(Result<(quinn::Connection, NodeIdentity), String>),
+    Probed(Result<(), String>),
+    SessionEnded(String),
+}
+
+fn take_live(live: &mut Vec<Live>, attempt: Attempt) -> Option<Live> {
+    let i = live.iter().position(|l| l.attempt == attempt)?;
+    Some(live.swap_remove(i))
+}
+
+/// Now on tokio's clock (virtual time on a paused runtime), as the uplink machine takes it.
+fn now_std() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sleep until the machine's next timeout; forever when it has none.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,8 +5,8 @@
 //! authorization table says (alerts, escalations, summaries and audit up; commands down;
 //! watchlists both ways), each receiver judging every entry against the topology. Module map:
 //! `sync` (the replication state machines, no I/O), `uplink` (which parent to link to, when
-//! to retry and when to switch back: a state machine, no I/O, not wired in yet), `link`
-//! (dialing, accepting, the streams of a connection), `streams` (the kind
+//! to retry and when to switch back: a state machine, no I/O), `link` (carrying out the
+//! uplink's decisions, accepting children, the streams of a connection), `streams` (the kind
 //! header every stream starts with), `frames` (messages on a stream), `holdings` (the store as
 //! a sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
 //! (certificates), `topology` (the mesh file).
@@ -96,6 +96,9 @@ pub struct MeshParts {
     pub identity: tls::MeshIdentity,
     pub topology: Arc<Topology>,
     pub settings: LinkSettings,
+    /// Seeds the jitter of reconnect backoffs ([`uplink`]): from the OS in the binary, from the
+    /// run's seed in a simulation, so a run replays.
+    pub rng_seed: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +198,7 @@ impl Mesh {
         });
         tasks.spawn(inner.clone().accept_loop());
         if !parents.is_empty() {
-            tasks.spawn(inner.clone().parents_loop(parents));
+            tasks.spawn(inner.clone().parents_loop(parents, parts.rng_seed));
         }
         Ok((Mesh { inner }, applied_rx))
     }
