@@ -14,6 +14,8 @@
 //! - `tests/three_nodes.rs`: city ← county ← town on a paused runtime; the town↔county link is
 //!   cut, the town fails over to the city, the link heals, the town switches back and the county
 //!   catches up.
+//! - `tests/uplink_backoff.rs`: a parent that drops every session at once is redialled with a
+//!   growing backoff, not in a loop.
 //!
 //! What the next issue adds: the partition simulator proper: scenario files (topology,
 //! workloads per feed, a fault schedule, invariants), node kills and restarts and clock skew in
