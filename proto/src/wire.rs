@@ -1,7 +1,14 @@
-//! What nodes say to each other over a mesh link. Each direction of a link is one QUIC stream
-//! opened by the sender: the receiver first says what it holds ([`SyncMsg::Want`]), the sender
-//! streams the gaps in batches, and the receiver acknowledges each batch once it is durable.
-//! Messages travel as length-prefixed frames ([`crate::codec::frame`]) of the bounded codec.
+//! What nodes say to each other over a mesh link.
+//!
+//! A link is one QUIC connection per neighbour, shared by several protocols: every
+//! bidirectional stream starts with a one-byte [`StreamKind`] written by the side that opens
+//! it, and the accepting side refuses kinds it does not serve with a [`StreamRefusal`] code.
+//!
+//! Replication ([`StreamKind::Sync`]) uses one stream per direction of the link, opened by the
+//! receiver: after the kind byte the receiver first says what it holds ([`SyncMsg::Want`]),
+//! the sender streams the gaps in batches, and the receiver acknowledges each batch once it is
+//! durable. Messages travel as length-prefixed frames ([`crate::codec::frame`]) of the bounded
+//! codec.
 
 use crate::entry::{Entry, Kind};
 use crate::vv::VersionVector;
@@ -14,6 +21,77 @@ pub const MAX_BATCH_ENTRIES: usize = 1024;
 /// Most encoded entry bytes in one batch; with the frame header this stays under the frame cap.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
+/// What a bidirectional stream of a mesh connection carries: the first byte the opening side
+/// writes on it. Values are fixed on the wire; a new kind takes a new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum StreamKind {
+    /// Replication: [`SyncMsg`]s, the receiver of entries opening the stream.
+    Sync = 1,
+    /// City-level consensus on sanctions lists (not served yet).
+    Raft = 2,
+    /// Control messages between neighbours (not served yet).
+    Control = 3,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 3] = [StreamKind::Sync, StreamKind::Raft, StreamKind::Control];
+
+    pub fn to_byte(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind a header byte names; `None` for a byte that names none.
+    pub fn from_byte(byte: u8) -> Option<StreamKind> {
+        StreamKind::ALL.into_iter().find(|k| k.to_byte() == byte)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Sync => "sync",
+            StreamKind::Raft => "raft",
+            StreamKind::Control => "control",
+        }
+    }
+}
+
+impl std::fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a node refused a stream its peer opened: the QUIC application error code it stops
+/// and resets the stream with. Values are fixed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum StreamRefusal {
+    /// A kind this node does not serve (yet).
+    NotServed = 1,
+    /// A header byte that names no [`StreamKind`].
+    UnknownKind = 2,
+    /// A second stream of a kind a connection carries one of at a time (sync).
+    Duplicate = 3,
+    /// No header arrived in time.
+    NoHeader = 4,
+}
+
+impl StreamRefusal {
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The reason label in metrics and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamRefusal::NotServed => "stream_not_served",
+            StreamRefusal::UnknownKind => "stream_unknown_kind",
+            StreamRefusal::Duplicate => "stream_duplicate",
+            StreamRefusal::NoHeader => "stream_no_header",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncMsg {
     /// Receiver to sender: for each kind the sender may send, what the receiver already holds.
@@ -23,4 +101,21 @@ pub enum SyncMsg {
     /// Receiver to sender: batch `id` is durable here; `refused` of its entries were refused
     /// (counted and audited on this side).
     Ack { id: u64, refused: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_kinds_round_trip_and_unknown_bytes_name_none() {
+        for kind in StreamKind::ALL {
+            assert_eq!(StreamKind::from_byte(kind.to_byte()), Some(kind));
+        }
+        assert_eq!([StreamKind::Sync, StreamKind::Raft, StreamKind::Control].map(StreamKind::to_byte), [1, 2, 3]);
+        let named = (0..=u8::MAX).filter(|b| StreamKind::from_byte(*b).is_some()).count();
+        assert_eq!(named, StreamKind::ALL.len());
+        assert_eq!(StreamKind::from_byte(0), None);
+        assert_eq!(StreamKind::from_byte(4), None);
+    }
 }

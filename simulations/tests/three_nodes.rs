@@ -193,12 +193,15 @@ async fn cut_fail_over_heal_and_catch_up() {
         link_is(t, &county, LinkState::Up)?;
         link_is(k, &town, LinkState::Up)?;
         holds(k, &both)?;
-        // The city saw the town's fallback connection close. (The town's own entry for the
-        // city is not checked: it keeps the last state its dropped session set.)
+        // The city saw the town's fallback connection close.
         link_is(cluster.node(&city), &town, LinkState::Partitioned)
     })
     .await;
     converged(r, &mut log, "town back on the county, the county caught up");
+    // The town says why it left the city.
+    let city_link = link(cluster.node(&town), &city).unwrap();
+    assert_eq!(city_link.state, LinkState::Partitioned, "{city_link:?}");
+    assert_eq!(city_link.last_error.as_deref(), Some(node::mesh::uplink::LEFT_FOR_PREFERRED), "{city_link:?}");
     let after_heal = both_ways(&fabric, town_ip, county_ip).since(&before_heal);
     assert!(after_heal.delivered > 0 && after_heal.dropped() == 0, "after the heal: {after_heal:?}");
     holds(cluster.node(&city), &both).expect("the city keeps both escalations, once each");

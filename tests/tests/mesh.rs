@@ -444,10 +444,12 @@ fn refusals(mesh: &mut Mesh) {
                 let conn = endpoint.connect_with(cfg, county, "county-a").unwrap().await?;
                 // The server checks the client certificate after the handshake completes on our
                 // side: a refused client sees its connection closed straight away.
-                // An accepted one is sent the county's receiving stream.
-                let (send, recv) = tokio::time::timeout(Duration::from_secs(3), conn.accept_bi())
+                // An accepted one is sent the county's receiving stream, a sync stream.
+                let (send, mut recv) = tokio::time::timeout(Duration::from_secs(3), conn.accept_bi())
                     .await
                     .map_err(|_| quinn::ConnectionError::TimedOut)??;
+                let kind = node::mesh::streams::read_kind(&mut recv, Duration::from_secs(3)).await.expect("a header");
+                assert_eq!(kind, proto::wire::StreamKind::Sync);
                 Ok::<_, quinn::ConnectionError>((conn, send, recv))
             }
         };
@@ -495,6 +497,28 @@ fn refusals(mesh: &mut Mesh) {
             .unwrap();
         let ack = node::mesh::frames::read(&mut recv).await.unwrap();
         assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 1, refused: 1 });
+
+        // 4. Streams the county does not serve: a raft stream (not yet), an unknown kind, and
+        // one that never says what it is. Each is reset with its code; the connection lives.
+        use node::mesh::streams;
+        use proto::wire::{StreamKind, StreamRefusal};
+        async fn reset_code(recv: &mut quinn::RecvStream) -> Option<u32> {
+            let mut buf = [0u8; 16];
+            match tokio::time::timeout(Duration::from_secs(15), recv.read(&mut buf)).await {
+                Ok(Err(quinn::ReadError::Reset(code))) => u32::try_from(code.into_inner()).ok(),
+                other => panic!("expected a reset, got {other:?}"),
+            }
+        }
+        // Opened first and never written to: the county learns of it when the next stream's
+        // bytes arrive, and gives up on its header after a few seconds.
+        let (_silent_send, mut silent_recv) = conn.open_bi().await.unwrap();
+        let (_raft_send, mut raft_recv) = streams::open(&conn, StreamKind::Raft).await.unwrap();
+        assert_eq!(reset_code(&mut raft_recv).await, Some(StreamRefusal::NotServed.code()));
+        let (mut odd_send, mut odd_recv) = conn.open_bi().await.unwrap();
+        odd_send.write_all(&[0xee]).await.unwrap();
+        assert_eq!(reset_code(&mut odd_recv).await, Some(StreamRefusal::UnknownKind.code()));
+        assert_eq!(reset_code(&mut silent_recv).await, Some(StreamRefusal::NoHeader.code()));
+        assert!(conn.close_reason().is_none(), "refusing streams keeps the connection");
         conn.close(0u32.into(), b"done");
     });
 
@@ -508,4 +532,7 @@ fn refusals(mesh: &mut Mesh) {
     };
     assert!(count("handshake") >= 2.0, "handshake refusals counted: {metrics}");
     assert!(count("foreign_origin") >= 1.0, "forged origin counted");
+    for reason in ["stream_not_served", "stream_unknown_kind", "stream_no_header"] {
+        assert!(count(reason) >= 1.0, "{reason} counted: {metrics}");
+    }
 }

@@ -1,24 +1,34 @@
-//! Mesh links over QUIC: dialing parents (preferred first, then fallbacks, switching back when
-//! the preferred one returns), accepting children, and on each connection one sync stream per
-//! direction. The receiving side opens its stream and speaks first (what it holds); the sending
-//! side answers with the gaps.
+//! Mesh links over QUIC: dialing parents (the [`super::uplink`] machine decides which and
+//! when; [`Inner::parents_loop`] carries it out), accepting children, and on each connection
+//! its streams. Each stream starts with its kind ([`super::streams`]); a connection carries one
+//! sync stream per direction, opened by the receiving side, which speaks first (what it
+//! holds); the sending side answers with the gaps.
+//!
+//! Every task here belongs to an owner that aborts it when dropped: a connection's stream
+//! tasks to its session, a child's session to the accept loop, dials, probes and the parent
+//! session to the parents loop, and those two loops to the node.
 
 use super::frames::{self, FrameError};
 use super::holdings::StoreHoldings;
 use super::rate::Bucket;
 use super::status::LinkState;
+use super::streams::{self, HeaderError, OpenError, HEADER_TIMEOUT};
 use super::sync::{Origins, Outbound, ProtocolError, Verdict};
 use super::topology::Site;
+use super::uplink::{Action, Attempt, Event, Uplink, UplinkConfig};
 use super::{Inner, Relation};
 use crate::records::AuditRecord;
 use crate::store::{Op, StoreError};
 use proto::authz::{self, Direction};
-use proto::wire::SyncMsg;
+use proto::wire::{StreamKind, StreamRefusal, SyncMsg};
 use proto::{Entry, Kind, NodeId, NodeIdentity};
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
 
 fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>, StoreError> {
     let entries: Vec<Entry> = ops
@@ -34,17 +44,18 @@ fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>,
     super::summaries::upserts(store, &entries)
 }
 
-/// How long a dial may take before the next parent is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a node on a fallback parent checks whether its preferred parent is back.
-const PROBE_EVERY: Duration = Duration::from_secs(10);
-/// Reconnect backoff: doubling from the first to the last, with jitter.
-const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Entries stamped further ahead of our clock than this are flagged.
 const CLOCK_LEAD_TOLERANCE_MS: u64 = 60_000;
 /// A link whose round trip exceeds this is degraded.
 const DEGRADED_RTT: Duration = Duration::from_millis(750);
+/// Streams of one connection whose kind header is still awaited; past this, the connection's
+/// further streams wait in quinn's queue until one is read.
+const MAX_PENDING_HEADERS: usize = 8;
+/// Acknowledgements read ahead of the sender; the window bounds them anyway.
+const ACK_QUEUE: usize = 16;
+/// Connections from children (and peers still in their handshake) served at once; past this
+/// an incoming connection is refused.
+const MAX_CHILD_CONNECTIONS: usize = 1024;
 
 /// A received batch on its way to the disk.
 struct Queued {
@@ -61,6 +72,8 @@ pub enum SessionError {
     #[error("connection: {0}")]
     Connection(#[from] quinn::ConnectionError),
     #[error("{0}")]
+    Open(#[from] OpenError),
+    #[error("{0}")]
     Frame(#[from] FrameError),
     #[error("{0}")]
     Protocol(#[from] ProtocolError),
@@ -74,8 +87,38 @@ impl Inner {
     }
 
     fn set_state(&self, peer: &NodeIdentity, relation: Relation, f: impl FnOnce(&mut super::status::LinkStatus)) {
-        let state = self.status.update(&peer.id, peer.role, relation.as_str(), self.now(), f);
-        self.metrics.link_state(&peer.id, state.code());
+        // The metric is set under the table's lock, so two writers (a session and the parents
+        // loop) cannot leave it saying other than the table.
+        self.status.update(&peer.id, peer.role, relation.as_str(), self.now(), |s| {
+            f(s);
+            self.metrics.link_state(&peer.id, s.state.code());
+        });
+    }
+
+    /// Set a connected state from a session: only while `conn` is open. The parents loop
+    /// closes a connection before it reports the link down, so a session it closes cannot
+    /// overwrite that report afterwards (the check and the write are under the table's lock).
+    fn set_connected_state(
+        &self,
+        conn: &quinn::Connection,
+        peer: &NodeIdentity,
+        relation: Relation,
+        f: impl FnOnce(&mut super::status::LinkStatus),
+    ) {
+        self.set_state(peer, relation, |s| {
+            if conn.close_reason().is_none() {
+                f(s);
+            }
+        });
+    }
+
+    /// The link with `peer` is down, because of `reason`.
+    fn set_partitioned(&self, peer: &NodeIdentity, relation: Relation, reason: String) {
+        self.set_state(peer, relation, |s| {
+            s.state = LinkState::Partitioned;
+            s.last_error = Some(reason);
+            s.rtt_ms = None;
+        });
     }
 
     /// Record a refusal: count it, and write it to the audit log with who and why.
@@ -96,10 +139,16 @@ impl Inner {
         }
     }
 
-    /// Run one connection until it fails or closes.
-    pub(super) async fn session(self: Arc<Self>, conn: quinn::Connection, peer: NodeIdentity, relation: Relation) {
+    /// Run one connection until it fails or closes; returns why it ended. Whoever runs it
+    /// reports the link down.
+    pub(super) async fn session(
+        self: Arc<Self>,
+        conn: quinn::Connection,
+        peer: NodeIdentity,
+        relation: Relation,
+    ) -> String {
         tracing::info!(peer = %peer.id, relation = relation.as_str(), "link up");
-        self.set_state(&peer, relation, |s| {
+        self.set_connected_state(&conn, &peer, relation, |s| {
             s.state = LinkState::CatchingUp;
             s.last_error = None;
         });
@@ -108,7 +157,8 @@ impl Inner {
             Relation::Child => (Direction::Down, Direction::Up),
         };
         let result = tokio::select! {
-            r = self.clone().outbound(conn.clone(), peer.clone(), relation, out_dir) => r,
+            biased;
+            r = self.clone().serve_streams(conn.clone(), peer.clone(), relation, out_dir) => r,
             r = self.clone().inbound(conn.clone(), peer.clone(), relation, in_dir) => r,
         };
         let reason = match &result {
@@ -117,22 +167,91 @@ impl Inner {
         };
         conn.close(0u32.into(), b"session ended");
         tracing::warn!(peer = %peer.id, reason, "link down");
-        self.set_state(&peer, relation, |s| {
-            s.state = LinkState::Partitioned;
-            s.last_error = Some(reason);
-            s.rtt_ms = None;
-        });
+        reason
     }
 
-    /// Send what the peer lacks, as it acknowledges.
-    async fn outbound(
+    /// Serve the streams the peer opens: read each one's kind (the reads run as tasks owned
+    /// here, each bounded by [`HEADER_TIMEOUT`], so a slow header holds up no other stream) and
+    /// hand the sync stream to the sender; refuse a second sync stream and every kind not
+    /// served yet. Ends when the sender ends or the connection fails.
+    async fn serve_streams(
         self: Arc<Self>,
         conn: quinn::Connection,
         peer: NodeIdentity,
         relation: Relation,
         dir: Direction,
     ) -> Result<(), SessionError> {
-        let (mut send, mut recv) = conn.accept_bi().await?;
+        type Sender = Pin<Box<dyn Future<Output = Result<(), SessionError>> + Send>>;
+        let mut headers: JoinSet<Option<(quinn::SendStream, quinn::RecvStream)>> = JoinSet::new();
+        let mut sender: Option<Sender> = None;
+        loop {
+            tokio::select! {
+                biased;
+                r = until_done(&mut sender) => return r,
+                Some(joined) = headers.join_next() => {
+                    let Some((mut send, mut recv)) = joined.unwrap_or_else(|e| {
+                        tracing::error!(peer = %peer.id, error = %e, "a stream header task failed");
+                        None
+                    }) else {
+                        continue;
+                    };
+                    if sender.is_some() {
+                        streams::refuse(&mut send, &mut recv, StreamRefusal::Duplicate);
+                        let inner = self.clone();
+                        let id = peer.id.clone();
+                        headers.spawn(async move {
+                            let why = StreamRefusal::Duplicate;
+                            inner.refuse(id.as_str(), why.as_str(), "a second sync stream on one connection".into()).await;
+                            None
+                        });
+                    } else {
+                        sender = Some(Box::pin(self.clone().send_sync(conn.clone(), send, recv, peer.clone(), relation, dir)));
+                    }
+                }
+                accepted = conn.accept_bi(), if headers.len() < MAX_PENDING_HEADERS => {
+                    let (send, recv) = accepted?;
+                    headers.spawn(self.clone().stream_header(peer.id.clone(), send, recv));
+                }
+            }
+        }
+    }
+
+    /// Read what an accepted stream carries: the stream back if it is a sync stream, else
+    /// refuse it (counted and audited) and `None`.
+    async fn stream_header(
+        self: Arc<Self>,
+        peer: NodeId,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Option<(quinn::SendStream, quinn::RecvStream)> {
+        let (why, detail) = match streams::read_kind(&mut recv, HEADER_TIMEOUT).await {
+            Ok(StreamKind::Sync) => return Some((send, recv)),
+            Ok(kind @ (StreamKind::Raft | StreamKind::Control)) => {
+                (StreamRefusal::NotServed, format!("a {kind} stream, which this node does not serve"))
+            }
+            Err(e @ HeaderError::Unknown(_)) => (StreamRefusal::UnknownKind, e.to_string()),
+            Err(e @ HeaderError::Timeout(_)) => (StreamRefusal::NoHeader, e.to_string()),
+            Err(e @ HeaderError::Read(_)) => {
+                // The peer or the connection ended the stream first: nothing to refuse.
+                tracing::debug!(%peer, error = %e, "stream ended before its header");
+                return None;
+            }
+        };
+        streams::refuse(&mut send, &mut recv, why);
+        self.refuse(peer.as_str(), why.as_str(), detail).await;
+        None
+    }
+
+    /// Send what the peer lacks on its sync stream, as it acknowledges.
+    async fn send_sync(
+        self: Arc<Self>,
+        conn: quinn::Connection,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        peer: NodeIdentity,
+        relation: Relation,
+        dir: Direction,
+    ) -> Result<(), SessionError> {
         let SyncMsg::Want { heads } = frames::read(&mut recv).await? else {
             return Err(ProtocolError::Unexpected("something other than Want first").into());
         };
@@ -144,19 +263,23 @@ impl Inner {
         };
         let mut out = Outbound::new(dir, self.settings.window, origins);
         out.on_want(heads);
-        // Acknowledgements are read by their own task: reading a frame is not safe to cancel
-        // half-way, and the loop below waits on several things at once.
-        let (ack_tx, mut acks) = mpsc::channel::<Result<SyncMsg, FrameError>>(16);
-        let reader = tokio::spawn(async move {
+        // Acknowledgements are read by a future of their own, polled beside the sender until
+        // both end: reading a frame is not safe to cancel half-way, so it cannot be a branch
+        // of the sender's select. Being a future and not a task, it ends with the sender.
+        let (ack_tx, mut acks) = mpsc::channel::<u64>(ACK_QUEUE);
+        let reader = async move {
             loop {
-                let m = frames::read(&mut recv).await;
-                let end = m.is_err();
-                if ack_tx.send(m).await.is_err() || end {
-                    break;
+                match frames::read(&mut recv).await? {
+                    SyncMsg::Ack { id, .. } => {
+                        if ack_tx.send(id).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    _ => return Err(SessionError::from(ProtocolError::Unexpected("something other than Ack"))),
                 }
             }
-        });
-        let result = async {
+        };
+        let sender = async {
             let mut changes = self.store.changes();
             let mut bucket = Bucket::new(self.settings.max_bytes_per_sec);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -175,10 +298,9 @@ impl Inner {
                     self.set_state(&peer, relation, |s| s.entries_sent += n);
                 }
                 tokio::select! {
-                    m = acks.recv() => match m {
-                        Some(Ok(SyncMsg::Ack { id, .. })) => out.on_ack(id)?,
-                        Some(Ok(_)) => return Err(ProtocolError::Unexpected("something other than Ack").into()),
-                        Some(Err(e)) => return Err(e.into()),
+                    biased;
+                    id = acks.recv() => match id {
+                        Some(id) => out.on_ack(id)?,
                         None => return Err(FrameError::Closed.into()),
                     },
                     r = changes.changed() => if r.is_err() { return Ok(()) },
@@ -189,12 +311,13 @@ impl Inner {
                         let lossy = lost.saturating_sub(last_lost) > 10;
                         last_lost = lost;
                         let rtt = conn.rtt();
-                        self.set_state(&peer, relation, |s| {
+                        let in_flight = out.in_flight();
+                        self.set_connected_state(&conn, &peer, relation, |s| {
                             s.backlog = backlog;
                             s.rtt_ms = Some(rtt.as_millis() as u64);
                             s.state = if rtt > DEGRADED_RTT || lossy {
                                 LinkState::Degraded
-                            } else if backlog > 0 || out.in_flight() > 0 {
+                            } else if backlog > 0 || in_flight > 0 {
                                 LinkState::CatchingUp
                             } else {
                                 LinkState::Up
@@ -203,10 +326,12 @@ impl Inner {
                     }
                 }
             }
+        };
+        tokio::select! {
+            biased;
+            r = sender => r,
+            r = reader => r,
         }
-        .await;
-        reader.abort();
-        result
     }
 
     /// Take what the peer sends: judge each entry, store the accepted ones durably, then
@@ -220,7 +345,7 @@ impl Inner {
         relation: Relation,
         dir: Direction,
     ) -> Result<(), SessionError> {
-        let (mut send, mut recv) = conn.open_bi().await?;
+        let (mut send, mut recv) = streams::open(&conn, StreamKind::Sync).await?;
         let want = super::sync::want(dir, |k| proto::VersionVector::clone(&self.store.heads(k)));
         frames::write(&mut send, &want).await?;
         let (queued_tx, mut queued) = mpsc::channel::<Queued>(self.settings.window.max(1));
@@ -322,13 +447,11 @@ impl Inner {
         }
     }
 
-    /// Dial a parent and check it is who the topology says.
+    /// Dial a parent and check it is who the topology says. No timeout here: the uplink
+    /// machine decides when a dial has taken too long, and its driver drops it.
     async fn connect(&self, parent: &Site) -> Result<(quinn::Connection, NodeIdentity), String> {
         let connecting = self.endpoint.connect(parent.mesh, parent.id.as_str()).map_err(|e| e.to_string())?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))?
-            .map_err(|e| e.to_string())?;
+        let conn = connecting.await.map_err(|e| e.to_string())?;
         let peer = super::tls::peer_identity(&conn).map_err(|e| e.to_string())?;
         if peer.id != parent.id || peer.role != parent.role {
             conn.close(1u32.into(), b"unexpected identity");
@@ -337,111 +460,240 @@ impl Inner {
         Ok((conn, peer))
     }
 
-    /// Keep a link to the best parent reachable: the preferred one, else the first fallback
-    /// that answers; while on a fallback, keep checking whether a better one is back.
-    pub(super) async fn parents_loop(self: Arc<Self>, parents: Vec<Site>) {
-        let mut backoff = BACKOFF_FIRST;
+    /// Keep a link to the best parent reachable: the [`Uplink`] machine decides (preferred
+    /// first, fallbacks, backoff, probing, switching back), this loop carries out what it says
+    /// and tells it what came of it. Dials, probes and the session run as tasks of a set owned
+    /// here, so dropping the loop ends them all.
+    pub(super) async fn parents_loop(self: Arc<Self>, parents: Vec<Site>, seed: u64) {
+        let mut machine = Uplink::new(parents.len(), UplinkConfig::default(), seed, now_std());
+        let mut tasks: JoinSet<Done> = JoinSet::new();
+        let mut live: Vec<Live> = Vec::new();
         loop {
-            let mut linked = false;
-            for (i, parent) in parents.iter().enumerate() {
-                let identity = NodeIdentity { id: parent.id.clone(), role: parent.role };
-                match self.connect(parent).await {
-                    Ok((conn, peer)) => {
-                        linked = true;
-                        backoff = BACKOFF_FIRST;
-                        let session = self.clone().session(conn.clone(), peer, Relation::Parent);
-                        if i == 0 {
-                            session.await;
-                        } else {
-                            tokio::select! {
-                                _ = session => {}
-                                _ = self.better_parent(&parents[..i]) => {
-                                    tracing::info!(from = %parent.id, "preferred parent is back; switching");
-                                    conn.close(0u32.into(), b"switching to preferred parent");
-                                    // The session was dropped mid-way: say the link is down here.
-                                    self.set_state(&identity, Relation::Parent, |s| {
-                                        s.state = LinkState::Partitioned;
-                                        s.last_error = Some("left for the preferred parent".into());
-                                        s.rtt_ms = None;
-                                    });
-                                }
+            while let Some(action) = machine.poll_action() {
+                self.carry_out(action, &parents, &mut tasks, &mut live);
+            }
+            let timeout = machine.poll_timeout();
+            // The machine always waits on a deadline or a session (its property tests check
+            // that); with neither, this loop would sleep forever without a word.
+            assert!(timeout.is_some() || !live.is_empty(), "the uplink machine waits on nothing");
+            tokio::select! {
+                biased;
+                Some(joined) = tasks.join_next_with_id() => {
+                    let (id, done) = match joined {
+                        Ok((id, done)) => (id, Ok(done)),
+                        Err(e) => (e.id(), Err(e)),
+                    };
+                    // Not live: abandoned or closed by the machine's word, already accounted
+                    // for. A connection it made is dropped (and so closed) here.
+                    let Some(i) = live.iter().position(|l| l.task.id() == id) else { continue };
+                    let l = live.swap_remove(i);
+                    let now = now_std();
+                    match (l.what, done) {
+                        (What::Dial, Ok(Done::Dialed(Ok((conn, peer))))) => {
+                            machine.handle_event(Event::DialSucceeded { attempt: l.attempt }, now);
+                            if machine.session() == Some((l.parent, l.attempt)) {
+                                let task = tasks.spawn(self.clone().parent_session(conn.clone(), peer));
+                                live.push(Live { attempt: l.attempt, parent: l.parent, what: What::Session(conn), task });
+                            } else {
+                                conn.close(0u32.into(), b"not needed");
                             }
                         }
-                        break;
-                    }
-                    Err(e) => {
-                        self.set_state(&identity, Relation::Parent, |s| {
-                            s.state = LinkState::Partitioned;
-                            s.last_error = Some(e.clone());
-                        });
-                        tracing::debug!(parent = %parent.id, error = %e, "parent unreachable");
+                        (What::Dial, Ok(Done::Dialed(Err(error)))) => {
+                            tracing::debug!(parent = %parents[l.parent].id, %error, "parent unreachable");
+                            machine.handle_event(Event::DialFailed { attempt: l.attempt, error }, now);
+                        }
+                        (What::Probe, Ok(Done::Probed(Ok(())))) => {
+                            machine.handle_event(Event::ProbeSucceeded { attempt: l.attempt }, now);
+                        }
+                        (What::Probe, Ok(Done::Probed(Err(error)))) => {
+                            tracing::debug!(parent = %parents[l.parent].id, %error, "better parent still unreachable");
+                            machine.handle_event(Event::ProbeFailed { attempt: l.attempt, error }, now);
+                        }
+                        (What::Session(_), Ok(Done::SessionEnded(error))) => {
+                            machine.handle_event(Event::SessionEnded { attempt: l.attempt, error }, now);
+                        }
+                        (what, Ok(done)) => unreachable!("task {what:?} finished as {done:?}"),
+                        (what, Err(e)) => {
+                            // A task that panicked: as a failure of what it was doing.
+                            tracing::error!(parent = %parents[l.parent].id, task = ?what, error = %e, "uplink task failed");
+                            let (attempt, error) = (l.attempt, format!("task failed: {e}"));
+                            machine.handle_event(match what {
+                                What::Dial => Event::DialFailed { attempt, error },
+                                What::Probe => Event::ProbeFailed { attempt, error },
+                                What::Session(_) => Event::SessionEnded { attempt, error },
+                            }, now);
+                        }
                     }
                 }
-            }
-            if !linked {
-                let jitter = self.now() % (backoff.as_millis() as u64 / 2 + 1);
-                tokio::time::sleep(backoff / 2 + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                () = sleep_until(timeout) => machine.handle_timeout(now_std()),
             }
         }
     }
 
-    /// Resolves once one of `better` answers a handshake.
-    async fn better_parent(&self, better: &[Site]) {
-        loop {
-            tokio::time::sleep(PROBE_EVERY).await;
-            for p in better {
-                if let Ok((conn, _)) = self.connect(p).await {
-                    conn.close(0u32.into(), b"probe");
-                    return;
+    /// Do one thing the uplink machine asked for.
+    fn carry_out(self: &Arc<Self>, action: Action, parents: &[Site], tasks: &mut JoinSet<Done>, live: &mut Vec<Live>) {
+        match action {
+            Action::Dial { parent, attempt } => {
+                let (inner, site) = (self.clone(), parents[parent].clone());
+                let task = tasks.spawn(async move { Done::Dialed(inner.connect(&site).await) });
+                live.push(Live { attempt, parent, what: What::Dial, task });
+            }
+            Action::Probe { parent, attempt } => {
+                let (inner, site) = (self.clone(), parents[parent].clone());
+                let task = tasks.spawn(async move {
+                    Done::Probed(inner.connect(&site).await.map(|(conn, _)| conn.close(0u32.into(), b"probe")))
+                });
+                live.push(Live { attempt, parent, what: What::Probe, task });
+            }
+            Action::Abandon { attempt } => {
+                if let Some(l) = take_live(live, attempt) {
+                    l.task.abort();
                 }
             }
+            Action::Close { attempt, reason } => {
+                if let Some(l) = take_live(live, attempt) {
+                    tracing::info!(from = %parents[l.parent].id, "a better parent answers; switching");
+                    // Closed before the link is reported down (the next action), so the
+                    // session cannot report it up again (see `set_connected_state`).
+                    if let What::Session(conn) = &l.what {
+                        conn.close(0u32.into(), reason.as_bytes());
+                    }
+                    l.task.abort();
+                }
+            }
+            Action::Partitioned { parent, error } => {
+                let site = &parents[parent];
+                let identity = NodeIdentity { id: site.id.clone(), role: site.role };
+                self.set_partitioned(&identity, Relation::Parent, error);
+            }
         }
+    }
+
+    /// The session with a parent, as a task of the parents loop.
+    async fn parent_session(self: Arc<Self>, conn: quinn::Connection, peer: NodeIdentity) -> Done {
+        Done::SessionEnded(self.session(conn, peer, Relation::Parent).await)
     }
 
     /// Accept children. A peer must present a certificate from the city CA (rustls checks
-    /// that) and be a site that names this node as a parent (checked here).
+    /// that) and be a site that names this node as a parent (checked here). Each connection is
+    /// served by a task of a set owned here: when the loop ends (the endpoint closed) or is
+    /// dropped, its connections' tasks end with it.
     pub(super) async fn accept_loop(self: Arc<Self>) {
-        while let Some(incoming) = self.endpoint.accept().await {
-            let inner = self.clone();
-            tokio::spawn(async move {
-                let remote = incoming.remote_address();
-                let conn = match incoming.await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        inner.refuse(&remote.to_string(), "handshake", e.to_string()).await;
-                        return;
+        let mut children = JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(joined) = children.join_next() => {
+                    if let Err(e) = joined {
+                        tracing::error!(error = %e, "a child connection's task failed");
                     }
-                };
-                let peer = match super::tls::peer_identity(&conn) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        conn.close(2u32.into(), b"no identity");
-                        inner.refuse(&remote.to_string(), "no_identity", e.to_string()).await;
-                        return;
+                }
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    if children.len() >= MAX_CHILD_CONNECTIONS {
+                        let remote = incoming.remote_address().to_string();
+                        incoming.refuse();
+                        self.metrics.mesh_refused(&remote, "too_many_connections");
+                        tracing::warn!(%remote, limit = MAX_CHILD_CONNECTIONS, "mesh refused: too many connections");
+                        continue;
                     }
-                };
-                let known = inner.topology.site(&peer.id);
-                let is_child = known.is_some_and(|s| s.role == peer.role && s.parents.contains(&inner.me.id));
-                if !is_child {
-                    conn.close(3u32.into(), b"not a child of this node");
-                    inner
-                        .refuse(peer.id.as_str(), "not_a_child", format!("{} ({}) from {remote}", peer.id, peer.role))
-                        .await;
-                    return;
+                    children.spawn(self.clone().child(incoming));
                 }
-                // A new connection from a child replaces its old one.
-                let old =
-                    inner.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.id.clone(), conn.clone());
-                if let Some(old) = old {
-                    old.close(0u32.into(), b"replaced by a new connection");
-                }
-                inner.clone().session(conn.clone(), peer.clone(), Relation::Child).await;
-                let mut sessions = inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
-                if sessions.get(&peer.id).is_some_and(|c| c.stable_id() == conn.stable_id()) {
-                    sessions.remove(&peer.id);
-                }
-            });
+            }
         }
+    }
+
+    /// One incoming connection: check who it is, then run its session.
+    async fn child(self: Arc<Self>, incoming: quinn::Incoming) {
+        let remote = incoming.remote_address();
+        let conn = match incoming.await {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse(&remote.to_string(), "handshake", e.to_string()).await;
+                return;
+            }
+        };
+        let peer = match super::tls::peer_identity(&conn) {
+            Ok(p) => p,
+            Err(e) => {
+                conn.close(2u32.into(), b"no identity");
+                self.refuse(&remote.to_string(), "no_identity", e.to_string()).await;
+                return;
+            }
+        };
+        let known = self.topology.site(&peer.id);
+        let is_child = known.is_some_and(|s| s.role == peer.role && s.parents.contains(&self.me.id));
+        if !is_child {
+            conn.close(3u32.into(), b"not a child of this node");
+            self.refuse(peer.id.as_str(), "not_a_child", format!("{} ({}) from {remote}", peer.id, peer.role)).await;
+            return;
+        }
+        // A new connection from a child replaces its old one.
+        let old = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.id.clone(), conn.clone());
+        if let Some(old) = old {
+            old.close(0u32.into(), b"replaced by a new connection");
+        }
+        let reason = self.clone().session(conn.clone(), peer.clone(), Relation::Child).await;
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let current = sessions.get(&peer.id).is_some_and(|c| c.stable_id() == conn.stable_id());
+        if current {
+            sessions.remove(&peer.id);
+        }
+        drop(sessions);
+        // A replaced connection leaves the link's state to its successor.
+        if current {
+            self.set_partitioned(&peer, Relation::Child, reason);
+        }
+    }
+}
+
+/// What a task of the parents loop is doing.
+#[derive(Debug)]
+enum What {
+    Dial,
+    Probe,
+    /// The session on this connection.
+    Session(quinn::Connection),
+}
+
+/// A task of the parents loop the uplink machine waits on.
+struct Live {
+    attempt: Attempt,
+    parent: usize,
+    what: What,
+    task: AbortHandle,
+}
+
+/// What a task of the parents loop came to.
+#[derive(Debug)]
+enum Done {
+    Dialed(Result<(quinn::Connection, NodeIdentity), String>),
+    Probed(Result<(), String>),
+    SessionEnded(String),
+}
+
+fn take_live(live: &mut Vec<Live>, attempt: Attempt) -> Option<Live> {
+    let i = live.iter().position(|l| l.attempt == attempt)?;
+    Some(live.swap_remove(i))
+}
+
+/// Now on tokio's clock (virtual time on a paused runtime), as the uplink machine takes it.
+fn now_std() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sleep until the machine's next timeout; forever when it has none.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The output of an optional future; pending forever while there is none.
+async fn until_done<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
     }
 }

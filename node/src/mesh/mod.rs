@@ -4,9 +4,11 @@
 //! unreachable) and accepts its children. Over every link, entries travel the way the
 //! authorization table says (alerts, escalations, summaries and audit up; commands down;
 //! watchlists both ways), each receiver judging every entry against the topology. Module map:
-//! `sync` (the replication state machines, no I/O), `link` (dialing, accepting, the two
-//! streams of a connection), `frames` (messages on a stream), `holdings` (the store as a
-//! sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
+//! `sync` (the replication state machines, no I/O), `uplink` (which parent to link to, when
+//! to retry and when to switch back: a state machine, no I/O), `link` (carrying out the
+//! uplink's decisions, accepting children, the streams of a connection), `streams` (the kind
+//! header every stream starts with), `frames` (messages on a stream), `holdings` (the store as
+//! a sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
 //! (certificates), `topology` (the mesh file).
 
 pub mod frames;
@@ -16,10 +18,12 @@ pub mod pki;
 pub mod quic_config;
 mod rate;
 pub mod status;
+pub mod streams;
 pub mod summaries;
 pub mod sync;
 pub mod tls;
 pub mod topology;
+pub mod uplink;
 
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
@@ -193,7 +197,10 @@ impl Mesh {
         });
         tasks.spawn(inner.clone().accept_loop());
         if !parents.is_empty() {
-            tasks.spawn(inner.clone().parents_loop(parents));
+            // The reconnect jitter, like every random draw of the mesh, comes from the node's
+            // seed: from the OS in the binary (so the sites behind one county spread their
+            // redials apart), from the run's seed in a simulation (so a run replays).
+            tasks.spawn(inner.clone().parents_loop(parents, seed.derive("uplink jitter").0));
         }
         Ok((Mesh { inner }, applied_rx))
     }
