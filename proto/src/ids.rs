@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Longest node id accepted. Ids end up in certificate SANs, store keys and every entry, so
 /// they are kept short.
@@ -22,9 +23,11 @@ pub enum IdError {
 
 /// The id of one site's node, such as `town-wendeng-zhangjiachan`. Valid by construction:
 /// 1 to 64 bytes of `[a-z0-9._-]`, usable as a DNS-style SAN and as a store-key prefix.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct NodeId(String);
+///
+/// Shared, not copied, when cloned: ids sit in every entry and in every version vector, which
+/// replication copies often (a city's vector names every site).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
     pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
@@ -39,11 +42,18 @@ impl NodeId {
         if !ok {
             return Err(IdError::BadChar(id));
         }
-        Ok(NodeId(id))
+        Ok(NodeId(id.into()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Encoded as the string itself, as it always was.
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

@@ -109,6 +109,8 @@ impl Workload {
             let (event, n) = incoming[rng.below(incoming.len() as u64) as usize].clone();
             return Some(Op::Answer { event, n });
         }
+        // Watchlist edits go to every node of the city (the rest goes up one branch), so they
+        // are the rarest: operators edit lists, devices read plates.
         Some(match roll {
             0..35 => Op::Report {
                 category: if rng.chance(0.5) { "hazard" } else { "sanitation" },
@@ -118,10 +120,10 @@ impl Workload {
             35..55 if !mem.events.is_empty() => {
                 Op::Escalate { event: mem.events[rng.below(mem.events.len() as u64) as usize].clone(), tier }
             }
-            55..80 if !mem.listed.is_empty() => {
+            55..92 if !mem.listed.is_empty() => {
                 Op::PlateRead { plate: mem.listed[rng.below(mem.listed.len() as u64) as usize].clone() }
             }
-            80..90 if !mem.listed.is_empty() => {
+            92..95 if mem.listed.len() > 1 => {
                 let i = rng.below(mem.listed.len() as u64) as usize;
                 Op::ListRemove { plate: mem.listed.swap_remove(i) }
             }

@@ -284,10 +284,19 @@ impl Inner {
             let mut bucket = Bucket::new(self.settings.max_bytes_per_sec);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut last_lost = 0u64;
+            let mut seen = *changes.borrow_and_update();
+            // Whether something may be ready to send: at the start, after an ack (the window
+            // has room), after the durable heads of a kind this link sends moved. A county has a
+            // sender per child; waking each to scan every origin on every flush would cost it
+            // more than the flushes themselves.
+            let mut dirty = true;
             loop {
-                loop {
+                while dirty {
                     let batch = out.next_batch(&StoreHoldings(&self.store))?;
-                    let Some(msg) = batch else { break };
+                    let Some(msg) = batch else {
+                        dirty = false;
+                        break;
+                    };
                     let n = match &msg {
                         SyncMsg::Batch { entries, .. } => entries.len() as u64,
                         _ => 0,
@@ -300,10 +309,20 @@ impl Inner {
                 tokio::select! {
                     biased;
                     id = acks.recv() => match id {
-                        Some(id) => out.on_ack(id)?,
+                        Some(id) => {
+                            out.on_ack(id)?;
+                            dirty = true;
+                        }
                         None => return Err(FrameError::Closed.into()),
                     },
-                    r = changes.changed() => if r.is_err() { return Ok(()) },
+                    r = changes.changed() => {
+                        if r.is_err() {
+                            return Ok(());
+                        }
+                        let now = *changes.borrow_and_update();
+                        dirty |= now.moved_since(&seen, out.kinds());
+                        seen = now;
+                    }
                     _ = tick.tick() => {
                         let backlog = out.backlog(&StoreHoldings(&self.store))?;
                         let stats = conn.stats();

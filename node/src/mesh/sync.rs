@@ -14,13 +14,14 @@ use proto::authz::{self, Direction, Refusal};
 use proto::wire::{SyncMsg, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 use proto::{Entry, Kind, NodeId, VersionVector};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// What a node holds, as the sender reads it.
 pub trait Holdings {
     type Error: std::fmt::Display;
     /// For each origin, the highest sequence of `kind` held durably. [`Outbound`] sends nothing
     /// past these heads, whatever [`Holdings::read`] would return.
-    fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, Self::Error>;
+    fn heads(&self, kind: Kind) -> Result<Arc<VersionVector>, Self::Error>;
     /// Up to `max` entries of `kind` from `origin`, starting at `from_seq`, in order.
     fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, Self::Error>;
 }
@@ -57,6 +58,14 @@ pub struct Outbound {
     origins: Origins,
     acked: HashMap<Kind, VersionVector>,
     sent: HashMap<Kind, VersionVector>,
+    /// Per kind, the heads snapshot last found to hold nothing more to send. Holding it keeps
+    /// the store from updating it in place (it copies on write), so the same snapshot means
+    /// the same heads, and a sender woken again finds that out without scanning any origin.
+    clean: HashMap<Kind, Arc<VersionVector>>,
+    /// Per kind, the backlog last counted, against which heads snapshot and which `acked`
+    /// (its epoch, bumped whenever `acked` moves): the link's status asks every second.
+    backlogs: HashMap<Kind, (Arc<VersionVector>, u64, u64)>,
+    acked_epoch: u64,
     in_flight: VecDeque<InFlight>,
     next_id: u64,
     window: usize,
@@ -72,6 +81,9 @@ impl Outbound {
             origins,
             acked: HashMap::new(),
             sent: HashMap::new(),
+            clean: HashMap::new(),
+            backlogs: HashMap::new(),
+            acked_epoch: 0,
             in_flight: VecDeque::new(),
             next_id: 1,
             window: window.max(1),
@@ -83,6 +95,8 @@ impl Outbound {
     pub fn on_want(&mut self, heads: Vec<(Kind, VersionVector)>) {
         self.acked = heads.into_iter().filter(|(k, _)| self.kinds.contains(k)).collect();
         self.sent = self.acked.clone();
+        self.clean.clear();
+        self.acked_epoch += 1;
         self.in_flight.clear();
         self.ready = true;
     }
@@ -94,6 +108,11 @@ impl Outbound {
     /// Whether the window has room for another batch.
     pub fn can_send(&self) -> bool {
         self.ready && self.in_flight.len() < self.window
+    }
+
+    /// The kinds this sender sends, most urgent first.
+    pub fn kinds(&self) -> &[Kind] {
+        &self.kinds
     }
 
     pub fn in_flight(&self) -> usize {
@@ -111,8 +130,16 @@ impl Outbound {
         let mut heads = Vec::new();
         'kinds: for &kind in &self.kinds {
             let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
+            if self.clean.get(&kind).is_some_and(|c| Arc::ptr_eq(c, &held)) {
+                continue;
+            }
             let sent = self.sent.entry(kind).or_default();
             let gaps = gaps(&self.origins, &held, sent);
+            if gaps.is_empty() {
+                self.clean.insert(kind, held);
+                continue;
+            }
+            self.clean.remove(&kind);
             for (origin, from, head) in gaps {
                 // Never past the head: the holdings may show entries that are not durable yet,
                 // and an entry a power cut can still take away must not leave the node.
@@ -157,6 +184,7 @@ impl Outbound {
                 for (kind, origin, seq) in f.heads {
                     self.acked.entry(kind).or_default().raise(&origin, seq);
                 }
+                self.acked_epoch += 1;
                 Ok(())
             }
             other => Err(ProtocolError::UnexpectedAck { got: id, expected: other.map(|f| f.id) }),
@@ -164,13 +192,21 @@ impl Outbound {
     }
 
     /// Entries held that the receiver has not acknowledged: the link's backlog.
-    pub fn backlog<H: Holdings>(&self, src: &H) -> Result<u64, ProtocolError> {
+    pub fn backlog<H: Holdings>(&mut self, src: &H) -> Result<u64, ProtocolError> {
         let mut n = 0;
         let none = VersionVector::new();
         for &kind in &self.kinds {
             let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
+            if let Some((snapshot, epoch, count)) = self.backlogs.get(&kind) {
+                if Arc::ptr_eq(snapshot, &held) && *epoch == self.acked_epoch {
+                    n += count;
+                    continue;
+                }
+            }
             let acked = self.acked.get(&kind).unwrap_or(&none);
-            n += gaps(&self.origins, &held, acked).iter().map(|(_, from, head)| head - from + 1).sum::<u64>();
+            let count = gaps(&self.origins, &held, acked).iter().map(|(_, from, head)| head - from + 1).sum::<u64>();
+            self.backlogs.insert(kind, (held, self.acked_epoch, count));
+            n += count;
         }
         Ok(n)
     }

@@ -309,7 +309,7 @@ impl<E: Engine> Flusher<E> {
             Arc::make_mut(durable.entry(*kind).or_default()).merge(vv);
         }
         drop(durable);
-        self.published.changed.send_modify(|n| *n += 1);
+        self.published.changed.send_modify(|c| heads.keys().for_each(|&k| c.bump(k)));
     }
 
     /// Number and encode one commit's appends. Counters move only if the whole commit stages,

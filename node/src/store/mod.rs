@@ -119,13 +119,33 @@ pub struct InjectedBugs {
     pub commit_per_tree: bool,
 }
 
+/// How often the durable heads of each kind have moved: a sender woken by a change looks at
+/// the kinds it sends only, and goes back to sleep when none of them moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes([u64; Kind::ALL.len()]);
+
+impl Changes {
+    pub fn version(&self, kind: Kind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// Whether any of `kinds` moved since `earlier`.
+    pub fn moved_since(&self, earlier: &Changes, kinds: &[Kind]) -> bool {
+        kinds.iter().any(|&k| self.version(k) != earlier.version(k))
+    }
+
+    fn bump(&mut self, kind: Kind) {
+        self.0[kind as usize] += 1;
+    }
+}
+
 /// What the flusher publishes to every handle.
 pub(crate) struct Published {
     /// Per kind and origin, the highest sequence durable here: what replication may send and
     /// what this node may say it holds.
     durable: Mutex<BTreeMap<Kind, Arc<VersionVector>>>,
     /// Bumped whenever the durable heads move, so replication senders wake up.
-    changed: tokio::sync::watch::Sender<u64>,
+    changed: tokio::sync::watch::Sender<Changes>,
     size_bytes: AtomicU64,
     failed: AtomicBool,
 }
@@ -182,7 +202,7 @@ fn past_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
 fn published() -> Arc<Published> {
     Arc::new(Published {
         durable: Mutex::new(BTreeMap::new()),
-        changed: tokio::sync::watch::channel(0u64).0,
+        changed: tokio::sync::watch::channel(Changes::default()).0,
         size_bytes: AtomicU64::new(0),
         failed: AtomicBool::new(false),
     })
@@ -322,8 +342,8 @@ impl Store {
     }
 
     /// A receiver that changes whenever the durable heads move (entries appended or inserted
-    /// became durable).
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// became durable), saying of which kinds.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<Changes> {
         self.shared.published.changed.subscribe()
     }
 

@@ -198,7 +198,9 @@ async fn foreign_entries_are_stored_under_their_origin_and_heads_list_every_orig
         .await
         .unwrap();
     assert!(changes.has_changed().unwrap(), "a flush that stored entries wakes replication");
-    changes.mark_unchanged();
+    let seen = *changes.borrow_and_update();
+    assert!(seen.moved_since(&Changes::default(), &[Kind::Alert]), "and says which kinds moved");
+    assert!(!seen.moved_since(&Changes::default(), &[Kind::Audit, Kind::Watchlist]));
     let heads = store.heads(Kind::Alert);
     assert_eq!(heads.get(&NodeId::new("town-b").unwrap()), 2);
     assert_eq!(heads.get(&NodeId::new("a").unwrap()), 1);

@@ -208,3 +208,56 @@ fn nothing_past_the_durable_heads_is_sent() {
     want.extend((1..=3).map(|s| (Kind::Audit, s)));
     assert_eq!(rest, want);
 }
+
+/// Holdings whose heads are shared snapshots, updated copy-on-write as the store does, and
+/// which count their reads.
+#[derive(Default)]
+struct Snapshots {
+    mem: Mem,
+    heads: std::cell::RefCell<BTreeMap<Kind, std::sync::Arc<VersionVector>>>,
+    reads: std::cell::Cell<usize>,
+}
+
+impl Snapshots {
+    fn add(&mut self, kind: Kind, origin: &str, n: u64) {
+        self.mem.add(kind, origin, n);
+        let o = NodeId::new(origin).unwrap();
+        let held = self.mem.0[&(kind, o.clone())].len() as u64;
+        std::sync::Arc::make_mut(self.heads.get_mut().entry(kind).or_default()).raise(&o, held);
+    }
+}
+
+impl Holdings for Snapshots {
+    type Error = String;
+    fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, String> {
+        Ok(self.heads.borrow_mut().entry(kind).or_default().clone())
+    }
+    fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize) -> Result<Vec<Entry>, String> {
+        self.reads.set(self.reads.get() + 1);
+        self.mem.read(kind, origin, from, max)
+    }
+}
+
+#[test]
+fn a_sender_woken_with_unchanged_heads_reads_nothing_and_misses_nothing_new() {
+    let mut src = Snapshots::default();
+    src.add(Kind::Alert, "town-a", 3);
+    let mut out = Outbound::new(Direction::Up, 4, Origins::All);
+    out.on_want(vec![]);
+    let mut rx = receiver();
+    let mut take = |src: &Snapshots, out: &mut Outbound| {
+        let mut got = Vec::new();
+        while let Some(SyncMsg::Batch { id, entries }) = out.next_batch(src).unwrap() {
+            got.extend(entries.into_iter().filter(|e| rx.judge(e, |_| Ok(())) == Verdict::Accept).map(|e| e.seq));
+            out.on_ack(id).unwrap();
+        }
+        got
+    };
+    assert_eq!(take(&src, &mut out), vec![1, 2, 3]);
+    let reads = src.reads.get();
+    assert_eq!(take(&src, &mut out), Vec::<u64>::new());
+    assert_eq!(src.reads.get(), reads, "unchanged heads: nothing scanned, nothing read");
+    src.add(Kind::Alert, "town-a", 2);
+    src.add(Kind::Audit, "town-b", 1);
+    assert_eq!(take(&src, &mut out), vec![4, 5, 1], "new heads are a new snapshot, and are sent");
+}
