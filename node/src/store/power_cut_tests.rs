@@ -62,22 +62,34 @@ async fn with_the_injected_bug_heads_move_before_the_flush() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_power_cut_keeps_what_was_durable_and_the_flush_under_way_whole_or_not_at_all() {
+async fn a_power_cut_keeps_what_was_durable_and_each_commit_under_way_whole_or_not_at_all() {
     let (mut kept, mut lost) = (0, 0);
     for seed in 0..40 {
         let disk = SimDisk::new(seed);
         let store = open(&disk, InjectedBugs::default());
         store.commit(vec![append(Kind::Alert, b"durable")]).await.unwrap();
-        // One commit spanning three trees: an alert, its audit record and a state value.
-        let ops = vec![
+        // Three commits queued together, so one flush writes them as two batches (a batch
+        // holds whole commits, about a thousand writes): the cut may keep the first batch.
+        // The one under test spans three trees: an alert, its audit record and a state value.
+        let spanning = vec![
             append(Kind::Alert, b"cut"),
             append(Kind::Audit, b"audit of cut"),
             Op::Put { tree: "state/test", key: b"k".to_vec(), value: b"v".to_vec() },
         ];
-        let pending = commit_until_flushing(&store, &disk, ops).await;
+        let bulk = || (0..1100).map(|i: u32| append(Kind::Detection, &i.to_be_bytes())).collect::<Vec<_>>();
+        let writers: Vec<_> = [spanning, bulk(), bulk()]
+            .into_iter()
+            .map(|ops| {
+                let s = store.clone();
+                tokio::spawn(async move { s.commit(ops).await })
+            })
+            .collect();
+        until_flushing(&disk).await;
         let cut = disk.power_cut();
-        assert!(cut.during_flush);
-        assert!(pending.await.unwrap().is_err(), "the writer of a commit the cut caught is never told it is stored");
+        assert!(cut.during_flush && cut.batches_lost > 0, "seed {seed}: {cut:?}");
+        for w in writers {
+            assert!(w.await.unwrap().is_err(), "a writer whose commit the cut caught is never told it is stored");
+        }
         drop(store);
 
         let store = open(&disk, InjectedBugs::default());
@@ -101,7 +113,20 @@ async fn a_power_cut_keeps_what_was_durable_and_the_flush_under_way_whole_or_not
         let next = store.commit(vec![append(Kind::Alert, b"after")]).await.unwrap();
         assert_eq!(next[0].seq, alerts.len() as u64 + 1);
     }
-    assert!(kept > 0 && lost > 0, "over 40 seeds a cut both kept and lost a flush under way: kept {kept}, lost {lost}");
+    assert!(kept > 0 && lost > 0, "over 40 seeds a cut both kept and lost a batch under way: kept {kept}, lost {lost}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_during_a_flush_of_one_batch_loses_it() {
+    for seed in 0..10 {
+        let disk = SimDisk::new(seed);
+        let store = open(&disk, InjectedBugs::default());
+        let pending = commit_until_flushing(&store, &disk, vec![append(Kind::Alert, b"a")]).await;
+        assert_eq!(disk.power_cut(), PowerCut { during_flush: true, batches_kept: 0, batches_lost: 1 });
+        assert!(pending.await.unwrap().is_err());
+        drop(store);
+        assert_eq!(open(&disk, InjectedBugs::default()).entries(Kind::Alert, &node(), 1).count(), 0);
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,10 +8,10 @@
 //! a seeded, virtual amount of time, and runs as a task on the runtime, with no thread.
 //!
 //! [`SimDisk::power_cut`] stops the store's flusher where it stands and forgets every batch
-//! not yet durable. A power cut during a flush keeps a seeded prefix of the batches being
-//! flushed (a log-structured engine like sled persists its log in order), so a commit that the
-//! store wrote as several batches can come back torn; one written as one batch comes back
-//! whole or not at all.
+//! not yet durable. A power cut during a flush may keep a seeded prefix of the batches being
+//! flushed, never all of them (a log-structured engine like sled persists its log in order, and
+//! the flush is complete only when its last write is), so a commit that the store wrote as
+//! several batches can come back torn; one written as one batch comes back whole or not at all.
 //!
 //! Fault hooks ([`DiskFaults`]): flush latency (slow disks), failing flushes (I/O errors), and
 //! a capacity past which writes fail as on a full disk.
@@ -179,8 +179,8 @@ impl SimDisk {
     }
 
     /// Cut the power: the open store's flusher stops where it stands (its writers get errors),
-    /// and every batch not yet durable is lost, except a seeded prefix of those a flush under
-    /// way was writing.
+    /// and every batch not yet durable is lost, except a seeded prefix (never the whole) of
+    /// those a flush under way was writing.
     pub fn power_cut(&self) -> PowerCut {
         let mut st = self.lock();
         let st = &mut *st;
@@ -189,7 +189,9 @@ impl SimDisk {
         }
         let n = st.pending.len();
         let during_flush = st.flushing.take().is_some();
-        let kept = if during_flush { st.rng.below(n as u64 + 1) as usize } else { 0 };
+        // A flush under way may have written some of its batches, in order, but never all of
+        // them: the last write completes only when the flush does.
+        let kept = if during_flush { st.rng.below(n as u64) as usize } else { 0 };
         let lost = st.pending.split_off(kept);
         for applied in lost.iter().rev() {
             for (key, before, after) in applied.writes.iter().rev() {
