@@ -75,9 +75,13 @@ pub struct PowerCut {
 /// the value (`None` for a removal). The simulator hashes these into its trace.
 pub type DurableObserver = Box<dyn FnMut(&[u8], Option<&[u8]>) + Send>;
 
-/// One applied batch not yet durable: each write's key, the value before and the value after.
+/// One write of an applied batch: the key, the value before it and the value after it (`None`:
+/// absent), so a power cut can undo it.
+type Undoable = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// One applied batch not yet durable.
 struct Applied {
-    writes: Vec<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>,
+    writes: Vec<Undoable>,
 }
 
 struct DiskState {
