@@ -8,10 +8,30 @@
 //! plain bytes, so nothing above the store can depend on which engine runs.
 
 use super::StoreError;
+use proto::Kind;
 use std::ops::Bound;
 
-/// A tree's name, as the store's callers give it (`entries/alert`, `state/events`, ...).
-pub type Tree = &'static str;
+/// A tree: the entries of one kind, or a state tree named by its owner (`state/events`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tree {
+    Entries(Kind),
+    State(&'static str),
+}
+
+impl std::fmt::Display for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tree::Entries(kind) => write!(f, "entries/{kind}"),
+            Tree::State(name) => f.write_str(name),
+        }
+    }
+}
+
+/// The first byte of an entry tree's keys: this, plus the kind's number. A state tree's keys
+/// start with the length of its name, which is below it, so the two never meet.
+const ENTRY_TREE_TAG: u8 = 0xE0;
+/// Longest state tree name.
+const MAX_STATE_NAME: usize = ENTRY_TREE_TAG as usize - 1;
 
 /// One stored pair, the key relative to its tree.
 pub type Kv = (Vec<u8>, Vec<u8>);
@@ -23,8 +43,21 @@ pub type KvIter = Box<dyn DoubleEndedIterator<Item = Result<Kv, StoreError>> + S
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     pub tree: Tree,
+    /// The key in the shared keyspace ([`full_key`]), built once, where the write is made.
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
+}
+
+impl Write {
+    /// Set `key` of `tree` to `value`.
+    pub fn put(tree: Tree, key: &[u8], value: Vec<u8>) -> Write {
+        Write { tree, key: full_key(tree, key), value: Some(value) }
+    }
+
+    /// Remove `key` of `tree`.
+    pub fn remove(tree: Tree, key: &[u8]) -> Write {
+        Write { tree, key: full_key(tree, key), value: None }
+    }
 }
 
 /// Writes applied together: after a crash, all of them are there or none.
@@ -57,15 +90,38 @@ pub trait Engine: Send + Sync + 'static {
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }
 
-/// Every tree lives in one keyspace under `[len(name)][name]`, so one atomic batch can span
-/// trees (an alert and its audit record, a received entry and its summary upsert).
+/// Every tree lives in one keyspace, so one atomic batch can span trees (an alert and its audit
+/// record, a received entry and its summary upsert). An entry tree's keys start with one byte
+/// (they are most of what a node stores, and sled writes every key whole); a state tree's with
+/// `[len(name)][name]`.
 pub fn tree_prefix(tree: Tree) -> Vec<u8> {
-    let name = tree.as_bytes();
-    assert!(!name.is_empty() && name.len() < 255, "tree names are 1 to 254 bytes: {tree:?}");
-    let mut p = Vec::with_capacity(1 + name.len());
-    p.push(name.len() as u8);
-    p.extend_from_slice(name);
-    p
+    match tree {
+        Tree::Entries(kind) => vec![ENTRY_TREE_TAG + kind as u8],
+        Tree::State(name) => {
+            let name = name.as_bytes();
+            assert!(
+                !name.is_empty() && name.len() <= MAX_STATE_NAME,
+                "state tree names are 1 to {MAX_STATE_NAME} bytes"
+            );
+            let mut p = Vec::with_capacity(1 + name.len());
+            p.push(name.len() as u8);
+            p.extend_from_slice(name);
+            p
+        }
+    }
+}
+
+/// The prefix of the tree a store of the earlier layout kept under sled tree `name`
+/// (`entries/<kind>` or a state tree's name), for moving it into the keyspace.
+pub fn prefix_of_old_tree(name: &str) -> Option<Vec<u8>> {
+    if let Some(kind) = name.strip_prefix("entries/").and_then(Kind::parse) {
+        return Some(tree_prefix(Tree::Entries(kind)));
+    }
+    (!name.is_empty() && name.len() <= MAX_STATE_NAME).then(|| {
+        let mut p = vec![name.len() as u8];
+        p.extend_from_slice(name.as_bytes());
+        p
+    })
 }
 
 /// `key` of `tree` in the shared keyspace.
@@ -89,9 +145,9 @@ pub fn full_bounds(tree: Tree, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> (Bou
         b => b,
     };
     let to = match map(to) {
-        // The prefix is a length byte then the name, so the same length byte followed by the
-        // name with its last byte raised sorts after every key of the tree and before any
-        // other tree's.
+        // The prefix with its last byte raised sorts after every key of the tree and before any
+        // other tree's (an entry tree's tag is followed by the next kind's; a state tree's
+        // length byte by its name, whose bytes are ASCII).
         Bound::Unbounded => {
             let mut end = prefix;
             *end.last_mut().expect("a name of at least one byte") += 1;
@@ -109,14 +165,30 @@ mod tests {
 
     #[test]
     fn trees_do_not_overlap_in_the_keyspace() {
-        let (from, to) = full_bounds("state/a", Bound::Unbounded, Bound::Unbounded);
-        let inside = full_key("state/a", &[0xff; 20]);
-        let neighbours = [full_key("state/b", b""), full_key("state/a/x", b""), full_key("state/", b"\xff")];
+        let (from, to) = full_bounds(Tree::State("state/a"), Bound::Unbounded, Bound::Unbounded);
+        let inside = full_key(Tree::State("state/a"), &[0xff; 20]);
+        let neighbours = [
+            full_key(Tree::State("state/b"), b""),
+            full_key(Tree::State("state/a/x"), b""),
+            full_key(Tree::State("state/"), b"\xff"),
+            full_key(Tree::Entries(Kind::Alert), b""),
+        ];
         let contains = |k: &Vec<u8>| RangeBounds::<Vec<u8>>::contains(&(from.as_ref(), to.as_ref()), k);
         assert!(contains(&inside));
-        assert!(contains(&full_key("state/a", b"")));
+        assert!(contains(&full_key(Tree::State("state/a"), b"")));
         for n in &neighbours {
             assert!(!contains(n), "{n:?} is another tree's key");
         }
+        for kind in Kind::ALL {
+            let (from, to) = full_bounds(Tree::Entries(kind), Bound::Unbounded, Bound::Unbounded);
+            let contains = |k: &Vec<u8>| RangeBounds::<Vec<u8>>::contains(&(from.as_ref(), to.as_ref()), k);
+            assert!(contains(&full_key(Tree::Entries(kind), &[0xff; 30])));
+            for other in Kind::ALL.into_iter().filter(|k| *k != kind) {
+                assert!(!contains(&full_key(Tree::Entries(other), b"")), "{kind} and {other} overlap");
+            }
+            assert!(!contains(&full_key(Tree::State("state/x"), &[0xff; 30])));
+        }
+        assert_eq!(prefix_of_old_tree("entries/alert"), Some(tree_prefix(Tree::Entries(Kind::Alert))));
+        assert_eq!(prefix_of_old_tree("state/events"), Some(tree_prefix(Tree::State("state/events"))));
     }
 }

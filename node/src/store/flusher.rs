@@ -9,7 +9,7 @@
 //! time). Publishing only after the flush is what keeps replication to durable entries: a
 //! sender reads the published heads, never what the engine merely shows.
 
-use super::engine::{Engine, Write, WriteBatch};
+use super::engine::{Engine, Tree, Write, WriteBatch};
 use super::keys;
 use super::sim::SimDisk;
 use super::sled_engine::SledEngine;
@@ -70,8 +70,10 @@ impl InFlight {
 pub(super) struct Flusher<E: Engine> {
     engine: Arc<E>,
     node: NodeId,
-    /// `keys::origin_prefix(node)`, built once: every appended key starts with it.
+    /// `keys::origin_prefix(node)`, built once.
     prefix: Vec<u8>,
+    /// Per kind, where this node's entries start in the keyspace: the tree's prefix and ours.
+    own_keys: BTreeMap<Kind, Vec<u8>>,
     clock: SharedClock,
     hlc: HlcClock,
     /// The last sequence issued per kind.
@@ -151,7 +153,21 @@ impl<E: Engine> Flusher<E> {
         metrics.store_budget_bytes.set(config.disk_budget_bytes());
         metrics.store_size_bytes.set(size);
         metrics.store_budget_state.set(config.budget_state(size) as i64);
-        Ok(Flusher { engine, node, prefix, clock, hlc, seqs, config, metrics, published, bugs, last_size_poll: None })
+        let own_keys = Kind::ALL.into_iter().map(|k| (k, super::engine::full_key(entry_tree(k), &prefix))).collect();
+        Ok(Flusher {
+            engine,
+            node,
+            prefix,
+            own_keys,
+            clock,
+            hlc,
+            seqs,
+            config,
+            metrics,
+            published,
+            bugs,
+            last_size_poll: None,
+        })
     }
 
     /// Apply a group of jobs, in order, without flushing.
@@ -234,11 +250,11 @@ impl<E: Engine> Flusher<E> {
             return;
         }
         for (kind, (seq, hlc)) in std::mem::take(high_water) {
-            batch.writes.push(Write {
-                tree: entry_tree(kind),
-                key: keys::HIGH_WATER.to_vec(),
-                value: Some(keys::encode_high_water(seq, hlc).to_vec()),
-            });
+            batch.writes.push(Write::put(
+                entry_tree(kind),
+                keys::HIGH_WATER,
+                keys::encode_high_water(seq, hlc).to_vec(),
+            ));
         }
         let batch = std::mem::take(batch);
         if f.applied.is_err() {
@@ -248,7 +264,7 @@ impl<E: Engine> Flusher<E> {
         f.applied = if self.bugs.commit_per_tree {
             // The bug the torn-commit crash proves it can see: one batch per tree, so a power
             // cut can keep an alert and lose its audit record.
-            let mut per_tree: BTreeMap<&'static str, WriteBatch> = BTreeMap::new();
+            let mut per_tree: BTreeMap<Tree, WriteBatch> = BTreeMap::new();
             for w in batch.writes {
                 per_tree.entry(w.tree).or_default().writes.push(w);
             }
@@ -327,18 +343,20 @@ impl<E: Engine> Flusher<E> {
                     let stamp = hlc.now(self.clock.now_ms()).map_err(|e| StoreError::Codec(e.to_string()))?;
                     let entry = EntryRef { origin: &self.node, seq: *seq, hlc: stamp, kind, payload: &payload };
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
-                    let mut key = Vec::with_capacity(self.prefix.len() + 8);
-                    key.extend_from_slice(&self.prefix);
+                    // The whole key in one allocation: the tree's prefix and ours, built once.
+                    let prefix = &self.own_keys[&kind];
+                    let mut key = Vec::with_capacity(prefix.len() + 8);
+                    key.extend_from_slice(prefix);
                     key.extend_from_slice(&seq.to_be_bytes());
                     staged.writes.push(Write { tree: entry_tree(kind), key, value: Some(bytes) });
                     staged.appended.push(Appended { kind, seq: *seq, hlc: stamp });
                 }
-                Op::Put { tree, key, value } => staged.writes.push(Write { tree, key, value: Some(value) }),
-                Op::Remove { tree, key } => staged.writes.push(Write { tree, key, value: None }),
+                Op::Put { tree, key, value } => staged.writes.push(Write::put(Tree::State(tree), &key, value)),
+                Op::Remove { tree, key } => staged.writes.push(Write::remove(Tree::State(tree), &key)),
                 Op::Insert(entry) => {
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
                     let key = keys::entry_key(&entry.origin, entry.seq);
-                    staged.writes.push(Write { tree: entry_tree(entry.kind), key, value: Some(bytes) });
+                    staged.writes.push(Write::put(entry_tree(entry.kind), &key, bytes));
                     staged.inserted.push((entry.kind, entry.origin, entry.seq));
                 }
             }
@@ -372,7 +390,7 @@ impl<E: Engine> Flusher<E> {
                 out.more = true;
                 break;
             }
-            batch.writes.push(Write { tree, key, value: None });
+            batch.writes.push(Write::remove(tree, &key));
             out.deleted += 1;
         }
         if !batch.is_empty() {

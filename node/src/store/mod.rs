@@ -174,17 +174,7 @@ pub struct Store {
 
 /// The tree holding entries of `kind`.
 pub fn entry_tree(kind: Kind) -> Tree {
-    match kind {
-        Kind::Detection => "entries/detection",
-        Kind::Alert => "entries/alert",
-        Kind::Event => "entries/event",
-        Kind::Transition => "entries/transition",
-        Kind::Escalation => "entries/escalation",
-        Kind::Command => "entries/command",
-        Kind::Summary => "entries/summary",
-        Kind::Audit => "entries/audit",
-        Kind::Watchlist => "entries/watchlist",
-    }
+    Tree::Entries(kind)
 }
 
 /// The first key after every key starting with `prefix` (`None`: there is none).
@@ -410,32 +400,32 @@ impl Store {
     }
 
     /// A value from a named state tree.
-    pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.shared.engine.get(tree, key)
+    pub fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.shared.engine.get(Tree::State(tree), key)
     }
 
     /// The `(key, value)` pairs of a named state tree with keys below `before` (all keys
     /// without it), largest key first: for newest-first pages with a cursor.
     pub fn scan_back(
         &self,
-        tree: Tree,
+        tree: &'static str,
         before: Option<&[u8]>,
     ) -> Result<impl Iterator<Item = Result<Kv, StoreError>> + use<>, StoreError> {
         let to = match before {
             Some(b) => Bound::Excluded(b.to_vec()),
             None => Bound::Unbounded,
         };
-        Ok(self.shared.engine.range(tree, Bound::Unbounded, to).rev())
+        Ok(self.shared.engine.range(Tree::State(tree), Bound::Unbounded, to).rev())
     }
 
     /// The `(key, value)` pairs of a named state tree under `prefix`, in key order.
     pub fn scan(
         &self,
-        tree: Tree,
+        tree: &'static str,
         prefix: &[u8],
     ) -> Result<impl Iterator<Item = Result<Kv, StoreError>> + use<>, StoreError> {
         let to = past_prefix(prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(self.shared.engine.range(tree, Bound::Included(prefix.to_vec()), to))
+        Ok(self.shared.engine.range(Tree::State(tree), Bound::Included(prefix.to_vec()), to))
     }
 
     /// Stop accepting writes, wait for everything queued to be durable, and stop the flusher.
@@ -463,7 +453,7 @@ impl Store {
 
 fn decode_entry(kind: Kind, bytes: &[u8]) -> Result<Entry, StoreError> {
     codec::decode::<Entry>(bytes)
-        .map_err(|e| StoreError::Corrupt { tree: entry_tree(kind).into(), detail: e.to_string() })
+        .map_err(|e| StoreError::Corrupt { tree: entry_tree(kind).to_string(), detail: e.to_string() })
 }
 
 #[cfg(test)]

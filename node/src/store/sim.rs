@@ -299,11 +299,7 @@ impl Engine for SimEngine {
         let mut st = self.disk.lock();
         let st = &mut *st;
         if let Some(capacity) = st.faults.capacity {
-            let adds: u64 = batch
-                .writes
-                .iter()
-                .map(|w| w.value.as_ref().map_or(0, |v| pair_bytes(&full_key(w.tree, &w.key), v)))
-                .sum();
+            let adds: u64 = batch.writes.iter().map(|w| w.value.as_ref().map_or(0, |v| pair_bytes(&w.key, v))).sum();
             if st.bytes + adds > capacity {
                 st.stats.full_disk_refusals += 1;
                 return Err(StoreError::Engine(format!(
@@ -314,7 +310,7 @@ impl Engine for SimEngine {
         }
         let mut applied = Applied { writes: Vec::with_capacity(batch.writes.len()) };
         for w in batch.writes {
-            let key = full_key(w.tree, &w.key);
+            let key = w.key;
             let before = match &w.value {
                 Some(v) => {
                     st.bytes += pair_bytes(&key, v);

@@ -5,7 +5,7 @@
 //! them into the keyspace once (copy, flush, then drop the old trees: a crash part-way repeats
 //! the copy, which writes the same values again).
 
-use super::engine::{full_bounds, full_key, tree_prefix, Engine, KvIter, Tree, WriteBatch};
+use super::engine::{full_bounds, full_key, prefix_of_old_tree, tree_prefix, Engine, KvIter, Tree, WriteBatch};
 use super::StoreError;
 use std::ops::Bound;
 use std::path::Path;
@@ -56,18 +56,17 @@ impl SledEngine {
             return Ok(());
         }
         for name in &old {
-            let Ok(text) = std::str::from_utf8(name) else { continue };
-            if text.is_empty() || text.len() >= 255 {
+            let Some((text, prefix)) = std::str::from_utf8(name).ok().and_then(|t| Some((t, prefix_of_old_tree(t)?)))
+            else {
+                tracing::warn!(tree = ?name, "a sled tree of no known layout left as it is");
                 continue;
-            }
+            };
             let tree = self.db.open_tree(name).map_err(sled_error)?;
             tracing::info!(
                 tree = text,
                 entries = tree.len(),
                 "moving a tree of the old store layout into the keyspace"
             );
-            let mut prefix = vec![text.len() as u8];
-            prefix.extend_from_slice(name);
             let mut batch = sled::Batch::default();
             let mut n = 0;
             for kv in tree.iter() {
@@ -84,7 +83,7 @@ impl SledEngine {
             self.kv.apply_batch(batch).map_err(sled_error)?;
         }
         self.flush()?;
-        for name in &old {
+        for name in old.iter().filter(|n| std::str::from_utf8(n).ok().and_then(prefix_of_old_tree).is_some()) {
             self.db.drop_tree(name).map_err(sled_error)?;
         }
         self.flush()
@@ -108,10 +107,9 @@ impl Engine for SledEngine {
     fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for w in batch.writes {
-            let key = full_key(w.tree, &w.key);
             match w.value {
-                Some(v) => b.insert(key, v),
-                None => b.remove(key),
+                Some(v) => b.insert(w.key, v),
+                None => b.remove(w.key),
             }
         }
         self.kv.apply_batch(b).map_err(sled_error)
@@ -125,6 +123,7 @@ impl Engine for SledEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::Kind;
 
     #[test]
     fn a_store_of_the_old_layout_moves_into_the_keyspace() {
@@ -139,34 +138,36 @@ mod tests {
             db.flush().unwrap();
         }
         let engine = SledEngine::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(engine.range("entries/alert", Bound::Unbounded, Bound::Unbounded).count(), 2500);
-        assert_eq!(engine.get("entries/alert", &7u32.to_be_bytes()).unwrap(), Some(vec![1u8; 10]));
-        assert_eq!(engine.get("state/events", b"e1").unwrap(), Some(b"open".to_vec()));
+        assert_eq!(engine.range(Tree::Entries(Kind::Alert), Bound::Unbounded, Bound::Unbounded).count(), 2500);
+        assert_eq!(engine.get(Tree::Entries(Kind::Alert), &7u32.to_be_bytes()).unwrap(), Some(vec![1u8; 10]));
+        assert_eq!(engine.get(Tree::State("state/events"), b"e1").unwrap(), Some(b"open".to_vec()));
         let names: Vec<_> = engine.db.tree_names();
         assert!(!names.iter().any(|n| n.as_ref() == b"entries/alert"), "old trees are dropped: {names:?}");
         drop(engine);
         // Opening again finds nothing left to move, and the data stays.
         let engine = SledEngine::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(engine.range("entries/alert", Bound::Unbounded, Bound::Unbounded).rev().count(), 2500);
+        assert_eq!(engine.range(Tree::Entries(Kind::Alert), Bound::Unbounded, Bound::Unbounded).rev().count(), 2500);
     }
 
     #[test]
     fn a_batch_spans_trees_and_ranges_stay_inside_their_tree() {
         let dir = tempfile::tempdir().unwrap();
         let engine = SledEngine::open(dir.path(), 1 << 20).unwrap();
-        let write = |tree, key: &[u8], value: Option<&[u8]>| super::super::engine::Write {
-            tree,
-            key: key.to_vec(),
-            value: value.map(<[u8]>::to_vec),
+        let write = |tree, key: &[u8], value: Option<&[u8]>| match value {
+            Some(v) => super::super::engine::Write::put(tree, key, v.to_vec()),
+            None => super::super::engine::Write::remove(tree, key),
         };
         engine
             .apply(WriteBatch {
-                writes: vec![write("entries/alert", b"a", Some(b"1")), write("entries/audit", b"a", Some(b"2"))],
+                writes: vec![
+                    write(Tree::Entries(Kind::Alert), b"a", Some(b"1")),
+                    write(Tree::Entries(Kind::Audit), b"a", Some(b"2")),
+                ],
             })
             .unwrap();
-        engine.apply(WriteBatch { writes: vec![write("entries/alert", b"a", None)] }).unwrap();
-        assert_eq!(engine.get("entries/alert", b"a").unwrap(), None);
-        let audit: Vec<_> = engine.range("entries/audit", Bound::Unbounded, Bound::Unbounded).collect();
+        engine.apply(WriteBatch { writes: vec![write(Tree::Entries(Kind::Alert), b"a", None)] }).unwrap();
+        assert_eq!(engine.get(Tree::Entries(Kind::Alert), b"a").unwrap(), None);
+        let audit: Vec<_> = engine.range(Tree::Entries(Kind::Audit), Bound::Unbounded, Bound::Unbounded).collect();
         assert_eq!(audit.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![(b"a".to_vec(), b"2".to_vec())]);
     }
 }
