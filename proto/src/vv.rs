@@ -103,6 +103,15 @@ mod tests {
         NodeId::new(s).unwrap()
     }
 
+    /// A vector of origins `n0`, `n1`, ... raised to the given sequences.
+    fn build(pairs: &[(u8, u64)]) -> VersionVector {
+        let mut v = VersionVector::new();
+        for &(o, s) in pairs {
+            v.raise(&id(&format!("n{o}")), s);
+        }
+        v
+    }
+
     #[test]
     fn applies_in_order_once() {
         let a = id("town-a");
@@ -158,11 +167,6 @@ mod tests {
 
         #[test]
         fn ahead_of_is_what_each_origin_lacks(x in proptest::collection::vec((0u8..6, 0u64..9), 0..10), y in proptest::collection::vec((0u8..6, 0u64..9), 0..10)) {
-            let build = |pairs: &[(u8, u64)]| {
-                let mut v = VersionVector::new();
-                for &(o, s) in pairs { v.raise(&id(&format!("n{o}")), s); }
-                v
-            };
             let (mine, theirs) = (build(&x), build(&y));
             let got: Vec<_> = mine.ahead_of(&theirs).map(|(o, f, l)| (o.clone(), f, l)).collect();
             let want: Vec<_> = mine
@@ -175,11 +179,6 @@ mod tests {
 
         #[test]
         fn merge_is_a_join(x in proptest::collection::vec((0u8..4, 0u64..20), 0..8), y in proptest::collection::vec((0u8..4, 0u64..20), 0..8)) {
-            let build = |pairs: &[(u8, u64)]| {
-                let mut v = VersionVector::new();
-                for &(o, s) in pairs { v.raise(&id(&format!("n{o}")), s); }
-                v
-            };
             let (a, b) = (build(&x), build(&y));
             let mut ab = a.clone(); ab.merge(&b);
             let mut ba = b.clone(); ba.merge(&a);

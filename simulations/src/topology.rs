@@ -40,6 +40,18 @@ impl CityShape {
     }
 }
 
+/// A site at `10.0.0.<host>:7900` with `parents` (preferred first), for hand-made topologies.
+pub fn site(name: &str, role: Role, host: u8, parents: &[&str]) -> Site {
+    let id = |s: &str| NodeId::new(s).unwrap_or_else(|e| panic!("site name {s:?}: {e}"));
+    Site {
+        id: id(name),
+        role,
+        mesh: SocketAddr::from(([10, 0, 0, host], MESH_PORT)),
+        http: None,
+        parents: parents.iter().map(|p| id(p)).collect(),
+    }
+}
+
 /// The mesh address of the `i`th generated site: `10.0.x.y:7900`, `i` from 0.
 pub fn address(i: usize) -> SocketAddr {
     SocketAddr::from(([10, (i / 62_500) as u8, (i / 250 % 250) as u8, (i % 250 + 1) as u8], MESH_PORT))

@@ -3,10 +3,9 @@
 //! is set past their expiry refuses its parent until its clock is put right.
 
 use node::mesh::status::LinkState;
-use node::mesh::topology::Site;
 use proto::{NodeId, Role};
+use simulations::topology::site;
 use simulations::{eventually, Cluster, ClusterOptions, Fabric, SimNode};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -19,15 +18,20 @@ fn id(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
 }
 
-fn site(name: &str, role: Role, host: u8, parents: &[&str]) -> Site {
-    let mesh = SocketAddr::from(([10, 0, 0, host], 7900));
-    Site { id: id(name), role, mesh, http: None, parents: parents.iter().map(|p| id(p)).collect() }
-}
-
 fn town_link(node: &SimNode, peer: &NodeId) -> Result<(LinkState, Option<String>), String> {
     let links = node.running.mesh.as_ref().expect("a mesh").links();
     let l = links.into_iter().find(|l| &l.peer == peer).ok_or("no link yet")?;
     Ok((l.state, l.last_error))
+}
+
+/// Wait until `node`'s link with `peer` is up.
+async fn linked_up(cluster: &Cluster, node: &NodeId, peer: &NodeId, what: &str) {
+    eventually(what, LIMIT, POLL, || match town_link(cluster.node(node), peer)? {
+        (LinkState::Up, _) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -37,14 +41,7 @@ async fn certificate_dates_are_read_on_the_nodes_clock() {
     let options = ClusterOptions { epoch_ms: EPOCH_2020_MS, ..ClusterOptions::default() };
     let mut cluster = Cluster::new(Fabric::with_seed(3), sites, options).unwrap();
     cluster.start_all().await.unwrap();
-    eventually("the town links up with certificates valid only in 2020", LIMIT, POLL, || {
-        match town_link(cluster.node(&town), &city)? {
-            (LinkState::Up, _) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .unwrap();
+    linked_up(&cluster, &town, &city, "the town links up with certificates valid only in 2020").await;
 
     // The town's clock jumps two years ahead: the city's certificate has expired, for the town.
     cluster.stop(&town).await;
@@ -65,13 +62,6 @@ async fn certificate_dates_are_read_on_the_nodes_clock() {
 
     // The clock is put right: the link comes back without a restart.
     cluster.clock(&town).set_skew_ms(0);
-    eventually("the town links up again once its clock is right", LIMIT, POLL, || {
-        match town_link(cluster.node(&town), &city)? {
-            (LinkState::Up, _) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .unwrap();
+    linked_up(&cluster, &town, &city, "the town links up again once its clock is right").await;
     cluster.stop_all().await;
 }

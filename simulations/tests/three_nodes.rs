@@ -9,11 +9,11 @@
 use node::clock::Clock;
 use node::events::{Identity, NewEvent};
 use node::mesh::status::{LinkState, LinkStatus};
-use node::mesh::topology::Site;
 use node::workflow::{Location, Role as DeskRole, Tier};
 use proto::{EntryId, NodeId, Role};
+use simulations::topology::site;
 use simulations::{eventually, Cluster, ClusterOptions, Fabric, LinkCounters, SimNode};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Each step's bound in virtual time. The slowest step is the fail-over: quinn notices the
@@ -25,16 +25,6 @@ const POLL: Duration = Duration::from_millis(100);
 
 fn id(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
-}
-
-fn site(name: &str, role: Role, host: u8, parents: &[&str]) -> Site {
-    Site {
-        id: id(name),
-        role,
-        mesh: SocketAddr::from(([10, 0, 0, host], 7900)),
-        http: None,
-        parents: parents.iter().map(|p| id(p)).collect(),
-    }
 }
 
 /// How `node` sees its link with `peer`.

@@ -12,12 +12,11 @@ use node::mesh::pki::Validity;
 use node::mesh::quic_config;
 use node::mesh::status::LinkState;
 use node::mesh::tls::{self, MeshIdentity};
-use node::mesh::topology::Site;
 use node::mesh::uplink::{BACKOFF_FIRST, BACKOFF_MAX};
 use node::rng::Seed;
 use proto::{NodeId, NodeIdentity, Role};
+use simulations::topology::site;
 use simulations::{Cluster, ClusterOptions, Fabric, SimClock};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,16 +26,6 @@ const WATCH: Duration = Duration::from_secs(60);
 
 fn id(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
-}
-
-fn site(name: &str, role: Role, host: u8, parents: &[&str]) -> Site {
-    Site {
-        id: id(name),
-        role,
-        mesh: SocketAddr::from(([10, 0, 0, host], 7900)),
-        http: None,
-        parents: parents.iter().map(|p| id(p)).collect(),
-    }
 }
 
 /// How many dials fit in `watch` when every one is followed by a wait of at least (`longest`

@@ -208,17 +208,8 @@ impl Store {
         metrics: Metrics,
     ) -> Result<Store, StoreError> {
         let engine = Arc::new(sled_engine::SledEngine::open(dir, config.cache_capacity_bytes())?);
-        let published = published();
-        let flusher = flusher::Flusher::recover(
-            engine.clone(),
-            node.clone(),
-            clock,
-            config.clone(),
-            metrics.clone(),
-            published.clone(),
-            InjectedBugs::default(),
-        )?;
-        let (tx, rx) = mpsc::channel(config.queue_jobs.max(1));
+        let (flusher, published, tx, rx) =
+            Store::recover(engine.clone(), &node, clock, &config, &metrics, InjectedBugs::default())?;
         let handle = std::thread::Builder::new()
             .name(format!("store-flusher-{node}"))
             .spawn(move || flusher::run_on_thread(flusher, rx))
@@ -237,9 +228,29 @@ impl Store {
         bugs: InjectedBugs,
     ) -> Result<Store, StoreError> {
         let engine = Arc::new(sim::SimEngine { disk: disk.clone() });
+        let (flusher, published, tx, rx) = Store::recover(engine.clone(), &node, clock, &config, &metrics, bugs)?;
+        let task = tokio::spawn(flusher::run_on_runtime(flusher, rx, disk.clone()));
+        if let Err(e) = disk.attach(task.abort_handle()) {
+            task.abort();
+            return Err(e);
+        }
+        Ok(Store::from_parts(engine, node, tx, published, config, metrics, Driver::Task(task)))
+    }
+
+    /// What both engines do at open: rebuild the flusher's state from what the engine holds,
+    /// and the queue writers hand it their commits on.
+    #[allow(clippy::type_complexity)]
+    fn recover<E: Engine>(
+        engine: Arc<E>,
+        node: &NodeId,
+        clock: SharedClock,
+        config: &StoreConfig,
+        metrics: &Metrics,
+        bugs: InjectedBugs,
+    ) -> Result<(flusher::Flusher<E>, Arc<Published>, mpsc::Sender<Job>, mpsc::Receiver<Job>), StoreError> {
         let published = published();
         let flusher = flusher::Flusher::recover(
-            engine.clone(),
+            engine,
             node.clone(),
             clock,
             config.clone(),
@@ -248,12 +259,7 @@ impl Store {
             bugs,
         )?;
         let (tx, rx) = mpsc::channel(config.queue_jobs.max(1));
-        let task = tokio::spawn(flusher::run_on_runtime(flusher, rx, disk.clone()));
-        if let Err(e) = disk.attach(task.abort_handle()) {
-            task.abort();
-            return Err(e);
-        }
-        Ok(Store::from_parts(engine, node, tx, published, config, metrics, Driver::Task(task)))
+        Ok((flusher, published, tx, rx))
     }
 
     fn from_parts(
