@@ -408,9 +408,19 @@ mod tests {
     #[test]
     fn no_file_at_all_is_a_working_config() {
         let c = NodeConfig::empty();
-        assert!(c.node.id.as_str().starts_with("town-"));
+        assert_eq!(c.node.id.as_str(), "town-local");
+        assert!(c.node_defaulted, "the binary names such a node after its host");
+        assert!(!NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n").unwrap().node_defaulted);
         assert_eq!(c.categories.len(), 7);
         assert_eq!(c.summaries.window.as_secs(), 3600);
+    }
+
+    #[test]
+    fn a_host_name_makes_a_valid_node_id() {
+        assert_eq!(node_id_for_host("Harbour_Box.local\n").as_str(), "town-harbour-box-local");
+        assert_eq!(node_id_for_host("").as_str(), "town-local");
+        assert_eq!(node_id_for_host("   ").as_str(), "town-local");
+        assert!(node_id_for_host(&"x".repeat(300)).as_str().len() <= proto::ids::MAX_NODE_ID_LEN);
     }
 
     #[test]
