@@ -14,8 +14,9 @@ use crate::entry::{Entry, Kind};
 use crate::vv::VersionVector;
 use serde::{Deserialize, Serialize};
 
-/// The ALPN protocol id of yiwang's mesh links.
-pub const ALPN: &[u8] = b"yiwang/1";
+/// The ALPN protocol id of yiwang's mesh links. `/2`: every stream starts with its
+/// [`StreamKind`]; a node speaking `/1` is refused at the handshake rather than misread.
+pub const ALPN: &[u8] = b"yiwang/2";
 /// Most entries in one batch.
 pub const MAX_BATCH_ENTRIES: usize = 1024;
 /// Most encoded entry bytes in one batch; with the frame header this stays under the frame cap.

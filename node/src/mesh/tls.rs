@@ -29,7 +29,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The application protocol spoken on mesh connections.
-pub const ALPN: &[u8] = b"yiwang/1";
+pub use proto::wire::ALPN;
 /// Keep-alive on every mesh connection, well below [`IDLE_TIMEOUT`].
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// A connection that hears nothing (not even keep-alives) for this long is closed.
@@ -429,7 +429,7 @@ mod tests {
         let (server_saw, server_alpn, said) = tokio::time::timeout(LIMIT, accepting).await.unwrap().unwrap();
         assert_eq!(said, b"I am the city");
         assert_eq!(server_saw, ident("town-zhangjiachan", Role::Town));
-        assert_eq!(server_alpn.as_deref(), Some(b"yiwang/1".as_slice()));
+        assert_eq!(server_alpn.as_deref(), Some(b"yiwang/2".as_slice()));
         conn.close(quinn::VarInt::from_u32(0), b"");
     }
 
