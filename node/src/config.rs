@@ -32,6 +32,11 @@
 //! default_heartbeat_s = 60
 //! cameras = [{ id = "cam-17", heartbeat_s = 30 }]
 //!
+//! [[feeds.viid]]
+//! name = "checkpoints"
+//! http = "0.0.0.0:7812"
+//! devices = [{ id = "37020200001190000001", password = "change-me" }]
+//!
 //! [watchlist]
 //! file = "watchlist.csv"
 //!
@@ -187,6 +192,8 @@ pub struct FeedsConfig {
     pub ais: Vec<AisFeed>,
     pub checkpoint: Vec<CheckpointFeed>,
     pub camera: Vec<CameraFeed>,
+    /// GA/T 1400 view-library listeners for checkpoint devices and lower platforms.
+    pub viid: Vec<ViidFeed>,
 }
 
 /// An AIS receiver. NMEA arrives by UDP datagrams, by receivers connecting to us over TCP, or by
@@ -236,6 +243,52 @@ pub struct CameraFeed {
     /// Cameras expected on this feed: one that never speaks is reported offline too.
     #[serde(default)]
     pub cameras: Vec<CameraSpec>,
+}
+
+/// A GA/T 1400 (视图库, VIID) listener: checkpoint devices and lower platforms register with
+/// HTTP Digest, keep alive, and push vehicle objects (see docs/feeds.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViidFeed {
+    pub name: String,
+    /// Where the `/VIID/...` HTTP API listens.
+    pub http: SocketAddr,
+    /// This platform's id as `GET /VIID/System/Time` reports it; the node id by default.
+    pub server_id: Option<String>,
+    /// The Digest realm devices see.
+    #[serde(default = "default_viid_realm")]
+    pub realm: String,
+    /// The zone of the devices' local times (`yyyyMMddHHmmss` carries none).
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset: String,
+    /// A device silent this long (no keepalive, no data) is reported offline; a configured
+    /// device that never registers too.
+    #[serde(default = "default_keepalive_timeout", with = "humantime_serde")]
+    pub keepalive_timeout: std::time::Duration,
+    /// The devices (or lower platforms) allowed to register, with their Digest credentials.
+    pub devices: Vec<ViidDevice>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViidDevice {
+    /// The device's GA/T 1400 id (`DeviceID` in its register body).
+    pub id: String,
+    /// Its Digest user name; the device id when not given (as most devices do).
+    pub username: Option<String>,
+    pub password: String,
+}
+
+fn default_viid_realm() -> String {
+    "yiwang".into()
+}
+
+fn default_utc_offset() -> String {
+    "+08:00".into()
+}
+
+fn default_keepalive_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(180)
 }
 
 fn default_heartbeat_s() -> u64 {
@@ -337,7 +390,8 @@ impl NodeConfig {
             .iter()
             .map(|f| (&f.name, f.udp.is_some() || f.tcp_listen.is_some() || f.tcp_connect.is_some()))
             .chain(self.feeds.checkpoint.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())))
-            .chain(self.feeds.camera.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())));
+            .chain(self.feeds.camera.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())))
+            .chain(self.feeds.viid.iter().map(|f| (&f.name, true)));
         for (name, has_address) in feeds {
             if name.is_empty() || name.len() > 64 {
                 return Err(format!("feed name {name:?} must be 1 to 64 bytes"));
@@ -375,9 +429,38 @@ impl NodeConfig {
                 return Err("mesh.idle_timeout must be between 1 s and 10 min".into());
             }
         }
+        for f in &self.feeds.viid {
+            f.check()?;
+        }
         for f in &self.feeds.camera {
             if f.default_heartbeat_s == 0 || f.cameras.iter().any(|c| c.heartbeat_s == 0) {
                 return Err(format!("camera feed {:?}: heartbeat intervals must be above 0 seconds", f.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ViidFeed {
+    fn check(&self) -> Result<(), String> {
+        let name = &self.name;
+        if crate::feeds::viid::time::parse_offset(&self.utc_offset).is_none() {
+            return Err(format!("viid feed {name:?}: utc_offset {:?} is not like +08:00", self.utc_offset));
+        }
+        if self.keepalive_timeout < std::time::Duration::from_secs(1) {
+            return Err(format!("viid feed {name:?}: keepalive_timeout must be at least 1 s"));
+        }
+        if self.devices.is_empty() {
+            return Err(format!("viid feed {name:?} lists no devices: none could register"));
+        }
+        let (mut ids, mut users) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        for d in &self.devices {
+            let max = crate::feeds::viid::objects::MAX_ID_BYTES;
+            if d.id.is_empty() || d.id.len() > max || d.password.is_empty() {
+                return Err(format!("viid feed {name:?}: device {:?} needs an id of 1 to {max} bytes and a password", d.id));
+            }
+            if !ids.insert(&d.id) || !users.insert(d.username.as_ref().unwrap_or(&d.id)) {
+                return Err(format!("viid feed {name:?}: device {:?} or its user name is listed twice", d.id));
             }
         }
         Ok(())
@@ -394,6 +477,8 @@ mod tests {
         let c = NodeConfig::parse(&example).unwrap();
         assert_eq!(c.node.id.as_str(), "harbour-shidao");
         assert_eq!(c.feeds.camera[0].cameras[0].heartbeat_s, 30);
+        assert_eq!(c.feeds.viid[0].utc_offset, "+08:00");
+        assert_eq!(c.feeds.viid[0].keepalive_timeout.as_secs(), 180);
         assert_eq!(c.store.retention_days, 7.0);
     }
 

@@ -7,7 +7,7 @@ use crate::clock::SharedClock;
 use crate::feeds::ais::AisMessage;
 use crate::feeds::camera::{is_signal_loss, CameraMessage, HealthChange};
 use crate::metrics::{AlertLabels, HitLabels, Metrics};
-use crate::records::{self, Alert, AuditRecord, Detection, PlateRead, Subject, VesselReport};
+use crate::records::{self, Alert, AuditRecord, Detection, PlateRead, Subject, VehicleRead, VesselReport};
 use crate::rules::watchlist::{WatchEntry, Watchlist};
 use crate::store::{Appended, Op, Store, StoreError};
 use crate::vessels::VesselDesk;
@@ -101,6 +101,20 @@ impl Batch {
     fn alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
         self.alerts.push(alert.label());
         self.ops.push(Op::Append { kind: Kind::Alert, payload: encode(alert)? });
+        Ok(())
+    }
+
+    /// The hits of a plate read on the watchlist.
+    fn plate_hits(
+        &mut self,
+        list: &Watchlist,
+        read: &PlateRead,
+        at: Option<(f64, f64)>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        for entry in list.plate_hits(&read.plate, now_ms) {
+            self.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, at, now_ms)?;
+        }
         Ok(())
     }
 
@@ -213,10 +227,21 @@ impl Ingest {
         let now = self.clock.now_ms();
         let mut batch = Batch::with_capacity(reads.len());
         for read in reads {
-            for entry in list.plate_hits(&read.plate, now) {
-                batch.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, None, now)?;
-            }
+            batch.plate_hits(&list, &read, None, now)?;
             batch.detection(&Detection::Plate(read))?;
+        }
+        self.commit("checkpoint", listener, batch).await
+    }
+
+    /// Vehicles from a GA/T 1400 checkpoint: plate reads that know where the checkpoint is, so
+    /// their hits carry its position.
+    pub async fn vehicles(&self, listener: &str, reads: Vec<VehicleRead>) -> Result<Receipt, StoreError> {
+        let list = self.watchlist.current();
+        let now = self.clock.now_ms();
+        let mut batch = Batch::with_capacity(reads.len());
+        for v in reads {
+            batch.plate_hits(&list, &v.read, v.lat.zip(v.lon), now)?;
+            batch.detection(&Detection::Vehicle(v))?;
         }
         self.commit("checkpoint", listener, batch).await
     }
@@ -237,22 +262,47 @@ impl Ingest {
 
     /// Cameras the watchdog found silent.
     pub async fn camera_health(&self, listener: &str, changes: Vec<HealthChange>) -> Result<Receipt, StoreError> {
+        self.device_health("camera", listener, changes, |camera, last_seen_ms, silent_ms| Alert::CameraOffline {
+            camera,
+            last_seen_ms,
+            silent_ms,
+        })
+        .await
+    }
+
+    /// GA/T 1400 devices the watchdog found silent (missed keepalives).
+    pub async fn checkpoint_health(&self, listener: &str, changes: Vec<HealthChange>) -> Result<Receipt, StoreError> {
+        self.device_health("checkpoint", listener, changes, |device, last_seen_ms, silent_ms| {
+            Alert::CheckpointOffline { device, last_seen_ms, silent_ms }
+        })
+        .await
+    }
+
+    /// A watchdog's changes: an alert per device gone offline (made by `offline` from the
+    /// device, when it was last heard and how long it has been silent), a log line per return.
+    async fn device_health(
+        &self,
+        feed: &'static str,
+        listener: &str,
+        changes: Vec<HealthChange>,
+        offline: impl Fn(String, u64, u64) -> Alert,
+    ) -> Result<Receipt, StoreError> {
         let mut batch = Batch::default();
         for c in changes {
             match c {
-                HealthChange::Offline { camera, last_seen_ms, silent_ms } => {
-                    tracing::warn!(feed = listener, camera, silent_ms, "camera offline");
-                    batch.alert(&Alert::CameraOffline { camera, last_seen_ms, silent_ms })?;
+                HealthChange::Offline { camera: device, last_seen_ms, silent_ms } => {
+                    tracing::warn!(feed, listener, device, silent_ms, "device offline");
+                    batch.alert(&offline(device, last_seen_ms, silent_ms))?;
                 }
-                HealthChange::Online { camera, silent_ms } => {
-                    tracing::info!(feed = listener, camera, silent_ms, "camera back online");
+                HealthChange::Online { camera: device, silent_ms } => {
+                    tracing::info!(feed, listener, device, silent_ms, "device back online");
                 }
             }
         }
         if batch.ops.is_empty() {
             return Ok(Receipt::default());
         }
-        self.commit("camera", listener, batch).await
+        self.commit(feed, listener, batch).await
     }
 
     /// Decoded AIS messages: fences and the vessel watchlist run on position reports; every

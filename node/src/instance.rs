@@ -10,6 +10,7 @@ use crate::feeds::ais::DecoderConfig;
 use crate::feeds::ais_io::AisFeed;
 use crate::feeds::camera::CameraHealth;
 use crate::feeds::sinks::{CameraFeed, CheckpointFeed, JsonFeed};
+use crate::feeds::viid::{self, ViidFeed};
 use crate::feeds::{http_ingest, tcp_json};
 use crate::ingest::{Ingest, WatchlistHandle};
 use crate::lists::Lists;
@@ -183,6 +184,16 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         });
     }
 
+    if !config.feeds.viid.is_empty() {
+        // One registry of tollgates and devices for all of the node's VIID listeners.
+        let places = viid::places::Places::load(store.clone())?;
+        for f in &config.feeds.viid {
+            let feed = ViidFeed::new(ingest.clone(), f, places.clone(), store.node().as_str(), seed.derive(&f.name));
+            let bound = listen_viid(&mut tasks, feed, f).await?;
+            addresses.feeds.entry(f.name.clone()).or_default().insert("http", bound);
+        }
+    }
+
     let window_ms = config.summaries.window.as_millis() as u64;
     let events =
         Events::open(store.clone(), clock.clone(), config.deadlines.clone(), config.categories.clone(), window_ms)
@@ -230,6 +241,31 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     });
 
     Ok(RunningNode { addresses, ingest, events, lists, mesh, tasks })
+}
+
+/// Serve a GA/T 1400 listener and watch its devices' keepalives; returns where it bound.
+async fn listen_viid(
+    tasks: &mut JoinSet<()>,
+    feed: ViidFeed,
+    config: &crate::config::ViidFeed,
+) -> Result<SocketAddr, StartError> {
+    let l = bind_tcp(format!("viid feed {:?} (http)", config.name), config.http).await?;
+    let bound = l.local_addr().unwrap_or(config.http);
+    // Devices are known by the address they registered from.
+    let app = viid::http::router(feed.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(l, app).await {
+            tracing::error!(error = %e, "VIID HTTP server stopped");
+        }
+    });
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(feed.health_tick());
+        loop {
+            every.tick().await;
+            feed.check_health().await;
+        }
+    });
+    Ok(bound)
 }
 
 /// Start a JSON feed's listeners (TCP JSON lines and/or HTTP batches); returns where they bound.

@@ -26,6 +26,13 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ImageLabels {
+    pub listener: String,
+    /// The image type code the device declared (GA/T 1400: `01` vehicle, `02` plate, ...).
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HitLabels {
     /// `plate` or `mmsi`.
     pub subject: &'static str,
@@ -72,6 +79,10 @@ pub struct Metrics {
     pub store_refused: Family<KindLabels, Counter>,
     pub retention_deleted: Counter,
     pub cameras_offline: Gauge,
+    pub checkpoints_offline: Gauge,
+    pub viid_images: Family<ImageLabels, Counter>,
+    pub viid_image_bytes: Family<ImageLabels, Counter>,
+    pub viid_auth_failures: Family<ErrorLabels, Counter>,
     pub vessels_tracked: Gauge,
     pub watchlist_entries: Gauge,
     /// Per peer: 0 up, 1 catching up, 2 degraded, 3 partitioned.
@@ -101,6 +112,10 @@ impl Metrics {
             store_refused: Family::default(),
             retention_deleted: Counter::default(),
             cameras_offline: Gauge::default(),
+            checkpoints_offline: Gauge::default(),
+            viid_images: Family::default(),
+            viid_image_bytes: Family::default(),
+            viid_auth_failures: Family::default(),
             vessels_tracked: Gauge::default(),
             watchlist_entries: Gauge::default(),
             link_state: Family::default(),
@@ -141,6 +156,22 @@ impl Metrics {
             "cameras_offline",
             "Cameras currently silent past their heartbeat interval",
             m.cameras_offline.clone(),
+        );
+        r.register(
+            "checkpoints_offline",
+            "GA/T 1400 devices currently silent past their keepalive timeout",
+            m.checkpoints_offline.clone(),
+        );
+        r.register("viid_images", "Images GA/T 1400 devices declared (never stored), by type", m.viid_images.clone());
+        r.register(
+            "viid_image_bytes",
+            "Bytes of images GA/T 1400 devices declared (never stored), by type",
+            m.viid_image_bytes.clone(),
+        );
+        r.register(
+            "viid_auth_failures",
+            "GA/T 1400 requests refused for their authentication, by reason",
+            m.viid_auth_failures.clone(),
         );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());

@@ -13,6 +13,9 @@ pub enum Detection {
     Plate(PlateRead),
     Vessel(VesselReport),
     Camera(CameraEvent),
+    /// A vehicle from a GA/T 1400 (view library) checkpoint. A variant of its own, added last,
+    /// so detections stored before it still decode.
+    Vehicle(VehicleRead),
 }
 
 /// One plate read at a road checkpoint.
@@ -31,6 +34,30 @@ pub struct PlateRead {
     pub make: Option<String>,
     /// When the camera saw it, milliseconds since the Unix epoch.
     pub seen_ms: u64,
+}
+
+/// A vehicle passing a GA/T 1400 checkpoint: the plate read, plus what the standard says about
+/// the vehicle and where the checkpoint stands. Codes (plate colour and class, vehicle class
+/// and colour, direction) are kept as the device sent them: they are the standard's code
+/// tables (GA 24.x), which this node does not translate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VehicleRead {
+    /// `checkpoint` is the tollgate id, else the device id; `make` is `VehicleBrand`;
+    /// `direction` is the direction code; `confidence` is `PlateReliability`, 0 when not given.
+    pub read: PlateRead,
+    /// The object's id (`MotorVehicleID` / `NonMotorVehicleID`), unique per device.
+    pub object_id: String,
+    /// `false` for a `NonMotorVehicleObject`.
+    pub motor: bool,
+    pub device: Option<String>,
+    pub plate_colour: Option<String>,
+    pub plate_class: Option<String>,
+    pub vehicle_class: Option<String>,
+    pub vehicle_colour: Option<String>,
+    pub speed_kmh: Option<f32>,
+    /// The checkpoint's position, from its registered tollgate or device.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
 }
 
 /// A decoded AIS report as kept in the raw detections.
@@ -111,6 +138,12 @@ pub enum Alert {
         step: String,
         due_ms: u64,
     },
+    /// A GA/T 1400 device (checkpoint or lower platform) that stopped keeping alive.
+    CheckpointOffline {
+        device: String,
+        last_seen_ms: u64,
+        silent_ms: u64,
+    },
 }
 
 impl Alert {
@@ -126,6 +159,7 @@ impl Alert {
             Alert::CameraOffline { .. } => "camera_offline",
             Alert::CameraSignalLoss { .. } => "camera_signal_loss",
             Alert::Overdue { .. } => "overdue",
+            Alert::CheckpointOffline { .. } => "checkpoint_offline",
         }
     }
 }

@@ -63,5 +63,12 @@ pub fn defaults() -> Vec<Category> {
 }
 
 /// Categories of events raised by the ingest rules; not reportable by people.
-pub const ALERT_CATEGORIES: &[&str] =
-    &["watchlist_hit", "fence_warning", "fence_alert", "fence_recall", "camera_offline", "camera_signal_loss"];
+pub const ALERT_CATEGORIES: &[&str] = &[
+    "watchlist_hit",
+    "fence_warning",
+    "fence_alert",
+    "fence_recall",
+    "camera_offline",
+    "camera_signal_loss",
+    "checkpoint_offline",
+];

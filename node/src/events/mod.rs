@@ -787,6 +787,9 @@ fn alert_event(alert: &Alert, alert_seq: u64) -> Option<EventCreated> {
             (format!("camera {camera} silent for {} s", silent_ms / 1000), None, None)
         }
         Alert::CameraSignalLoss { camera, .. } => (format!("camera {camera} lost its video signal"), None, None),
+        Alert::CheckpointOffline { device, silent_ms, .. } => {
+            (format!("checkpoint device {device} silent for {} s", silent_ms / 1000), None, None)
+        }
         Alert::Overdue { .. } => return None,
     };
     Some(EventCreated {

@@ -8,6 +8,7 @@ pub mod http_ingest;
 pub mod lines;
 pub mod sinks;
 pub mod tcp_json;
+pub mod viid;
 
 /// Wait for one item, then take whatever else is already queued, up to `max`: the batching
 /// every feed committer does, so a quiet feed commits single records at once and a busy one

@@ -1,0 +1,374 @@
+//! The standard's JSON objects (GA/T 1400.4) as devices send them, decoded with bounds.
+//!
+//! Devices differ in small ways, and this module accepts the variants known from the field:
+//! numbers sent as strings and strings sent as numbers (`"LaneNo": "2"`, `"PlateColor": 2`),
+//! `HasPlate` as `"1"`, `1` or `true`, the register body's object named `RegisterObject` or
+//! `Register`, and `KeepaliveObject` or `KeepAliveObject`. Unknown fields are ignored.
+//!
+//! Objects describing people never get through: `PersonObject` and `FaceObject` bodies are
+//! refused whole by the listener, and a vehicle carrying a person list, a face list or an
+//! image of a face or a person (image types 04, 05, 10 and 11) is refused here.
+
+use super::time;
+use crate::feeds::checkpoint::{MAX_FIELD_BYTES, MAX_PLATE_CHARS};
+use crate::records::{PlateRead, VehicleRead};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use ::time::UtcOffset;
+
+/// Most objects in one list.
+pub const MAX_OBJECTS: usize = 1_000;
+/// Most images attached to one object.
+const MAX_IMAGES: usize = 16;
+/// Longest object or device id (the standard's ids are 20 to 48 digits).
+pub const MAX_ID_BYTES: usize = 64;
+
+/// GA/T 1400.4's `StatusCode` values this node answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    OtherError = 1,
+    DeviceBusy = 2,
+    InvalidOperation = 4,
+    InvalidJsonFormat = 7,
+    InvalidJsonContent = 8,
+}
+
+/// Why one object was refused: the status to answer, a metrics label, and words for the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub status: Status,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn content(reason: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal { status: Status::InvalidJsonContent, reason, message: message.into() }
+    }
+
+    pub fn people(reason: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal { status: Status::InvalidOperation, reason, message: message.into() }
+    }
+}
+
+/// Image types that show people: driver's and front passenger's face (04, 05), person (10),
+/// face (11).
+const PEOPLE_IMAGE_TYPES: &[&str] = &["04", "05", "10", "11"];
+
+/// A JSON scalar as devices send it: string, number or boolean.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Num(serde_json::Number),
+    Bool(bool),
+}
+
+impl Scalar<'_> {
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Scalar::Str(s) => Cow::Borrowed(s.trim()),
+            Scalar::Num(n) => Cow::Owned(n.to_string()),
+            Scalar::Bool(b) => Cow::Borrowed(if *b { "1" } else { "0" }),
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Scalar::Str(s) => s.trim().parse().ok(),
+            Scalar::Num(n) => n.as_f64(),
+            Scalar::Bool(_) => None,
+        }
+    }
+}
+
+/// A vehicle object: `MotorVehicleObject` or `NonMotorVehicleObject`, only the fields kept.
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct RawVehicle<'a> {
+    #[serde(borrow, alias = "NonMotorVehicleID")]
+    MotorVehicleID: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    DeviceID: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    TollgateID: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    LaneNo: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    HasPlate: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    PlateNo: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    PlateClass: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    PlateColor: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    PlateReliability: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    Direction: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    VehicleClass: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    VehicleColor: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    VehicleBrand: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    Speed: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    PassTime: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    MarkTime: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    AppearTime: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    SubImageList: Option<SubImageList<'a>>,
+    // Nested people, which some vendors attach to a vehicle.
+    #[serde(borrow, alias = "PersonListObject")]
+    PersonList: Option<&'a RawValue>,
+    #[serde(borrow, alias = "FaceListObject")]
+    FaceList: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct SubImageList<'a> {
+    #[serde(borrow, default)]
+    SubImageInfoObject: Vec<SubImage<'a>>,
+}
+
+#[derive(Deserialize)]
+#[allow(non_snake_case)]
+struct SubImage<'a> {
+    #[serde(borrow)]
+    Type: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    FileSize: Option<Scalar<'a>>,
+    /// Base64 image bytes: only its length is looked at.
+    #[serde(borrow)]
+    Data: Option<&'a RawValue>,
+}
+
+/// An image a device declared: its type code and its size in bytes. Counted, never stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSeen {
+    pub kind: String,
+    pub bytes: u64,
+}
+
+/// One decoded vehicle, before the node adds the checkpoint's position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vehicle {
+    pub read: VehicleRead,
+    pub tollgate: Option<String>,
+    pub images: Vec<ImageSeen>,
+}
+
+/// The object's id, for its status, even when the rest does not decode.
+pub fn object_id(raw: &RawValue) -> String {
+    #[derive(Deserialize)]
+    #[allow(non_snake_case)]
+    struct Id<'a> {
+        #[serde(borrow, alias = "NonMotorVehicleID", alias = "ApeID", alias = "TollgateID", alias = "PersonID", alias = "FaceID")]
+        MotorVehicleID: Option<Scalar<'a>>,
+    }
+    serde_json::from_str::<Id>(raw.get())
+        .ok()
+        .and_then(|i| i.MotorVehicleID)
+        .map(|s| s.text().chars().take(MAX_ID_BYTES).collect())
+        .unwrap_or_default()
+}
+
+fn field(v: &Option<Scalar<'_>>, name: &'static str, max: usize) -> Result<Option<String>, Refusal> {
+    match v.as_ref().map(Scalar::text) {
+        None => Ok(None),
+        Some(t) if t.is_empty() => Ok(None),
+        Some(t) if t.len() > max => Err(Refusal::content("bad_field", format!("{name} is longer than {max} bytes"))),
+        Some(t) => Ok(Some(t.into_owned())),
+    }
+}
+
+fn is_null_or_empty(raw: &RawValue) -> bool {
+    matches!(raw.get().trim(), "null" | "{}" | "[]" | "\"\"")
+}
+
+/// Decode one vehicle object. `motor` says which list it came from; `device` is who sent it,
+/// the checkpoint of last resort.
+pub fn vehicle(raw: &RawValue, motor: bool, device: &str, offset: UtcOffset) -> Result<Vehicle, Refusal> {
+    let v: RawVehicle = serde_json::from_str(raw.get())
+        .map_err(|e| Refusal::content("bad_object", format!("not a vehicle object: {e}")))?;
+    if v.PersonList.is_some_and(|r| !is_null_or_empty(r)) || v.FaceList.is_some_and(|r| !is_null_or_empty(r)) {
+        return Err(Refusal::people("person_object", "objects describing people are not accepted"));
+    }
+    let mut images = Vec::new();
+    for image in v.SubImageList.map(|l| l.SubImageInfoObject).unwrap_or_default() {
+        if images.len() == MAX_IMAGES {
+            return Err(Refusal::content("too_many_images", format!("more than {MAX_IMAGES} images on one object")));
+        }
+        let kind = image.Type.as_ref().map(|t| format!("{:0>2}", t.text())).unwrap_or_default();
+        if PEOPLE_IMAGE_TYPES.contains(&kind.as_str()) {
+            return Err(Refusal::people(
+                "person_image",
+                format!("image type {kind} shows a person or a face; images of people are not accepted"),
+            ));
+        }
+        let declared = image.FileSize.as_ref().and_then(Scalar::number).filter(|n| *n >= 0.0).map(|n| n as u64);
+        // Base64 carries three bytes in four characters.
+        let carried = image.Data.map(|d| d.get().len().saturating_sub(2) as u64 * 3 / 4);
+        images.push(ImageSeen { kind: kind.chars().take(8).collect(), bytes: declared.or(carried).unwrap_or(0) });
+    }
+
+    let id = field(&v.MotorVehicleID, "MotorVehicleID", MAX_ID_BYTES)?
+        .ok_or_else(|| Refusal::content("no_id", "the object has no MotorVehicleID"))?;
+    let has_plate = v.HasPlate.as_ref().map(|h| h.text());
+    let plate = field(&v.PlateNo, "PlateNo", 4 * MAX_PLATE_CHARS)?.filter(|_| has_plate.as_deref() != Some("0"));
+    // Devices write these for a vehicle they saw but whose plate they could not read.
+    let plate = plate.filter(|p| !matches!(p.as_str(), "无车牌" | "无牌" | "未识别" | "车牌" | "-"));
+    let Some(plate) = plate else {
+        return Err(Refusal::content("no_plate", "no plate number: only vehicles with a plate read are kept"));
+    };
+    if plate.chars().count() > MAX_PLATE_CHARS {
+        return Err(Refusal::content("bad_plate", format!("PlateNo is longer than {MAX_PLATE_CHARS} characters")));
+    }
+    let time_text = [&v.PassTime, &v.MarkTime, &v.AppearTime].into_iter().find_map(|t| t.as_ref().map(Scalar::text));
+    let seen_ms = time_text
+        .as_deref()
+        .map(|t| time::parse(t, offset).ok_or_else(|| Refusal::content("bad_time", format!("PassTime {t:?} is not yyyyMMddHHmmss"))))
+        .transpose()?
+        .ok_or_else(|| Refusal::content("no_time", "the object has no PassTime"))?;
+    let confidence = match v.PlateReliability.as_ref().map(|r| r.number()) {
+        None => 0.0,
+        Some(Some(c)) if (0.0..=100.0).contains(&c) => c as f32,
+        Some(_) => return Err(Refusal::content("bad_field", "PlateReliability is not a number from 0 to 100")),
+    };
+    let lane = match v.LaneNo.as_ref().map(|l| l.number()) {
+        None => None,
+        Some(Some(l)) if (0.0..=255.0).contains(&l) => Some(l as u8),
+        Some(_) => return Err(Refusal::content("bad_field", "LaneNo is not a number from 0 to 255")),
+    };
+    let speed_kmh = match v.Speed.as_ref().map(|s| s.number()) {
+        None => None,
+        Some(Some(s)) if (0.0..=500.0).contains(&s) => Some(s as f32),
+        Some(_) => return Err(Refusal::content("bad_field", "Speed is not a number from 0 to 500")),
+    };
+    let device_id = field(&v.DeviceID, "DeviceID", MAX_ID_BYTES)?;
+    let tollgate = field(&v.TollgateID, "TollgateID", MAX_ID_BYTES)?;
+    let checkpoint = tollgate.clone().or_else(|| device_id.clone()).unwrap_or_else(|| device.to_string());
+    let read = PlateRead {
+        plate,
+        confidence,
+        checkpoint,
+        lane,
+        direction: field(&v.Direction, "Direction", MAX_FIELD_BYTES)?,
+        heading_deg: None,
+        make: field(&v.VehicleBrand, "VehicleBrand", MAX_FIELD_BYTES)?,
+        seen_ms,
+    };
+    Ok(Vehicle {
+        read: VehicleRead {
+            read,
+            object_id: id,
+            motor,
+            device: device_id,
+            plate_colour: field(&v.PlateColor, "PlateColor", MAX_FIELD_BYTES)?,
+            plate_class: field(&v.PlateClass, "PlateClass", MAX_FIELD_BYTES)?,
+            vehicle_class: field(&v.VehicleClass, "VehicleClass", MAX_FIELD_BYTES)?,
+            vehicle_colour: field(&v.VehicleColor, "VehicleColor", MAX_FIELD_BYTES)?,
+            speed_kmh,
+            lat: None,
+            lon: None,
+        },
+        tollgate,
+        images,
+    })
+}
+
+/// A list body: `{"<List>": {"<Object>": [ ... ]}}`, its objects left raw so each gets a
+/// status of its own. An error is the whole body's refusal.
+pub fn list<'a>(body: &'a [u8], list: &str, object: &str) -> Result<Vec<&'a RawValue>, Refusal> {
+    let outer: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> = serde_json::from_slice(body).map_err(|e| {
+        Refusal { status: Status::InvalidJsonFormat, reason: "json", message: format!("the body is not a JSON object: {e}") }
+    })?;
+    let inner = outer
+        .get(list)
+        .ok_or_else(|| Refusal::content("no_list", format!("the body has no {list}")))?;
+    let inner: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> = serde_json::from_str(inner.get())
+        .map_err(|e| Refusal::content("no_list", format!("{list} is not an object: {e}")))?;
+    let Some(objects) = inner.get(object) else {
+        return Err(Refusal::content("no_list", format!("{list} has no {object}")));
+    };
+    let objects: Vec<&'a RawValue> = serde_json::from_str(objects.get())
+        .map_err(|e| Refusal::content("no_list", format!("{list}.{object} is not a list: {e}")))?;
+    if objects.len() > MAX_OBJECTS {
+        return Err(Refusal::content("too_many", format!("{} objects in one body; the limit is {MAX_OBJECTS}", objects.len())));
+    }
+    Ok(objects)
+}
+
+/// The device id in a system body: `{"RegisterObject": {"DeviceID": "..."}}` and the variants
+/// named in `objects`.
+pub fn device_id(body: &[u8], objects: &[&str]) -> Result<String, Refusal> {
+    #[derive(Deserialize)]
+    #[allow(non_snake_case)]
+    struct Inner<'a> {
+        #[serde(borrow)]
+        DeviceID: Option<Scalar<'a>>,
+    }
+    let outer: std::collections::BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(body).map_err(|e| {
+        Refusal { status: Status::InvalidJsonFormat, reason: "json", message: format!("the body is not a JSON object: {e}") }
+    })?;
+    let inner = objects
+        .iter()
+        .find_map(|o| outer.get(*o))
+        .ok_or_else(|| Refusal::content("no_object", format!("the body has no {}", objects[0])))?;
+    let inner: Inner = serde_json::from_str(inner.get())
+        .map_err(|e| Refusal::content("no_object", format!("{} is not an object: {e}", objects[0])))?;
+    field(&inner.DeviceID, "DeviceID", MAX_ID_BYTES)?
+        .ok_or_else(|| Refusal::content("no_device", format!("{} has no DeviceID", objects[0])))
+}
+
+/// A registered place: a tollgate (`TollgateObject`) or a device (`APEObject`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub struct Place {
+    pub id: String,
+    pub name: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub place_code: Option<String>,
+}
+
+/// Decode a `TollgateObject` or `APEObject`. (0, 0) is how devices say "position unknown".
+pub fn place(raw: &RawValue, tollgate: bool) -> Result<Place, Refusal> {
+    #[derive(Deserialize)]
+    #[allow(non_snake_case)]
+    struct RawPlace<'a> {
+        #[serde(borrow, alias = "ApeID")]
+        TollgateID: Option<Scalar<'a>>,
+        #[serde(borrow)]
+        Name: Option<Scalar<'a>>,
+        #[serde(borrow)]
+        Longitude: Option<Scalar<'a>>,
+        #[serde(borrow)]
+        Latitude: Option<Scalar<'a>>,
+        #[serde(borrow)]
+        PlaceCode: Option<Scalar<'a>>,
+    }
+    let what = if tollgate { "TollgateID" } else { "ApeID" };
+    let p: RawPlace = serde_json::from_str(raw.get())
+        .map_err(|e| Refusal::content("bad_object", format!("not a {} object: {e}", if tollgate { "tollgate" } else { "APE" })))?;
+    let id = field(&p.TollgateID, what, MAX_ID_BYTES)?.ok_or_else(|| Refusal::content("no_id", format!("no {what}")))?;
+    let (lat, lon) = match (p.Latitude.as_ref().and_then(Scalar::number), p.Longitude.as_ref().and_then(Scalar::number)) {
+        (Some(lat), Some(lon)) if lat == 0.0 && lon == 0.0 => (None, None),
+        (Some(lat), Some(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => (Some(lat), Some(lon)),
+        (None, None) => (None, None),
+        _ => return Err(Refusal::content("bad_position", "Longitude and Latitude must both be given, in degrees")),
+    };
+    Ok(Place {
+        id,
+        name: field(&p.Name, "Name", 4 * MAX_FIELD_BYTES)?,
+        lat,
+        lon,
+        place_code: field(&p.PlaceCode, "PlaceCode", MAX_FIELD_BYTES)?,
+    })
+}
