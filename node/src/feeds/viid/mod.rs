@@ -73,7 +73,7 @@ impl ViidFeed {
             server_id: config.server_id.clone().unwrap_or_else(|| node_id.to_string()),
             offset,
             accounts,
-            digest: Mutex::new(DigestAuth::new(&config.realm, seed.derive_bytes(&format!("viid digest {}", config.name)))),
+            digest: Mutex::new(DigestAuth::new(&config.realm, seed.derive_bytes("digest nonces"))),
             sessions: Mutex::new(BTreeMap::new()),
             places,
             health: Mutex::new(health),

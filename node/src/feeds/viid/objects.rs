@@ -372,3 +372,135 @@ pub fn place(raw: &RawValue, tollgate: bool) -> Result<Place, Refusal> {
         place_code: field(&p.PlaceCode, "PlaceCode", MAX_FIELD_BYTES)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cst() -> UtcOffset {
+        super::super::time::parse_offset("+08:00").unwrap()
+    }
+
+    /// A motor-vehicle object with the fields of GA/T 1400.4's `MotorVehicleObject`, numbers
+    /// as some devices send them (as strings) and an image of the vehicle.
+    const MOTOR: &str = r#"{"MotorVehicleListObject":{"MotorVehicleObject":[{
+        "MotorVehicleID":"370202000011900000010220261130180000000010200001","InfoKind":1,
+        "SourceID":"37020200001190000001022026113018000000001","TollgateID":"37020200001210000001",
+        "DeviceID":"37020200001190000001","StorageUrl1":"http://10.0.0.5/a.jpg","LaneNo":"2",
+        "HasPlate":"1","PlateClass":"02","PlateColor":"2","PlateNo":"鲁B12345","PlateReliability":"92",
+        "Direction":"1","VehicleClass":"K33","VehicleBrand":"12","VehicleColor":"A","Speed":48.5,
+        "PassTime":"20261130180000","SafetyBelt":"1",
+        "SubImageList":{"SubImageInfoObject":[{"ImageID":"x","EventSort":1,"DeviceID":"37020200001190000001",
+            "StoragePath":"","Type":"01","FileFormat":"Jpeg","ShotTime":"20261130180000","Width":1920,
+            "Height":1080,"FileSize":"183000","Data":"AAAA"}]}}]}}"#;
+
+    fn first(body: &str) -> Result<Vehicle, Refusal> {
+        let raws = list(body.as_bytes(), "MotorVehicleListObject", "MotorVehicleObject").unwrap();
+        vehicle(raws[0], true, "sender", cst())
+    }
+
+    #[test]
+    fn a_standard_motor_vehicle_becomes_a_plate_read() {
+        let v = first(MOTOR).unwrap();
+        assert_eq!(v.read.read.plate, "鲁B12345");
+        assert_eq!(v.read.read.checkpoint, "37020200001210000001");
+        assert_eq!(v.read.read.lane, Some(2));
+        assert_eq!(v.read.read.confidence, 92.0);
+        assert_eq!(v.read.read.seen_ms, 1_796_032_800_000);
+        assert_eq!(v.read.read.make.as_deref(), Some("12"));
+        assert_eq!(v.read.plate_colour.as_deref(), Some("2"));
+        assert_eq!(v.read.vehicle_class.as_deref(), Some("K33"));
+        assert_eq!(v.read.speed_kmh, Some(48.5));
+        assert_eq!(v.tollgate.as_deref(), Some("37020200001210000001"));
+        assert_eq!(v.images, vec![ImageSeen { kind: "01".into(), bytes: 183_000 }]);
+    }
+
+    #[test]
+    fn people_are_refused_whatever_way_they_come() {
+        for (from, to) in [
+            (r#""Type":"01""#, r#""Type":"04""#),
+            (r#""Type":"01""#, r#""Type":11"#),
+            (r#""SafetyBelt":"1""#, r#""FaceList":{"FaceObject":[{"FaceID":"f"}]}"#),
+            (r#""SafetyBelt":"1""#, r#""PersonList":{"PersonObject":[{"PersonID":"p"}]}"#),
+        ] {
+            let body = MOTOR.replace(from, to);
+            let r = first(&body).unwrap_err();
+            assert_eq!(r.status, Status::InvalidOperation, "{to}");
+            assert!(r.reason.starts_with("person_"), "{to}: {}", r.reason);
+        }
+        // An empty face list is nobody.
+        assert!(first(&MOTOR.replace(r#""SafetyBelt":"1""#, r#""FaceList":null"#)).is_ok());
+    }
+
+    #[test]
+    fn bad_objects_get_reasons() {
+        let cases = [
+            (r#""PlateNo":"鲁B12345""#, r#""PlateNo":"无车牌""#, "no_plate"),
+            (r#""HasPlate":"1""#, r#""HasPlate":0"#, "no_plate"),
+            (r#""PassTime":"20261130180000""#, r#""PassTime":"2026-11-30""#, "bad_time"),
+            (r#""PassTime":"20261130180000""#, r#""Other":"x""#, "no_time"),
+            (r#""LaneNo":"2""#, r#""LaneNo":"-1""#, "bad_field"),
+            (r#""PlateReliability":"92""#, r#""PlateReliability":"high""#, "bad_field"),
+            (r#""Direction":"1""#, &format!(r#""Direction":"{}""#, "x".repeat(65)), "bad_field"),
+            (r#""MotorVehicleID":"370202000011900000010220261130180000000010200001","#, "", "no_id"),
+            (r#""InfoKind":1,"#, r#""InfoKind":1,"Speed":[1],"#, "bad_object"),
+        ];
+        for (from, to, reason) in cases {
+            let body = MOTOR.replacen(from, to, 1);
+            assert_ne!(body, MOTOR, "{from}");
+            assert_eq!(first(&body).unwrap_err().reason, reason, "{to}");
+        }
+    }
+
+    #[test]
+    fn bodies_that_are_not_lists_are_refused_whole() {
+        assert_eq!(list(b"{", "MotorVehicleListObject", "MotorVehicleObject").unwrap_err().status, Status::InvalidJsonFormat);
+        for body in [r#"{}"#, r#"{"MotorVehicleListObject":{}}"#, r#"{"MotorVehicleListObject":{"MotorVehicleObject":{}}}"#] {
+            let r = list(body.as_bytes(), "MotorVehicleListObject", "MotorVehicleObject").unwrap_err();
+            assert_eq!(r.status, Status::InvalidJsonContent, "{body}");
+        }
+        let many = format!(r#"{{"L":{{"O":[{}]}}}}"#, vec!["{}"; MAX_OBJECTS + 1].join(","));
+        assert_eq!(list(many.as_bytes(), "L", "O").unwrap_err().reason, "too_many");
+    }
+
+    #[test]
+    fn register_body_variants() {
+        for body in [r#"{"RegisterObject":{"DeviceID":"3702"}}"#, r#"{"Register":{"DeviceID":3702}}"#] {
+            assert_eq!(device_id(body.as_bytes(), &["RegisterObject", "Register"]).unwrap(), "3702");
+        }
+        let r = device_id(br#"{"RegisterObject":{}}"#, &["RegisterObject", "Register"]).unwrap_err();
+        assert_eq!(r.reason, "no_device");
+    }
+
+    #[test]
+    fn places_keep_positions_and_zero_means_unknown() {
+        let raw = |s: &str| serde_json::from_str::<&RawValue>(s).unwrap().to_owned();
+        let p = place(&raw(r#"{"TollgateID":"t1","Name":"北门","Longitude":"120.38","Latitude":36.07}"#), true).unwrap();
+        assert_eq!((p.lat, p.lon, p.name.as_deref()), (Some(36.07), Some(120.38), Some("北门")));
+        let p = place(&raw(r#"{"ApeID":"a1","Longitude":0,"Latitude":0}"#), false).unwrap();
+        assert_eq!((p.lat, p.lon), (None, None));
+        assert_eq!(place(&raw(r#"{"TollgateID":"t1","Latitude":95,"Longitude":1}"#), true).unwrap_err().reason, "bad_position");
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_bodies_never_panic(pos in 0usize..2000, byte in any::<u8>()) {
+            let mut b = MOTOR.as_bytes().to_vec();
+            let i = pos % b.len();
+            b[i] = byte;
+            if let Ok(raws) = list(&b, "MotorVehicleListObject", "MotorVehicleObject") {
+                for r in raws {
+                    let _ = vehicle(r, true, "d", cst());
+                    let _ = object_id(r);
+                }
+            }
+        }
+
+        #[test]
+        fn garbage_never_panics(s in ".{0,300}") {
+            let _ = list(s.as_bytes(), "MotorVehicleListObject", "MotorVehicleObject");
+            let _ = device_id(s.as_bytes(), &["RegisterObject"]);
+        }
+    }
+}
