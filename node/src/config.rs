@@ -457,7 +457,10 @@ impl ViidFeed {
         for d in &self.devices {
             let max = crate::feeds::viid::objects::MAX_ID_BYTES;
             if d.id.is_empty() || d.id.len() > max || d.password.is_empty() {
-                return Err(format!("viid feed {name:?}: device {:?} needs an id of 1 to {max} bytes and a password", d.id));
+                return Err(format!(
+                    "viid feed {name:?}: device {:?} needs an id of 1 to {max} bytes and a password",
+                    d.id
+                ));
             }
             if !ids.insert(&d.id) || !users.insert(d.username.as_ref().unwrap_or(&d.id)) {
                 return Err(format!("viid feed {name:?}: device {:?} or its user name is listed twice", d.id));

@@ -188,7 +188,13 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         // One registry of tollgates and devices for all of the node's VIID listeners.
         let places = viid::places::Places::load(store.clone())?;
         for f in &config.feeds.viid {
-            let feed = ViidFeed::new(ingest.clone(), f, places.clone(), store.node().as_str(), seed.derive(&format!("viid {}", f.name)));
+            let feed = ViidFeed::new(
+                ingest.clone(),
+                f,
+                places.clone(),
+                store.node().as_str(),
+                seed.derive(&format!("viid {}", f.name)),
+            );
             let bound = listen_viid(&mut tasks, feed, f).await?;
             addresses.feeds.entry(f.name.clone()).or_default().insert("http", bound);
         }

@@ -1,6 +1,8 @@
 //! Helpers for yiwang's integration tests: find the built binaries, run a node process with a
 //! config written by the test, and speak plain HTTP/1.1 to it.
 
+pub mod viid_device;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,25 @@ impl NodeProcess {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no {transport} listener for feed {name}"))
+    }
+
+    /// The node's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        request(self.http(), "GET", "/metrics", &[], b"").expect("GET /metrics").body
+    }
+
+    /// The value of the first `/metrics` sample line starting with `prefix`.
+    pub fn metric(&self, prefix: &str) -> Option<f64> {
+        self.metrics().lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Wait (up to 15 s) until the sample line starting with `prefix` reaches `min`.
+    pub fn wait_for_metric(&self, prefix: &str, min: f64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.metric(prefix).is_some_and(|v| v >= min) {
+            assert!(Instant::now() < deadline, "metric {prefix} never reached {min}; metrics:\n{}", self.metrics());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn http(&self) -> SocketAddr {

@@ -45,28 +45,6 @@ tcp = "127.0.0.1:0"
 cameras = [{ id = "cam-silent", heartbeat_s = 1 }]
 "#;
 
-fn metrics(node: &NodeProcess) -> String {
-    request(node.http(), "GET", "/metrics", &[], b"").unwrap().body
-}
-
-/// Wait until /metrics has a sample line starting with `prefix` whose value is at least `min`.
-fn wait_for_metric(node: &NodeProcess, prefix: &str, min: f64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = metrics(node);
-        let value = text
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok());
-        if value.is_some_and(|v| v >= min) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "metric {prefix} never reached {min}; metrics:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn every_feed_reaches_the_store_and_bad_input_is_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,16 +99,16 @@ fn every_feed_reaches_the_store_and_bad_input_is_counted() {
     cam.write_all(b"{\"camera_id\":\"cam-9\",\"topic\":\"tns1:VideoSource/SignalLoss\",\"time\":1764146400000,\"data\":{\"State\":\"true\"}}\n{\"camera_id\":\"cam-9\",\"topic\":\"not a topic\",\"time\":1}\n").unwrap();
 
     // Everything shows in the metrics, errors by reason; cam-silent goes offline after 1 s.
-    wait_for_metric(&node, r#"yiwang_alerts_total{alert="fence_recall"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_watchlist_hits_total{subject="mmsi",list="detained-vessels"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_alerts_total{alert="camera_offline"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_alerts_total{alert="camera_signal_loss"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_decode_errors_total{feed="ais",listener="harbour-rx",reason="checksum"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_decode_errors_total{feed="checkpoint",listener="roads",reason="json"}"#, 2.0);
-    wait_for_metric(&node, r#"yiwang_decode_errors_total{feed="camera",listener="quay",reason="bad_topic"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_skipped_lines_total{feed="ais",listener="harbour-rx"}"#, 1.0);
-    wait_for_metric(&node, r#"yiwang_ingested_total{feed="ais",listener="harbour-rx"}"#, 2.0);
-    wait_for_metric(&node, "yiwang_store_flush_seconds_count", 1.0);
+    node.wait_for_metric(r#"yiwang_alerts_total{alert="fence_recall"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_watchlist_hits_total{subject="mmsi",list="detained-vessels"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_alerts_total{alert="camera_offline"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_alerts_total{alert="camera_signal_loss"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_decode_errors_total{feed="ais",listener="harbour-rx",reason="checksum"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_decode_errors_total{feed="checkpoint",listener="roads",reason="json"}"#, 2.0);
+    node.wait_for_metric(r#"yiwang_decode_errors_total{feed="camera",listener="quay",reason="bad_topic"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_skipped_lines_total{feed="ais",listener="harbour-rx"}"#, 1.0);
+    node.wait_for_metric(r#"yiwang_ingested_total{feed="ais",listener="harbour-rx"}"#, 2.0);
+    node.wait_for_metric("yiwang_store_flush_seconds_count", 1.0);
     node.terminate();
 
     let alerts = export(&config, "alert");

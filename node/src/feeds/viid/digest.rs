@@ -96,7 +96,11 @@ pub struct DigestAuth {
 
 impl DigestAuth {
     pub fn new(realm: &str, key: [u8; 32]) -> DigestAuth {
-        DigestAuth { realm: realm.to_string(), key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), used: BTreeMap::new() }
+        DigestAuth {
+            realm: realm.to_string(),
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            used: BTreeMap::new(),
+        }
     }
 
     fn nonce(&self, now_ms: u64) -> String {
@@ -197,7 +201,6 @@ impl DigestAuth {
         }
         self.used.insert(nonce.to_string(), nc);
     }
-
 }
 
 /// The time in a nonce already checked once.
@@ -300,9 +303,15 @@ mod tests {
         let cases = [
             (answer(&auth, "dev1", "wrong", path, 1, NOW), DigestError::WrongResponse),
             (answer(&auth, "dev2", "x", path, 1, NOW), DigestError::UnknownUser("dev2".into())),
-            (answer(&auth, "dev1", "Circle Of Life", "/VIID/Faces", 1, NOW), DigestError::WrongUri("/VIID/Faces".into())),
+            (
+                answer(&auth, "dev1", "Circle Of Life", "/VIID/Faces", 1, NOW),
+                DigestError::WrongUri("/VIID/Faces".into()),
+            ),
             (answer(&auth, "dev1", "Circle Of Life", path, 1, NOW - NONCE_LIFETIME_MS - 1), DigestError::Stale),
-            (answer(&DigestAuth::new("yiwang", [8; 32]), "dev1", "Circle Of Life", path, 1, NOW), DigestError::BadNonce),
+            (
+                answer(&DigestAuth::new("yiwang", [8; 32]), "dev1", "Circle Of Life", path, 1, NOW),
+                DigestError::BadNonce,
+            ),
             ("Basic ZGV2MTp4".to_string(), DigestError::Malformed("not Digest")),
             (r#"Digest username="dev1", realm="yiwang""#.to_string(), DigestError::Malformed("nonce")),
         ];

@@ -285,10 +285,10 @@ impl ViidFeed {
     /// Decode, check and store a vehicle list from a registered `device`, and answer it. The
     /// HTTP handler's work after authentication (the ingest benchmark calls it directly).
     pub async fn post_vehicles(&self, url: &str, device: &str, body: &[u8], motor: bool) -> Response {
-        let (list, object) = if motor {
-            ("MotorVehicleListObject", "MotorVehicleObject")
+        let (list, object, id) = if motor {
+            ("MotorVehicleListObject", "MotorVehicleObject", "MotorVehicleID")
         } else {
-            ("NonMotorVehicleListObject", "NonMotorVehicleObject")
+            ("NonMotorVehicleListObject", "NonMotorVehicleObject", "NonMotorVehicleID")
         };
         let raws = match objects::list(body, list, object) {
             Ok(r) => r,
@@ -304,7 +304,7 @@ impl ViidFeed {
                 }
                 Err(r) => {
                     self.refused(r.reason, 1);
-                    outcomes.push(Err((objects::object_id(raw), r)));
+                    outcomes.push(Err((objects::object_id(raw, id), r)));
                 }
             }
         }
@@ -324,9 +324,9 @@ async fn post_places(
     if feed.sender(&headers, from).is_none() {
         return feed.not_registered(url);
     }
-    let (list, object) = match kind {
-        PlaceKind::Tollgate => ("TollgateListObject", "TollgateObject"),
-        PlaceKind::Ape => ("APEListObject", "APEObject"),
+    let (list, object, id) = match kind {
+        PlaceKind::Tollgate => ("TollgateListObject", "TollgateObject", "TollgateID"),
+        PlaceKind::Ape => ("APEListObject", "APEObject", "ApeID"),
     };
     let raws = match objects::list(&body, list, object) {
         Ok(r) => r,
@@ -342,7 +342,7 @@ async fn post_places(
             }
             Err(r) => {
                 feed.refused(r.reason, 1);
-                outcomes.push(Err((objects::object_id(raw), r)));
+                outcomes.push(Err((objects::object_id(raw, id), r)));
             }
         }
     }
@@ -416,20 +416,19 @@ async fn get_apes(
 /// `PersonObject` and `FaceObject` lists: refused whole, each object counted, nothing kept.
 async fn people(State(feed): State<ViidFeed>, uri: Uri, body: Bytes) -> Response {
     let url = uri.path();
-    let (list, object) = if url.ends_with("Faces") {
-        ("FaceListObject", "FaceObject")
+    let (list, object, id) = if url.ends_with("Faces") {
+        ("FaceListObject", "FaceObject", "FaceID")
     } else {
-        ("PersonListObject", "PersonObject")
+        ("PersonListObject", "PersonObject", "PersonID")
     };
     let refusal = Refusal::people("person_object", "objects describing people are not accepted by this platform");
     let ids: Vec<String> = match objects::list(&body, list, object) {
-        Ok(raws) => raws.into_iter().map(objects::object_id).collect(),
+        Ok(raws) => raws.into_iter().map(|raw| objects::object_id(raw, id)).collect(),
         Err(_) => vec![String::new()],
     };
     feed.refused(refusal.reason, ids.len() as u64);
     tracing::warn!(feed = %feed.name(), url, objects = ids.len(), "objects describing people refused");
-    let statuses: Vec<Value> =
-        ids.iter().map(|id| feed.status(url, id, refusal.status, &refusal.message)).collect();
+    let statuses: Vec<Value> = ids.iter().map(|id| feed.status(url, id, refusal.status, &refusal.message)).collect();
     viid(StatusCode::FORBIDDEN, json!({ "ResponseStatusListObject": { "ResponseStatusObject": statuses } }))
 }
 

@@ -159,12 +159,12 @@ impl ViidFeed {
 
     /// Count a refused object or body.
     fn refused(&self, reason: &'static str, n: u64) {
-        self.0.ingest.metrics().decode_errors.get_or_create(&crate::metrics::ErrorLabels {
-            feed: FEED,
-            listener: self.0.name.to_string(),
-            reason,
-        })
-        .inc_by(n);
+        self.0
+            .ingest
+            .metrics()
+            .decode_errors
+            .get_or_create(&crate::metrics::ErrorLabels { feed: FEED, listener: self.0.name.to_string(), reason })
+            .inc_by(n);
     }
 
     /// Make decoded vehicles durable, with the checkpoint's position added.
@@ -173,7 +173,8 @@ impl ViidFeed {
         let mut reads = Vec::with_capacity(vehicles.len());
         for mut v in vehicles {
             for image in &v.images {
-                let labels = crate::metrics::ImageLabels { listener: self.0.name.to_string(), kind: image.kind.clone() };
+                let labels =
+                    crate::metrics::ImageLabels { listener: self.0.name.to_string(), kind: image.kind.clone() };
                 metrics.viid_images.get_or_create(&labels).inc();
                 metrics.viid_image_bytes.get_or_create(&labels).inc_by(image.bytes);
             }

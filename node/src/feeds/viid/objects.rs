@@ -12,10 +12,10 @@
 use super::time;
 use crate::feeds::checkpoint::{MAX_FIELD_BYTES, MAX_PLATE_CHARS};
 use crate::records::{PlateRead, VehicleRead};
+use ::time::UtcOffset;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use ::time::UtcOffset;
 
 /// Most objects in one list.
 pub const MAX_OBJECTS: usize = 1_000;
@@ -165,17 +165,12 @@ pub struct Vehicle {
     pub images: Vec<ImageSeen>,
 }
 
-/// The object's id, for its status, even when the rest does not decode.
-pub fn object_id(raw: &RawValue) -> String {
-    #[derive(Deserialize)]
-    #[allow(non_snake_case)]
-    struct Id<'a> {
-        #[serde(borrow, alias = "NonMotorVehicleID", alias = "ApeID", alias = "TollgateID", alias = "PersonID", alias = "FaceID")]
-        MotorVehicleID: Option<Scalar<'a>>,
-    }
-    serde_json::from_str::<Id>(raw.get())
+/// The object's id (its field `id_field`, e.g. `MotorVehicleID`), for its status, even when
+/// the rest of it does not decode.
+pub fn object_id(raw: &RawValue, id_field: &str) -> String {
+    serde_json::from_str::<std::collections::BTreeMap<Cow<'_, str>, &RawValue>>(raw.get())
         .ok()
-        .and_then(|i| i.MotorVehicleID)
+        .and_then(|fields| serde_json::from_str::<Scalar>(fields.get(id_field)?.get()).ok())
         .map(|s| s.text().chars().take(MAX_ID_BYTES).collect())
         .unwrap_or_default()
 }
@@ -234,7 +229,10 @@ pub fn vehicle(raw: &RawValue, motor: bool, device: &str, offset: UtcOffset) -> 
     let time_text = [&v.PassTime, &v.MarkTime, &v.AppearTime].into_iter().find_map(|t| t.as_ref().map(Scalar::text));
     let seen_ms = time_text
         .as_deref()
-        .map(|t| time::parse(t, offset).ok_or_else(|| Refusal::content("bad_time", format!("PassTime {t:?} is not yyyyMMddHHmmss"))))
+        .map(|t| {
+            time::parse(t, offset)
+                .ok_or_else(|| Refusal::content("bad_time", format!("PassTime {t:?} is not yyyyMMddHHmmss")))
+        })
         .transpose()?
         .ok_or_else(|| Refusal::content("no_time", "the object has no PassTime"))?;
     let confidence = match v.PlateReliability.as_ref().map(|r| r.number()) {
@@ -287,12 +285,13 @@ pub fn vehicle(raw: &RawValue, motor: bool, device: &str, offset: UtcOffset) -> 
 /// A list body: `{"<List>": {"<Object>": [ ... ]}}`, its objects left raw so each gets a
 /// status of its own. An error is the whole body's refusal.
 pub fn list<'a>(body: &'a [u8], list: &str, object: &str) -> Result<Vec<&'a RawValue>, Refusal> {
-    let outer: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> = serde_json::from_slice(body).map_err(|e| {
-        Refusal { status: Status::InvalidJsonFormat, reason: "json", message: format!("the body is not a JSON object: {e}") }
-    })?;
-    let inner = outer
-        .get(list)
-        .ok_or_else(|| Refusal::content("no_list", format!("the body has no {list}")))?;
+    let outer: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> =
+        serde_json::from_slice(body).map_err(|e| Refusal {
+            status: Status::InvalidJsonFormat,
+            reason: "json",
+            message: format!("the body is not a JSON object: {e}"),
+        })?;
+    let inner = outer.get(list).ok_or_else(|| Refusal::content("no_list", format!("the body has no {list}")))?;
     let inner: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> = serde_json::from_str(inner.get())
         .map_err(|e| Refusal::content("no_list", format!("{list} is not an object: {e}")))?;
     let Some(objects) = inner.get(object) else {
@@ -301,7 +300,10 @@ pub fn list<'a>(body: &'a [u8], list: &str, object: &str) -> Result<Vec<&'a RawV
     let objects: Vec<&'a RawValue> = serde_json::from_str(objects.get())
         .map_err(|e| Refusal::content("no_list", format!("{list}.{object} is not a list: {e}")))?;
     if objects.len() > MAX_OBJECTS {
-        return Err(Refusal::content("too_many", format!("{} objects in one body; the limit is {MAX_OBJECTS}", objects.len())));
+        return Err(Refusal::content(
+            "too_many",
+            format!("{} objects in one body; the limit is {MAX_OBJECTS}", objects.len()),
+        ));
     }
     Ok(objects)
 }
@@ -315,9 +317,12 @@ pub fn device_id(body: &[u8], objects: &[&str]) -> Result<String, Refusal> {
         #[serde(borrow)]
         DeviceID: Option<Scalar<'a>>,
     }
-    let outer: std::collections::BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(body).map_err(|e| {
-        Refusal { status: Status::InvalidJsonFormat, reason: "json", message: format!("the body is not a JSON object: {e}") }
-    })?;
+    let outer: std::collections::BTreeMap<Cow<'_, str>, &RawValue> =
+        serde_json::from_slice(body).map_err(|e| Refusal {
+            status: Status::InvalidJsonFormat,
+            reason: "json",
+            message: format!("the body is not a JSON object: {e}"),
+        })?;
     let inner = objects
         .iter()
         .find_map(|o| outer.get(*o))
@@ -343,8 +348,10 @@ pub fn place(raw: &RawValue, tollgate: bool) -> Result<Place, Refusal> {
     #[derive(Deserialize)]
     #[allow(non_snake_case)]
     struct RawPlace<'a> {
-        #[serde(borrow, alias = "ApeID")]
+        #[serde(borrow)]
         TollgateID: Option<Scalar<'a>>,
+        #[serde(borrow)]
+        ApeID: Option<Scalar<'a>>,
         #[serde(borrow)]
         Name: Option<Scalar<'a>>,
         #[serde(borrow)]
@@ -355,12 +362,17 @@ pub fn place(raw: &RawValue, tollgate: bool) -> Result<Place, Refusal> {
         PlaceCode: Option<Scalar<'a>>,
     }
     let what = if tollgate { "TollgateID" } else { "ApeID" };
-    let p: RawPlace = serde_json::from_str(raw.get())
-        .map_err(|e| Refusal::content("bad_object", format!("not a {} object: {e}", if tollgate { "tollgate" } else { "APE" })))?;
-    let id = field(&p.TollgateID, what, MAX_ID_BYTES)?.ok_or_else(|| Refusal::content("no_id", format!("no {what}")))?;
-    let (lat, lon) = match (p.Latitude.as_ref().and_then(Scalar::number), p.Longitude.as_ref().and_then(Scalar::number)) {
+    let p: RawPlace = serde_json::from_str(raw.get()).map_err(|e| {
+        Refusal::content("bad_object", format!("not a {} object: {e}", if tollgate { "tollgate" } else { "APE" }))
+    })?;
+    let id = field(if tollgate { &p.TollgateID } else { &p.ApeID }, what, MAX_ID_BYTES)?
+        .ok_or_else(|| Refusal::content("no_id", format!("no {what}")))?;
+    let (lat, lon) = match (p.Latitude.as_ref().and_then(Scalar::number), p.Longitude.as_ref().and_then(Scalar::number))
+    {
         (Some(lat), Some(lon)) if lat == 0.0 && lon == 0.0 => (None, None),
-        (Some(lat), Some(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => (Some(lat), Some(lon)),
+        (Some(lat), Some(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
+            (Some(lat), Some(lon))
+        }
         (None, None) => (None, None),
         _ => return Err(Refusal::content("bad_position", "Longitude and Latitude must both be given, in degrees")),
     };
@@ -455,8 +467,13 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_lists_are_refused_whole() {
-        assert_eq!(list(b"{", "MotorVehicleListObject", "MotorVehicleObject").unwrap_err().status, Status::InvalidJsonFormat);
-        for body in [r#"{}"#, r#"{"MotorVehicleListObject":{}}"#, r#"{"MotorVehicleListObject":{"MotorVehicleObject":{}}}"#] {
+        assert_eq!(
+            list(b"{", "MotorVehicleListObject", "MotorVehicleObject").unwrap_err().status,
+            Status::InvalidJsonFormat
+        );
+        for body in
+            [r#"{}"#, r#"{"MotorVehicleListObject":{}}"#, r#"{"MotorVehicleListObject":{"MotorVehicleObject":{}}}"#]
+        {
             let r = list(body.as_bytes(), "MotorVehicleListObject", "MotorVehicleObject").unwrap_err();
             assert_eq!(r.status, Status::InvalidJsonContent, "{body}");
         }
@@ -476,11 +493,15 @@ mod tests {
     #[test]
     fn places_keep_positions_and_zero_means_unknown() {
         let raw = |s: &str| serde_json::from_str::<&RawValue>(s).unwrap().to_owned();
-        let p = place(&raw(r#"{"TollgateID":"t1","Name":"北门","Longitude":"120.38","Latitude":36.07}"#), true).unwrap();
+        let p =
+            place(&raw(r#"{"TollgateID":"t1","Name":"北门","Longitude":"120.38","Latitude":36.07}"#), true).unwrap();
         assert_eq!((p.lat, p.lon, p.name.as_deref()), (Some(36.07), Some(120.38), Some("北门")));
         let p = place(&raw(r#"{"ApeID":"a1","Longitude":0,"Latitude":0}"#), false).unwrap();
         assert_eq!((p.lat, p.lon), (None, None));
-        assert_eq!(place(&raw(r#"{"TollgateID":"t1","Latitude":95,"Longitude":1}"#), true).unwrap_err().reason, "bad_position");
+        assert_eq!(
+            place(&raw(r#"{"TollgateID":"t1","Latitude":95,"Longitude":1}"#), true).unwrap_err().reason,
+            "bad_position"
+        );
     }
 
     proptest! {
@@ -492,7 +513,7 @@ mod tests {
             if let Ok(raws) = list(&b, "MotorVehicleListObject", "MotorVehicleObject") {
                 for r in raws {
                     let _ = vehicle(r, true, "d", cst());
-                    let _ = object_id(r);
+                    let _ = object_id(r, "MotorVehicleID");
                 }
             }
         }

@@ -107,9 +107,8 @@ impl Places {
     /// Where a read was made: its tollgate's position, else its device's.
     pub fn position(&self, tollgate: Option<&str>, device: Option<&str>) -> Option<(f64, f64)> {
         let map = self.lock();
-        let at = |kind, id: Option<&str>| {
-            id.and_then(|id| map.get(&(kind, id.to_string()))).and_then(|p| p.lat.zip(p.lon))
-        };
+        let at =
+            |kind, id: Option<&str>| id.and_then(|id| map.get(&(kind, id.to_string()))).and_then(|p| p.lat.zip(p.lon));
         at(PlaceKind::Tollgate, tollgate).or_else(|| at(PlaceKind::Ape, device))
     }
 }

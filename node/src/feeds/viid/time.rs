@@ -20,16 +20,9 @@ pub fn parse(s: &str, offset: UtcOffset) -> Option<u64> {
 
 /// The fourteen-digit local time of `ms` since the epoch.
 pub fn format(ms: u64, offset: UtcOffset) -> String {
-    let t = OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH).to_offset(offset);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let t =
+        OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH).to_offset(offset);
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// `+08:00`, `-03:30` or `Z` as an offset.
