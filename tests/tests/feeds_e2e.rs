@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use yiwang_tests::{export, post_json, request, NodeProcess};
 
 /// A class A position report from gpsd's test corpus: MMSI 244660274 at 52.8553950 N,

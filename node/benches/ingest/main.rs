@@ -6,6 +6,9 @@
 //! of 100 and waiting for its acknowledgement) sharing group commits, against raw sled's best
 //! safe durable path, one writer doing batch-then-flush (sled 0.34 cannot flush from two threads
 //! at once). `ingest_1_feed_vs_raw_sled` is the strictest form: one producer, nothing to share.
+//! `viid_vs_alpr` posts the same detections as GA/T 1400 motor-vehicle objects (bodies of 100,
+//! 8 producers) through the VIID listener's path after authentication, over the `alpr_group`
+//! path of the same round.
 //!
 //! Ends with the headline figures, one per line: `ratio NAME=VALUE` and `figure NAME=VALUE UNIT`.
 
@@ -33,8 +36,10 @@ fn main() {
     println!("ratio ingest_vs_raw_sled={:.2}", durable.concurrent_ratio);
     println!("ratio ingest_1_feed_vs_raw_sled={:.2}", durable.ingest_ratio);
     println!("ratio ais_decode_vs_nmea_parser={:.2}", ours / theirs);
+    println!("ratio viid_vs_alpr={:.2}", durable.viid_ratio);
     println!("figure ingest_durable={:.0} detections/s", durable.concurrent_ratio * durable.raw_sled_per_s);
     println!("figure ingest_durable_1_feed={:.0} detections/s", durable.ingest_ratio * durable.raw_sled_per_s);
+    println!("figure viid_durable={:.0} vehicles/s", durable.viid_per_s);
     println!("figure raw_sled_durable={:.0} inserts/s", durable.raw_sled_per_s);
     println!("figure ais_decode={:.0} sentences/s", ours);
     println!("figure nmea_parser_decode={:.0} sentences/s", theirs);

@@ -43,26 +43,39 @@ pub fn router(feed: ViidFeed) -> Router {
         .with_state(feed)
 }
 
-fn viid(status: StatusCode, body: Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+/// GA/T 1400.4's `ResponseStatusObject`, serialized as it is (no JSON tree in between: a
+/// list of a thousand statuses is on the ingest path).
+#[derive(serde::Serialize)]
+#[allow(non_snake_case)]
+struct StatusObject<'a> {
+    RequestURL: &'a str,
+    StatusCode: u8,
+    StatusString: &'a str,
+    Id: &'a str,
+    LocalTime: &'a str,
+}
+
+fn viid(status: StatusCode, body: impl serde::Serialize) -> Response {
+    let text = serde_json::to_string(&body).unwrap_or_default();
+    let mut r = (status, text).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     r
 }
 
 impl ViidFeed {
-    fn status(&self, url: &str, id: &str, status: Status, text: &str) -> Value {
-        json!({
-            "RequestURL": url,
-            "StatusCode": status as u8,
-            "StatusString": text,
-            "Id": id,
-            "LocalTime": super::time::format(self.now_ms(), self.0.offset),
-        })
+    /// The platform's local time as answers carry it.
+    fn local_time(&self) -> String {
+        super::time::format(self.now_ms(), self.0.offset)
+    }
+
+    /// One `ResponseStatusObject`.
+    fn status<'a>(url: &'a str, id: &'a str, status: Status, text: &'a str, local_time: &'a str) -> StatusObject<'a> {
+        StatusObject { RequestURL: url, StatusCode: status as u8, StatusString: text, Id: id, LocalTime: local_time }
     }
 
     /// One status for the whole request.
     fn single(&self, http: StatusCode, url: &str, id: &str, status: Status, text: &str) -> Response {
-        viid(http, json!({ "ResponseStatusObject": self.status(url, id, status, text) }))
+        viid(http, json!({ "ResponseStatusObject": Self::status(url, id, status, text, &self.local_time()) }))
     }
 
     fn refusal(&self, http: StatusCode, url: &str, r: &Refusal) -> Response {
@@ -133,12 +146,13 @@ impl ViidFeed {
                 (http, Some(format!("not stored: {e}")))
             }
         };
-        let statuses: Vec<Value> = outcomes
+        let local = self.local_time();
+        let statuses: Vec<StatusObject> = outcomes
             .iter()
             .map(|o| match (o, &failure) {
-                (Ok(id), None) => self.status(url, id, Status::Ok, "OK"),
-                (Ok(id), Some(why)) => self.status(url, id, Status::OtherError, why),
-                (Err((id, r)), _) => self.status(url, id, r.status, &r.message),
+                (Ok(id), None) => Self::status(url, id, Status::Ok, "OK", &local),
+                (Ok(id), Some(why)) => Self::status(url, id, Status::OtherError, why, &local),
+                (Err((id, r)), _) => Self::status(url, id, r.status, &r.message, &local),
             })
             .collect();
         viid(http, json!({ "ResponseStatusListObject": { "ResponseStatusObject": statuses } }))
@@ -428,7 +442,9 @@ async fn people(State(feed): State<ViidFeed>, uri: Uri, body: Bytes) -> Response
     };
     feed.refused(refusal.reason, ids.len() as u64);
     tracing::warn!(feed = %feed.name(), url, objects = ids.len(), "objects describing people refused");
-    let statuses: Vec<Value> = ids.iter().map(|id| feed.status(url, id, refusal.status, &refusal.message)).collect();
+    let local = feed.local_time();
+    let statuses: Vec<StatusObject> =
+        ids.iter().map(|id| ViidFeed::status(url, id, refusal.status, &refusal.message, &local)).collect();
     viid(StatusCode::FORBIDDEN, json!({ "ResponseStatusListObject": { "ResponseStatusObject": statuses } }))
 }
 

@@ -57,20 +57,52 @@ impl Refusal {
 /// face (11).
 const PEOPLE_IMAGE_TYPES: &[&str] = &["04", "05", "10", "11"];
 
-/// A JSON scalar as devices send it: string, number or boolean.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A JSON scalar as devices send it: string, number or boolean. Deserialized by hand rather
+/// than as an untagged enum, which would buffer every field first (a third of the decode).
 enum Scalar<'a> {
-    Str(#[serde(borrow)] Cow<'a, str>),
-    Num(serde_json::Number),
+    Str(Cow<'a, str>),
+    Int(i128),
+    Float(f64),
     Bool(bool),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Int(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Int(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar<'a>, E> {
+                Ok(Scalar::Bool(v))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 impl Scalar<'_> {
     fn text(&self) -> Cow<'_, str> {
         match self {
             Scalar::Str(s) => Cow::Borrowed(s.trim()),
-            Scalar::Num(n) => Cow::Owned(n.to_string()),
+            Scalar::Int(n) => Cow::Owned(n.to_string()),
+            Scalar::Float(n) => Cow::Owned(n.to_string()),
             Scalar::Bool(b) => Cow::Borrowed(if *b { "1" } else { "0" }),
         }
     }
@@ -78,7 +110,8 @@ impl Scalar<'_> {
     fn number(&self) -> Option<f64> {
         match self {
             Scalar::Str(s) => s.trim().parse().ok(),
-            Scalar::Num(n) => n.as_f64(),
+            Scalar::Int(n) => Some(*n as f64),
+            Scalar::Float(n) => Some(*n),
             Scalar::Bool(_) => None,
         }
     }
@@ -283,22 +316,24 @@ pub fn vehicle(raw: &RawValue, motor: bool, device: &str, offset: UtcOffset) -> 
 }
 
 /// A list body: `{"<List>": {"<Object>": [ ... ]}}`, its objects left raw so each gets a
-/// status of its own. An error is the whole body's refusal.
+/// status of its own. An error is the whole body's refusal. One pass over the body: the
+/// objects are read as raw slices on the way, other keys skipped.
 pub fn list<'a>(body: &'a [u8], list: &str, object: &str) -> Result<Vec<&'a RawValue>, Refusal> {
-    let outer: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> =
-        serde_json::from_slice(body).map_err(|e| Refusal {
-            status: Status::InvalidJsonFormat,
-            reason: "json",
-            message: format!("the body is not a JSON object: {e}"),
-        })?;
-    let inner = outer.get(list).ok_or_else(|| Refusal::content("no_list", format!("the body has no {list}")))?;
-    let inner: std::collections::BTreeMap<Cow<'a, str>, &'a RawValue> = serde_json::from_str(inner.get())
-        .map_err(|e| Refusal::content("no_list", format!("{list} is not an object: {e}")))?;
-    let Some(objects) = inner.get(object) else {
-        return Err(Refusal::content("no_list", format!("{list} has no {object}")));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let found = serde::de::DeserializeSeed::deserialize(Level { key: list, then: Some(object) }, &mut de)
+        .and_then(|found| de.end().map(|()| found));
+    let found = match found {
+        Ok(found) => found,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err(Refusal {
+                status: Status::InvalidJsonFormat,
+                reason: "json",
+                message: format!("the body is not JSON: {e}"),
+            })
+        }
+        Err(e) => return Err(Refusal::content("no_list", format!("the body is not a {list}: {e}"))),
     };
-    let objects: Vec<&'a RawValue> = serde_json::from_str(objects.get())
-        .map_err(|e| Refusal::content("no_list", format!("{list}.{object} is not a list: {e}")))?;
+    let objects = found.ok_or_else(|| Refusal::content("no_list", format!("the body has no {list}.{object}")))?;
     if objects.len() > MAX_OBJECTS {
         return Err(Refusal::content(
             "too_many",
@@ -306,6 +341,44 @@ pub fn list<'a>(body: &'a [u8], list: &str, object: &str) -> Result<Vec<&'a RawV
         ));
     }
     Ok(objects)
+}
+
+/// One level of `{"<List>": {"<Object>": [...]}}`: find `key` in a map and read its value,
+/// as the next level (`then`) or as the list of raw objects; `None` if the key is absent.
+struct Level<'k> {
+    key: &'k str,
+    then: Option<&'k str>,
+}
+
+impl<'de, 'k> serde::de::DeserializeSeed<'de> for Level<'k> {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'k> serde::de::Visitor<'de> for Level<'k> {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an object with {}", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key != self.key || found.is_some() {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            found = Some(match self.then {
+                Some(next) => map.next_value_seed(Level { key: next, then: None })?,
+                None => Some(map.next_value::<Vec<&'de RawValue>>()?),
+            });
+        }
+        Ok(found.flatten())
+    }
 }
 
 /// The device id in a system body: `{"RegisterObject": {"DeviceID": "..."}}` and the variants

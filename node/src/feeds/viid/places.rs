@@ -45,19 +45,21 @@ fn key(kind: PlaceKind, id: &str) -> Vec<u8> {
 #[derive(Clone)]
 pub struct Places {
     store: Store,
-    map: Arc<Mutex<BTreeMap<(PlaceKind, String), Place>>>,
+    map: Arc<Mutex<BTreeMap<PlaceKind, BTreeMap<String, Place>>>>,
 }
 
 impl Places {
     /// Load what the store holds.
     pub fn load(store: Store) -> Result<Places, StoreError> {
-        let mut map = BTreeMap::new();
+        let mut map: BTreeMap<PlaceKind, BTreeMap<String, Place>> = BTreeMap::new();
+        let mut count = 0;
         for kv in store.scan(PLACES_TREE, b"")? {
             let (k, v) = kv?;
             let Some(kind) = k.first().copied().and_then(PlaceKind::from_tag) else { continue };
             match records::decode::<Place>(&v) {
-                Ok(place) if map.len() < MAX_PLACES => {
-                    map.insert((kind, place.id.clone()), place);
+                Ok(place) if count < MAX_PLACES => {
+                    count += 1;
+                    map.entry(kind).or_default().insert(place.id.clone(), place);
                 }
                 Ok(_) => break,
                 Err(e) => tracing::warn!(error = %e, "unreadable VIID place skipped"),
@@ -66,23 +68,24 @@ impl Places {
         Ok(Places { store, map: Arc::new(Mutex::new(map)) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(PlaceKind, String), Place>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PlaceKind, BTreeMap<String, Place>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Whether `n` more new places would fit.
+    /// Whether the places `ids` would fit, counting only the new ones.
     pub fn room_for(&self, kind: PlaceKind, ids: &[&str]) -> bool {
         let map = self.lock();
-        let new = ids.iter().filter(|id| !map.contains_key(&(kind, id.to_string()))).count();
-        map.len() + new <= MAX_PLACES
+        let known = map.get(&kind);
+        let new = ids.iter().filter(|id| !known.is_some_and(|k| k.contains_key(**id))).count();
+        map.values().map(BTreeMap::len).sum::<usize>() + new <= MAX_PLACES
     }
 
     /// Make places durable, then serve them.
@@ -94,21 +97,21 @@ impl Places {
         }
         self.store.commit(ops).await?;
         let mut map = self.lock();
+        let known = map.entry(kind).or_default();
         for p in places {
-            map.insert((kind, p.id.clone()), p);
+            known.insert(p.id.clone(), p);
         }
         Ok(())
     }
 
     pub fn list(&self, kind: PlaceKind) -> Vec<Place> {
-        self.lock().iter().filter(|((k, _), _)| *k == kind).map(|(_, p)| p.clone()).collect()
+        self.lock().get(&kind).map(|k| k.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Where a read was made: its tollgate's position, else its device's.
     pub fn position(&self, tollgate: Option<&str>, device: Option<&str>) -> Option<(f64, f64)> {
         let map = self.lock();
-        let at =
-            |kind, id: Option<&str>| id.and_then(|id| map.get(&(kind, id.to_string()))).and_then(|p| p.lat.zip(p.lon));
+        let at = |kind, id: Option<&str>| map.get(&kind)?.get(id?).and_then(|p| p.lat.zip(p.lon));
         at(PlaceKind::Tollgate, tollgate).or_else(|| at(PlaceKind::Ape, device))
     }
 }
