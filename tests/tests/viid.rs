@@ -148,14 +148,15 @@ fn a_checkpoint_registers_pushes_vehicles_and_people_are_refused() {
     let vehicles = vehicle_records(&config);
     let plates: BTreeSet<&str> = vehicles.iter().map(|v| v["read"]["plate"].as_str().unwrap()).collect();
     assert_eq!(plates, BTreeSet::from([WATCHED, "鲁B54321", "青岛A1234"]), "nothing of refused objects is stored");
-    let v1 = vehicles.iter().find(|v| v["object_id"] == "v1").unwrap();
+    let by_plate = |plate: &str| vehicles.iter().find(|v| v["read"]["plate"] == plate).unwrap();
+    let v1 = by_plate(WATCHED);
     assert_eq!((v1["lat"].as_f64(), v1["lon"].as_f64()), (Some(36.0671), Some(120.3826)));
     assert_eq!(v1["read"]["checkpoint"], TOLLGATE);
     assert_eq!(v1["read"]["seen_ms"], 1_796_032_800_000u64, "PassTime read as Beijing time");
     assert_eq!(v1["plate_colour"], "2");
-    let v2 = vehicles.iter().find(|v| v["object_id"] == "v2").unwrap();
+    let v2 = by_plate("鲁B54321");
     assert!(v2["lat"].is_null(), "an unregistered tollgate has no position");
-    assert!(!vehicles.iter().find(|v| v["object_id"] == "b1").unwrap()["motor"].as_bool().unwrap());
+    assert!(!by_plate("青岛A1234")["motor"].as_bool().unwrap());
     assert!(!format!("{vehicles:?}").contains("QUFB"), "image bytes are never stored");
 
     let alerts = export(&config, "alert");
@@ -186,16 +187,11 @@ fn sigkill_after_answers_loses_no_answered_vehicle() {
             std::thread::spawn(move || {
                 let give_up = Instant::now() + Duration::from_secs(30);
                 for batch in 0.. {
-                    let objects: Vec<String> = (0..20)
-                        .map(|i| {
-                            motor_vehicle(
-                                &format!("p{p}-{batch}-{i}"),
-                                &format!("鲁C{p}{batch:03}{i:02}"),
-                                TOLLGATE,
-                                DEVICE,
-                                None,
-                            )
-                        })
+                    let plates: Vec<String> = (0..20).map(|i| format!("鲁C{p}{batch:03}{i:02}")).collect();
+                    let objects: Vec<String> = plates
+                        .iter()
+                        .enumerate()
+                        .map(|(i, plate)| motor_vehicle(&format!("p{p}-{batch}-{i}"), plate, TOLLGATE, DEVICE, None))
                         .collect();
                     let headers = [("User-Identify", DEVICE)];
                     let body = motor_vehicles(&objects);
@@ -207,7 +203,10 @@ fn sigkill_after_answers_loses_no_answered_vehicle() {
                         body.as_bytes(),
                     ) {
                         Ok(r) if r.status == 200 => {
-                            let ok = statuses(&r).into_iter().filter(|(_, code)| *code == 0).map(|(id, _)| id);
+                            // Statuses come in the order posted.
+                            let st = statuses(&r);
+                            assert_eq!(st.len(), plates.len(), "{}", r.body);
+                            let ok = plates.iter().zip(st).filter(|(_, (_, code))| *code == 0).map(|(p, _)| p.clone());
                             answered.lock().unwrap().extend(ok);
                         }
                         Ok(r) => panic!("unexpected answer {}: {}", r.status, r.body),
@@ -239,13 +238,13 @@ fn sigkill_after_answers_loses_no_answered_vehicle() {
     let mut device = ViidDevice::new(node.feed("checkpoints", "http"), DEVICE, "pw-right");
     assert_eq!(device.post("/VIID/MotorVehicles", &motor_vehicles(&[])).status, 401, "sessions end with the process");
     assert_eq!(device.register().status, 200);
-    let after =
-        device.post("/VIID/MotorVehicles", &motor_vehicles(&[motor_vehicle("after", "鲁D1", TOLLGATE, DEVICE, None)]));
+    let after = device
+        .post("/VIID/MotorVehicles", &motor_vehicles(&[motor_vehicle("after", "鲁D00001", TOLLGATE, DEVICE, None)]));
     assert_eq!(statuses(&after), vec![("after".into(), 0)]);
     node.terminate();
 
     let vehicles = vehicle_records(&config);
-    let stored: BTreeSet<String> = vehicles.iter().map(|v| v["object_id"].as_str().unwrap().to_string()).collect();
+    let stored: BTreeSet<String> = vehicles.iter().map(|v| v["read"]["plate"].as_str().unwrap().to_string()).collect();
     let lost: Vec<_> = answered.difference(&stored).collect();
     assert!(
         lost.is_empty(),
@@ -254,6 +253,6 @@ fn sigkill_after_answers_loses_no_answered_vehicle() {
         answered.len(),
         &lost[..lost.len().min(5)]
     );
-    let after = vehicles.iter().find(|v| v["object_id"] == "after").unwrap();
+    let after = vehicles.iter().find(|v| v["read"]["plate"] == "鲁D00001").unwrap();
     assert_eq!(after["lat"].as_f64(), Some(36.0671), "the tollgate survived the kill");
 }

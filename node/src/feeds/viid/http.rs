@@ -313,7 +313,7 @@ impl ViidFeed {
         for raw in raws {
             match objects::vehicle(raw, motor, device, self.0.offset) {
                 Ok(v) => {
-                    outcomes.push(Ok(v.read.object_id.clone()));
+                    outcomes.push(Ok(v.id.clone()));
                     vehicles.push(v);
                 }
                 Err(r) => {

@@ -148,8 +148,6 @@ struct RawVehicle<'a> {
     #[serde(borrow)]
     VehicleBrand: Option<Scalar<'a>>,
     #[serde(borrow)]
-    Speed: Option<Scalar<'a>>,
-    #[serde(borrow)]
     PassTime: Option<Scalar<'a>>,
     #[serde(borrow)]
     MarkTime: Option<Scalar<'a>>,
@@ -193,6 +191,8 @@ pub struct ImageSeen {
 /// One decoded vehicle, before the node adds the checkpoint's position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vehicle {
+    /// The object's id (`MotorVehicleID` / `NonMotorVehicleID`): its status names it.
+    pub id: String,
     pub read: VehicleRead,
     pub tollgate: Option<String>,
     pub images: Vec<ImageSeen>,
@@ -278,11 +278,6 @@ pub fn vehicle(raw: &RawValue, motor: bool, device: &str, offset: UtcOffset) -> 
         Some(Some(l)) if (0.0..=255.0).contains(&l) => Some(l as u8),
         Some(_) => return Err(Refusal::content("bad_field", "LaneNo is not a number from 0 to 255")),
     };
-    let speed_kmh = match v.Speed.as_ref().map(|s| s.number()) {
-        None => None,
-        Some(Some(s)) if (0.0..=500.0).contains(&s) => Some(s as f32),
-        Some(_) => return Err(Refusal::content("bad_field", "Speed is not a number from 0 to 500")),
-    };
     let device_id = field(&v.DeviceID, "DeviceID", MAX_ID_BYTES)?;
     let tollgate = field(&v.TollgateID, "TollgateID", MAX_ID_BYTES)?;
     let checkpoint = tollgate.clone().or_else(|| device_id.clone()).unwrap_or_else(|| device.to_string());
@@ -297,16 +292,15 @@ pub fn vehicle(raw: &RawValue, motor: bool, device: &str, offset: UtcOffset) -> 
         seen_ms,
     };
     Ok(Vehicle {
+        id,
         read: VehicleRead {
             read,
-            object_id: id,
             motor,
             device: device_id,
             plate_colour: field(&v.PlateColor, "PlateColor", MAX_FIELD_BYTES)?,
             plate_class: field(&v.PlateClass, "PlateClass", MAX_FIELD_BYTES)?,
             vehicle_class: field(&v.VehicleClass, "VehicleClass", MAX_FIELD_BYTES)?,
             vehicle_colour: field(&v.VehicleColor, "VehicleColor", MAX_FIELD_BYTES)?,
-            speed_kmh,
             lat: None,
             lon: None,
         },
@@ -496,7 +490,7 @@ mod tests {
         assert_eq!(v.read.read.make.as_deref(), Some("12"));
         assert_eq!(v.read.plate_colour.as_deref(), Some("2"));
         assert_eq!(v.read.vehicle_class.as_deref(), Some("K33"));
-        assert_eq!(v.read.speed_kmh, Some(48.5));
+        assert_eq!(v.id, "370202000011900000010220261130180000000010200001");
         assert_eq!(v.tollgate.as_deref(), Some("37020200001210000001"));
         assert_eq!(v.images, vec![ImageSeen { kind: "01".into(), bytes: 183_000 }]);
     }
@@ -529,7 +523,7 @@ mod tests {
             (r#""PlateReliability":"92""#, r#""PlateReliability":"high""#, "bad_field"),
             (r#""Direction":"1""#, &format!(r#""Direction":"{}""#, "x".repeat(65)), "bad_field"),
             (r#""MotorVehicleID":"370202000011900000010220261130180000000010200001","#, "", "no_id"),
-            (r#""InfoKind":1,"#, r#""InfoKind":1,"Speed":[1],"#, "bad_object"),
+            (r#""InfoKind":1,"#, r#""InfoKind":1,"LaneNo":[1],"#, "bad_object"),
         ];
         for (from, to, reason) in cases {
             let body = MOTOR.replacen(from, to, 1);
