@@ -26,6 +26,15 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OnvifLabels {
+    /// The camera feed's name from the config.
+    pub listener: String,
+    pub camera: String,
+    /// What failed: `connect`, `timeout`, `auth`, `fault`, `http_status`, `parse`, ...
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HitLabels {
     /// `plate` or `mmsi`.
     pub subject: &'static str,
@@ -72,6 +81,7 @@ pub struct Metrics {
     pub store_refused: Family<KindLabels, Counter>,
     pub retention_deleted: Counter,
     pub cameras_offline: Gauge,
+    pub onvif_failures: Family<OnvifLabels, Counter>,
     pub vessels_tracked: Gauge,
     pub watchlist_entries: Gauge,
     /// Per peer: 0 up, 1 catching up, 2 degraded, 3 partitioned.
@@ -101,6 +111,7 @@ impl Metrics {
             store_refused: Family::default(),
             retention_deleted: Counter::default(),
             cameras_offline: Gauge::default(),
+            onvif_failures: Family::default(),
             vessels_tracked: Gauge::default(),
             watchlist_entries: Gauge::default(),
             link_state: Family::default(),
@@ -142,6 +153,11 @@ impl Metrics {
             "Cameras currently silent past their heartbeat interval",
             m.cameras_offline.clone(),
         );
+        r.register(
+            "onvif_failures",
+            "ONVIF requests to cameras that failed, by feed, camera and reason",
+            m.onvif_failures.clone(),
+        );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
         r.register(
@@ -168,6 +184,12 @@ impl Metrics {
 
     pub fn decode_error(&self, feed: &'static str, listener: &str, reason: &'static str) {
         self.decode_errors.get_or_create(&ErrorLabels { feed, listener: listener.to_string(), reason }).inc();
+    }
+
+    pub fn onvif_failure(&self, listener: &str, camera: &str, reason: &'static str) {
+        self.onvif_failures
+            .get_or_create(&OnvifLabels { listener: listener.to_string(), camera: camera.to_string(), reason })
+            .inc();
     }
 
     pub fn link_state(&self, peer: &proto::NodeId, code: i64) {
