@@ -352,3 +352,138 @@ fn finish(answer: &mut Answer, building: Option<Building>) {
         (None, _) => answer.dropped.push("bad_topic"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn a_pull_reads_every_notification_within_bounds() {
+        let a = parse(include_bytes!("fixtures/pull_messages_response.xml")).unwrap();
+        assert_eq!(a.fault, None);
+        assert_eq!(a.messages.len(), 3, "{a:#?}");
+        let line = &a.messages[0];
+        assert_eq!(line.topic, "tns1:RuleEngine/LineDetector/Crossed");
+        assert_eq!(line.utc_ms, parse_utc_ms("2008-10-10T12:24:57.321Z"));
+        assert_eq!(line.utc_ms, Some(1_223_641_497_321));
+        assert_eq!(
+            line.source,
+            vec![
+                pair("VideoSourceConfigurationToken", "1"),
+                pair("VideoAnalyticsConfigurationToken", "2"),
+                pair("Rule", "MyImportantFence1")
+            ]
+        );
+        assert_eq!(line.data, vec![pair("ObjectId", "15")]);
+        let loss = &a.messages[1];
+        assert_eq!(loss.topic, "tns1:VideoSource/SignalLoss", "another prefix for ONVIF's topics becomes tns1:");
+        assert_eq!(loss.utc_ms, Some(1_223_641_498_000), "a time without a zone is UTC");
+        assert_eq!(loss.source, vec![pair("Source", "vs&1")]);
+        let vendor = &a.messages[2];
+        assert_eq!(vendor.topic, "acme:Device/Tamper", "a vendor's own prefix is kept");
+        assert_eq!(vendor.utc_ms, None);
+        assert_eq!(a.dropped, vec!["bad_topic", "too_many_items"]);
+    }
+
+    #[test]
+    fn a_fault_is_read_and_recognised() {
+        let a = parse(include_bytes!("fixtures/fault_not_authorized.xml")).unwrap();
+        let f = a.fault.unwrap();
+        assert_eq!(f.code, "env:Sender");
+        assert_eq!(f.subcode.as_deref(), Some("ter:NotAuthorized"));
+        assert_eq!(f.reason, "Sender not Authorized");
+        assert!(f.is_auth());
+        let other = Fault { code: "env:Receiver".into(), subcode: Some("ter:Action".into()), reason: String::new() };
+        assert!(!other.is_auth());
+    }
+
+    #[test]
+    fn subscription_and_capabilities_answers() {
+        let a = parse(include_bytes!("fixtures/create_pull_point_response.xml")).unwrap();
+        assert_eq!(a.subscription.as_deref(), Some("http://192.168.0.10/onvif/Subscription?Idx=0"));
+        assert_eq!(a.termination_time_ms.unwrap() - a.current_time_ms.unwrap(), 60_000);
+        let a = parse(include_bytes!("fixtures/get_capabilities_response.xml")).unwrap();
+        assert_eq!(a.events_xaddr.as_deref(), Some("http://192.168.0.10/onvif/services/events"));
+    }
+
+    #[test]
+    fn structural_trouble_refuses_the_answer() {
+        assert_eq!(parse(b"").unwrap_err().reason(), "not_soap");
+        assert_eq!(parse(b"<html><body>401</body></html>").unwrap_err().reason(), "not_soap");
+        assert_eq!(parse(b"<s:Envelope xmlns:s='x'><s:Body>").unwrap_err().reason(), "xml");
+        assert_eq!(parse(b"<Envelope><b></Envelope></b>").unwrap_err().reason(), "xml");
+        let deep = format!("<Envelope>{}{}</Envelope>", "<a>".repeat(100), "</a>".repeat(100));
+        assert_eq!(parse(deep.as_bytes()).unwrap_err().reason(), "too_deep");
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse(&big).unwrap_err().reason(), "too_large");
+        // Entities are never expanded, so a DOCTYPE cannot make a small answer large.
+        let laughs = b"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><Envelope><Body><Topic>&a;</Topic></Body></Envelope>";
+        assert!(parse(laughs).is_err());
+    }
+
+    #[test]
+    fn the_number_of_messages_is_bounded() {
+        let one = "<n:NotificationMessage><n:Topic>tns1:A/B</n:Topic></n:NotificationMessage>";
+        let body = format!(
+            "<s:Envelope xmlns:s='{}' xmlns:n='{}' xmlns:tns1='{}'><s:Body><r>{}</r></s:Body></s:Envelope>",
+            super::super::soap::NS_SOAP,
+            super::super::soap::NS_WSNT,
+            NS_TOPICS,
+            one.repeat(MAX_MESSAGES + 5)
+        );
+        let a = parse(body.as_bytes()).unwrap();
+        assert_eq!(a.messages.len(), MAX_MESSAGES);
+        assert_eq!(a.dropped, vec!["too_many_messages"; 5]);
+    }
+
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("<s:Envelope xmlns:s='http://www.w3.org/2003/05/soap-envelope'>".to_string()),
+            Just("<s:Body>".to_string()),
+            Just("<wsnt:NotificationMessage>".to_string()),
+            Just("</wsnt:NotificationMessage>".to_string()),
+            Just("<wsnt:Topic>tns1:A/B</wsnt:Topic>".to_string()),
+            Just("<tt:Message UtcTime='2026-01-01T00:00:00Z'>".to_string()),
+            Just("<tt:Data><tt:SimpleItem Name='a' Value='b'/></tt:Data>".to_string()),
+            Just("<tt:Source>".to_string()),
+            Just("<tt:SimpleItem Name='a' Value='b'/>".to_string()),
+            Just("</tt:Source>".to_string()),
+            Just("</s:Body></s:Envelope>".to_string()),
+            Just("<![CDATA[x]]>".to_string()),
+            Just("&amp;&lt;&bogus;".to_string()),
+            Just("<a>".to_string()),
+            Just("</a>".to_string()),
+            "[ -~]{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn near_soap_never_panics_and_stays_bounded(parts in proptest::collection::vec(fragment(), 0..120)) {
+            if let Ok(a) = parse(parts.concat().as_bytes()) {
+                prop_assert!(a.messages.len() <= MAX_MESSAGES);
+                for m in &a.messages {
+                    prop_assert!(m.source.len() <= MAX_ITEMS && m.data.len() <= MAX_ITEMS);
+                    prop_assert!(m.topic.len() <= MAX_TOPIC_BYTES);
+                }
+            }
+        }
+
+        #[test]
+        fn any_nesting_depth_is_refused_or_read(depth in 0usize..200) {
+            let body = format!("<Envelope>{}{}</Envelope>", "<a>".repeat(depth), "</a>".repeat(depth));
+            let r = parse(body.as_bytes());
+            prop_assert_eq!(r.is_ok(), depth < MAX_DEPTH);
+        }
+    }
+}

@@ -355,3 +355,259 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use proptest::prelude::*;
+
+    const DEVICE: &str = "http://cam/onvif/device_service";
+    const FALLBACK: &str = "http://cam/onvif/event_service";
+
+    fn machine(now: Instant) -> Subscription {
+        Subscription::new(Config::new(Duration::from_secs(60)), DEVICE.into(), FALLBACK.into(), Rng::new(3), now)
+    }
+
+    fn drain(s: &mut Subscription) -> Vec<Action> {
+        std::iter::from_fn(|| s.poll_action()).collect()
+    }
+
+    fn send(op: Operation, url: &str) -> Action {
+        Action::Send { op, url: url.into() }
+    }
+
+    fn failed(op: Operation, failure: Failure) -> Event {
+        Event::Failed { op, failure, reason: "test".into() }
+    }
+
+    /// Discovery and creation, up to the first pull.
+    fn subscribed(t0: Instant) -> Subscription {
+        let mut s = machine(t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::GetCapabilities, DEVICE)]);
+        s.handle(Event::Discovered { events_url: Some("http://cam/events".into()) }, t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, "http://cam/events")]);
+        s.handle(Event::Created { address: "http://cam/sub/1".into(), granted: None }, t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::PullMessages, "http://cam/sub/1")]);
+        s
+    }
+
+    #[test]
+    fn pulls_in_a_loop_and_renews_at_half_life_between_pulls() {
+        let t0 = Instant::now();
+        let mut s = subscribed(t0);
+        s.handle(Event::Pulled { messages: 3 }, t0 + Duration::from_secs(1));
+        assert_eq!(drain(&mut s), vec![send(Operation::PullMessages, "http://cam/sub/1")], "at once after events");
+        // A pull is in flight when the renewal falls due: the renewal waits for it.
+        let t = t0 + Duration::from_secs(31);
+        s.handle_timeout(t);
+        assert!(drain(&mut s).is_empty());
+        s.handle(Event::Pulled { messages: 0 }, t);
+        assert_eq!(drain(&mut s), vec![send(Operation::Renew, "http://cam/sub/1")]);
+        // The camera granted only 20 s: the next renewal comes 10 s later.
+        s.handle(Event::Renewed { granted: Some(Duration::from_secs(20)) }, t);
+        assert_eq!(drain(&mut s), vec![send(Operation::PullMessages, "http://cam/sub/1")]);
+        s.handle(Event::Pulled { messages: 0 }, t + Duration::from_secs(10));
+        assert_eq!(drain(&mut s), vec![send(Operation::Renew, "http://cam/sub/1")]);
+    }
+
+    #[test]
+    fn an_empty_pull_answered_at_once_waits_a_moment() {
+        let t0 = Instant::now();
+        let mut s = subscribed(t0);
+        s.handle(Event::Pulled { messages: 0 }, t0);
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.poll_timeout(), Some(t0 + EMPTY_PULL_PAUSE));
+        s.handle_timeout(t0 + EMPTY_PULL_PAUSE);
+        assert_eq!(drain(&mut s), vec![send(Operation::PullMessages, "http://cam/sub/1")]);
+    }
+
+    #[test]
+    fn a_camera_that_does_not_say_gets_the_conventional_address() {
+        let t0 = Instant::now();
+        let mut s = machine(t0);
+        drain(&mut s);
+        s.handle(failed(Operation::GetCapabilities, Failure::Fault), t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, FALLBACK)]);
+    }
+
+    #[test]
+    fn a_reboot_recreates_the_subscription_and_reports_one_outage() {
+        let t0 = Instant::now();
+        let mut s = subscribed(t0);
+        s.handle(Event::Pulled { messages: 1 }, t0);
+        drain(&mut s);
+        // The camera reboots: the pull gets no answer, so a new subscription is asked for at once.
+        s.handle(failed(Operation::PullMessages, Failure::Unreachable), t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, "http://cam/events")]);
+        // It is still down: offline, once, and a backoff.
+        s.handle(failed(Operation::CreatePullPointSubscription, Failure::Unreachable), t0);
+        let actions = drain(&mut s);
+        assert!(matches!(actions.as_slice(), [Action::Offline { .. }]), "{actions:?}");
+        let wait = s.backoff_left(t0).unwrap();
+        assert!(wait >= BACKOFF_FIRST / 2 && wait <= BACKOFF_FIRST, "{wait:?}");
+        let mut t = t0 + wait;
+        for _ in 0..3 {
+            s.handle_timeout(t);
+            assert_eq!(drain(&mut s), vec![send(Operation::GetCapabilities, DEVICE)]);
+            s.handle(failed(Operation::GetCapabilities, Failure::Unreachable), t);
+            assert!(drain(&mut s).is_empty(), "no second offline in the same outage");
+            t += s.backoff_left(t).unwrap();
+        }
+        s.handle_timeout(t);
+        drain(&mut s);
+        s.handle(Event::Discovered { events_url: None }, t);
+        assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, FALLBACK)]);
+        s.handle(Event::Created { address: "http://cam/sub/2".into(), granted: None }, t);
+        assert_eq!(drain(&mut s), vec![Action::Online, send(Operation::PullMessages, "http://cam/sub/2")]);
+    }
+
+    #[test]
+    fn a_failed_renewal_is_an_outage_at_once() {
+        let t0 = Instant::now();
+        let mut s = subscribed(t0);
+        s.handle(Event::Pulled { messages: 0 }, t0 + Duration::from_secs(30));
+        assert_eq!(drain(&mut s), vec![send(Operation::Renew, "http://cam/sub/1")]);
+        s.handle(failed(Operation::Renew, Failure::Unreachable), t0 + Duration::from_secs(31));
+        assert!(matches!(drain(&mut s).as_slice(), [Action::Offline { .. }]));
+    }
+
+    #[test]
+    fn wrong_credentials_are_an_outage_and_back_off() {
+        let t0 = Instant::now();
+        let mut s = machine(t0);
+        drain(&mut s);
+        s.handle(failed(Operation::GetCapabilities, Failure::Unauthorized), t0);
+        assert!(matches!(drain(&mut s).as_slice(), [Action::Offline { .. }]));
+        assert!(s.backoff_left(t0).is_some());
+    }
+
+    #[test]
+    fn a_subscription_that_never_served_backs_off_instead_of_looping() {
+        let t0 = Instant::now();
+        let mut s = subscribed(t0);
+        s.handle(failed(Operation::PullMessages, Failure::Fault), t0);
+        assert!(matches!(drain(&mut s).as_slice(), [Action::Offline { .. }]));
+        assert!(s.backoff_left(t0).is_some());
+    }
+
+    #[test]
+    fn shutdown_unsubscribes_a_live_subscription() {
+        let t0 = Instant::now();
+        let mut s = subscribed(t0);
+        s.handle(Event::Shutdown, t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::Unsubscribe, "http://cam/sub/1")]);
+        s.handle(Event::Pulled { messages: 2 }, t0);
+        assert!(drain(&mut s).is_empty(), "the abandoned pull's answer is stale");
+        s.handle(Event::Unsubscribed, t0);
+        assert_eq!(drain(&mut s), vec![Action::Stopped]);
+        assert!(s.is_stopped());
+        let mut s = machine(t0);
+        drain(&mut s);
+        s.handle(Event::Shutdown, t0);
+        assert_eq!(drain(&mut s), vec![Action::Stopped], "nothing to unsubscribe");
+    }
+
+    /// What the generated driver does next.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Answer the request in flight successfully (with this many messages for a pull).
+        Succeed(usize),
+        Fail(u8),
+        /// Let time pass to the machine's next timeout.
+        Wait,
+        Shutdown,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0usize..3).prop_map(Step::Succeed),
+            3 => (0u8..4).prop_map(Step::Fail),
+            3 => Just(Step::Wait),
+            1 => Just(Step::Shutdown),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn one_request_at_a_time_bounded_backoff_one_alert_per_outage(
+            seed in any::<u64>(),
+            steps in proptest::collection::vec(step(), 1..200),
+        ) {
+            let mut now = Instant::now();
+            let config = Config::new(Duration::from_secs(60));
+            let mut s = Subscription::new(config.clone(), DEVICE.into(), FALLBACK.into(), Rng::new(seed), now);
+            let mut outstanding: Option<Operation> = None;
+            let mut offline = false;
+            let mut stopping = false;
+            let mut stopped = false;
+            for st in steps {
+                for action in std::iter::from_fn(|| s.poll_action()) {
+                    match action {
+                        Action::Send { op, .. } => {
+                            prop_assert!(outstanding.is_none(), "{op:?} while {outstanding:?} is in flight");
+                            prop_assert!(!stopping || op == Operation::Unsubscribe, "{op:?} after shutdown");
+                            outstanding = Some(op);
+                        }
+                        Action::Offline { .. } => {
+                            prop_assert!(!offline, "two offline reports in one outage");
+                            offline = true;
+                        }
+                        Action::Online => {
+                            prop_assert!(offline, "online without an outage");
+                            offline = false;
+                        }
+                        Action::Stopped => {
+                            prop_assert!(stopping);
+                            stopped = true;
+                        }
+                    }
+                }
+                prop_assert_eq!(s.in_flight(), outstanding);
+                if let Some(wait) = s.backoff_left(now) {
+                    prop_assert!(wait <= config.backoff_max);
+                }
+                if stopped {
+                    break;
+                }
+                now += Duration::from_millis(100);
+                match (st, outstanding.take()) {
+                    (Step::Shutdown, _) => {
+                        stopping = true;
+                        s.handle(Event::Shutdown, now);
+                    }
+                    (Step::Succeed(n), Some(op)) => {
+                        let ev = match op {
+                            Operation::GetCapabilities => Event::Discovered { events_url: None },
+                            Operation::CreatePullPointSubscription => Event::Created { address: "http://cam/s".into(), granted: None },
+                            Operation::PullMessages => Event::Pulled { messages: n },
+                            Operation::Renew => Event::Renewed { granted: None },
+                            Operation::Unsubscribe => Event::Unsubscribed,
+                        };
+                        s.handle(ev, now);
+                    }
+                    (Step::Fail(k), Some(op)) => {
+                        let failure = [Failure::Unreachable, Failure::Unauthorized, Failure::Fault, Failure::Garbled][k as usize];
+                        s.handle(Event::Failed { op, failure, reason: "generated".into() }, now);
+                    }
+                    (_, Some(op)) => {
+                        // Waiting while a request is in flight: its deadline is the driver's; put
+                        // it back and let time pass.
+                        outstanding = Some(op);
+                        now += Duration::from_secs(1);
+                    }
+                    (_, None) => {
+                        match s.poll_timeout() {
+                            Some(t) => {
+                                prop_assert!(t <= now + config.termination, "a wait longer than the termination time");
+                                now = now.max(t);
+                            }
+                            None => prop_assert!(stopping, "an idle machine with nothing to wait for"),
+                        }
+                        s.handle_timeout(now);
+                    }
+                }
+            }
+        }
+    }
+}
