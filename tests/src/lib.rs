@@ -1,6 +1,8 @@
 //! Helpers for yiwang's integration tests: find the built binaries, run a node process with a
 //! config written by the test, and speak plain HTTP/1.1 to it.
 
+pub mod onvif_device;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
