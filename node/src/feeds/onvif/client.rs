@@ -224,11 +224,13 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
                     }
                 }
             }
+            // Stopping and nothing left to send: the machine has nothing more to say.
+            None if stopping => return,
             None => {
                 let wake = machine.poll_timeout();
                 tokio::select! {
                     biased;
-                    _ = stopped(&mut shutdown), if !stopping => None,
+                    _ = stopped(&mut shutdown) => None,
                     _ = sleep_until(wake) => {
                         machine.handle_timeout(tokio::time::Instant::now().into_std());
                         continue;
