@@ -110,6 +110,8 @@ impl FakeCamera {
     pub fn reboot(&self, down_for: Duration) {
         if let Some(server) = self.server.lock().unwrap().take() {
             server.abort();
+            // Wait until the listener is closed: from here on, connections are refused.
+            let _ = self.rt.block_on(server);
         }
         {
             let mut inner = self.shared.inner.lock().unwrap();
@@ -120,6 +122,8 @@ impl FakeCamera {
         let shared = self.shared.clone();
         let server = self.rt.spawn(async move {
             tokio::time::sleep(down_for).await;
+            // A camera boots with no subscriptions, whatever it took while going down.
+            shared.inner.lock().unwrap().stats.live.clear();
             let listener = tokio::net::TcpListener::bind(shared.addr).await.expect("rebind fake camera");
             serve(listener, shared).await;
         });

@@ -377,3 +377,36 @@ impl Subscriber {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_plain_http_with_a_host() {
+        let t = Target::parse("http://10.0.0.17/onvif/device_service").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("10.0.0.17", 80, "/onvif/device_service"));
+        assert_eq!(t.fallback_events_url(), "http://10.0.0.17/onvif/event_service");
+        let t = Target::parse("http://[::1]:8080/onvif/Subscription?Idx=3").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 8080, "/onvif/Subscription?Idx=3"));
+        assert_eq!(t.fallback_events_url(), "http://[::1]:8080/onvif/event_service");
+        for bad in ["https://10.0.0.17/onvif", "10.0.0.17/onvif", "http:///onvif", "", "ftp://x/"] {
+            assert_eq!(Target::parse(bad).unwrap_err().reason(), "bad_url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let auth =
+            Fault { code: "env:Sender".into(), subcode: Some("ter:NotAuthorized".into()), reason: String::new() };
+        assert_eq!(OnvifError::Fault { status: 400, fault: auth }.failure(), Failure::Unauthorized);
+        let gone =
+            Fault { code: "env:Sender".into(), subcode: Some("ter:InvalidArgVal".into()), reason: String::new() };
+        assert_eq!(OnvifError::Fault { status: 400, fault: gone.clone() }.failure(), Failure::Fault);
+        assert_eq!(OnvifError::Fault { status: 400, fault: gone }.reason(), "fault");
+        assert_eq!(OnvifError::Status(401).reason(), "auth");
+        assert_eq!(OnvifError::Status(503).failure(), Failure::Unreachable);
+        assert_eq!(OnvifError::Timeout(Duration::from_secs(1)).reason(), "timeout");
+        assert_eq!(OnvifError::Missing("x").failure(), Failure::Garbled);
+    }
+}
