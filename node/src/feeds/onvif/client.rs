@@ -148,12 +148,17 @@ async fn exchange_inner(target: &Target, op: Operation, envelope: String) -> Res
         Ok::<_, OnvifError>((status, body.to_bytes()))
     };
     // The connection is driven here, beside the exchange, rather than in a spawned task.
+    // It may finish first (the camera closes after answering): then only the exchange is left.
     tokio::pin!(connection, exchange);
+    let mut connection_done = false;
     let (status, body) = loop {
         tokio::select! {
             biased;
             r = &mut exchange => break r?,
-            r = &mut connection => r?,
+            r = &mut connection, if !connection_done => {
+                r?;
+                connection_done = true;
+            }
         }
     };
     let parsed = parse::parse(&body);
@@ -408,5 +413,58 @@ mod tests {
         assert_eq!(OnvifError::Status(503).failure(), Failure::Unreachable);
         assert_eq!(OnvifError::Timeout(Duration::from_secs(1)).reason(), "timeout");
         assert_eq!(OnvifError::Missing("x").failure(), Failure::Garbled);
+    }
+
+    /// A one-route server on loopback answering every POST with `answer`.
+    async fn server(
+        tasks: &mut tokio::task::JoinSet<()>,
+        answer: fn() -> axum::response::Response,
+        delay: Duration,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(move || async move {
+            tokio::time::sleep(delay).await;
+            answer()
+        });
+        tasks.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}/onvif/device_service")
+    }
+
+    async fn post(url: &str, deadline: Duration) -> Result<Answer, OnvifError> {
+        exchange(&Target::parse(url).unwrap(), Operation::GetCapabilities, String::new(), deadline).await
+    }
+
+    #[tokio::test]
+    async fn every_exchange_is_bounded_in_size_and_time() {
+        use axum::response::IntoResponse;
+        let mut tasks = tokio::task::JoinSet::new();
+        let big = server(&mut tasks, || vec![b' '; MAX_BODY_BYTES + 1].into_response(), Duration::ZERO).await;
+        assert_eq!(post(&big, Duration::from_secs(5)).await.unwrap_err().reason(), "too_large");
+        let slow = server(&mut tasks, || "late".into_response(), Duration::from_secs(30)).await;
+        assert_eq!(post(&slow, Duration::from_millis(200)).await.unwrap_err().reason(), "timeout");
+        let page = server(
+            &mut tasks,
+            || (axum::http::StatusCode::UNAUTHORIZED, "<html>401</html>").into_response(),
+            Duration::ZERO,
+        )
+        .await;
+        assert_eq!(post(&page, Duration::from_secs(5)).await.unwrap_err().reason(), "auth");
+        let fixture = server(
+            &mut tasks,
+            || include_str!("fixtures/get_capabilities_response.xml").into_response(),
+            Duration::ZERO,
+        )
+        .await;
+        let answer = post(&fixture, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(answer.events_xaddr.as_deref(), Some("http://192.168.0.10/onvif/services/events"));
+        // Nothing listens on a port just released.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/onvif", l.local_addr().unwrap())
+        };
+        assert_eq!(post(&closed, Duration::from_secs(5)).await.unwrap_err().reason(), "connect");
     }
 }
