@@ -27,6 +27,8 @@ pub const FALLBACK_EVENTS_PATH: &str = "/onvif/event_service";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OnvifError {
+    #[error("{url:?} is not a URL: {source}")]
+    InvalidUrl { url: String, source: hyper::http::uri::InvalidUri },
     #[error("{url:?} is not an http:// URL with a host (HTTPS is not supported)")]
     BadUrl { url: String },
     #[error("cannot connect to {addr}: {source}")]
@@ -57,7 +59,7 @@ impl OnvifError {
         match self.failure() {
             Failure::Unauthorized => "auth",
             _ => match self {
-                OnvifError::BadUrl { .. } => "bad_url",
+                OnvifError::InvalidUrl { .. } | OnvifError::BadUrl { .. } => "bad_url",
                 OnvifError::Connect { .. } => "connect",
                 OnvifError::Http(_) | OnvifError::Request(_) | OnvifError::Body(_) => "http",
                 OnvifError::Timeout(_) => "timeout",
@@ -92,8 +94,9 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, OnvifError> {
-        let bad = || OnvifError::BadUrl { url: url.chars().take(200).collect() };
-        let uri: hyper::Uri = url.parse().map_err(|_| bad())?;
+        let shown = || url.chars().take(200).collect::<String>();
+        let bad = || OnvifError::BadUrl { url: shown() };
+        let uri: hyper::Uri = url.parse().map_err(|source| OnvifError::InvalidUrl { url: shown(), source })?;
         if uri.scheme_str() != Some("http") {
             return Err(bad());
         }
