@@ -1,8 +1,10 @@
 //! A fake ONVIF camera for the integration tests, written from the message examples of the ONVIF
 //! Core specification (device and event services) and WS-Security's UsernameToken profile, not
-//! from any vendor's code. It serves GetCapabilities, CreatePullPointSubscription, PullMessages
+//! from any vendor's code. It serves GetSystemDateAndTime (without authentication, as the
+//! specification allows; its clock can be set off from the machine's), GetCapabilities, CreatePullPointSubscription, PullMessages
 //! (long-polling until an event is queued or the request's Timeout passes), Renew and
-//! Unsubscribe; checks every request's PasswordDigest; and can "reboot": forget its
+//! Unsubscribe; checks every other request's PasswordDigest, and that its Created time is within
+//! [`MAX_TOKEN_AGE`] of the camera's clock; and can "reboot": forget its
 //! subscriptions, answer pending pulls with 503 and refuse connections for a while.
 //!
 //! It runs on its own tokio runtime so a test stays synchronous (the node is another process).
@@ -19,6 +21,8 @@ use std::time::Duration;
 
 const SOAP_HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa5="http://www.w3.org/2005/08/addressing" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:ter="http://www.onvif.org/ver10/error"><SOAP-ENV:Body>"#;
 const SOAP_TAIL: &str = "</SOAP-ENV:Body></SOAP-ENV:Envelope>";
+/// How far a token's Created time may be from the camera's clock.
+pub const MAX_TOKEN_AGE: Duration = Duration::from_secs(60);
 
 /// What the camera has seen, for the test's assertions.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +52,8 @@ struct Inner {
 struct Shared {
     username: String,
     password: String,
+    /// The camera's clock less the machine's, in seconds.
+    skew_s: i64,
     addr: SocketAddr,
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
@@ -63,6 +69,11 @@ pub struct FakeCamera {
 impl FakeCamera {
     /// A camera on 127.0.0.1 (a port the OS picks) accepting `username` and `password`.
     pub fn start(username: &str, password: &str) -> FakeCamera {
+        FakeCamera::start_with_clock_skew(username, password, 0)
+    }
+
+    /// A camera whose clock is `skew_s` seconds off the machine's (positive: ahead).
+    pub fn start_with_clock_skew(username: &str, password: &str, skew_s: i64) -> FakeCamera {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -73,6 +84,7 @@ impl FakeCamera {
         let shared = Arc::new(Shared {
             username: username.to_string(),
             password: password.to_string(),
+            skew_s,
             addr,
             inner: Mutex::new(Inner { queue: VecDeque::new(), next_id: 1, boot: 0, stats: Stats::default() }),
             wake: tokio::sync::Notify::new(),
@@ -179,7 +191,13 @@ fn fault(status: StatusCode, code: &str, subcode: &str, reason: &str) -> Respons
         .into_response()
 }
 
-/// Whether the UsernameToken's PasswordDigest is Base64(SHA-1(nonce + created + password)).
+/// The camera's clock.
+fn camera_now(shared: &Shared) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::seconds(shared.skew_s)
+}
+
+/// Whether the UsernameToken's PasswordDigest is Base64(SHA-1(nonce + created + password)) and
+/// its Created time is near the camera's clock.
 fn authorised(shared: &Shared, body: &str) -> bool {
     let (Some(user), Some(digest), Some(nonce), Some(created)) =
         (text_of(body, "Username"), text_of(body, "Password"), text_of(body, "Nonce"), text_of(body, "Created"))
@@ -192,7 +210,11 @@ fn authorised(shared: &Shared, body: &str) -> bool {
     ctx.update(created.as_bytes());
     ctx.update(shared.password.as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(ctx.finish());
-    user == shared.username && digest == expected
+    let Ok(created) = time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339) else {
+        return false;
+    };
+    let fresh = (camera_now(shared) - created).unsigned_abs() <= MAX_TOKEN_AGE;
+    user == shared.username && digest == expected && fresh
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -208,6 +230,18 @@ async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
     let url = format!("http://{}{}", shared.addr, uri.path_and_query().map_or("/", |p| p.as_str()));
     if action.is_empty() || text_of(&body, "To") != Some(url.as_str()) {
         shared.inner.lock().unwrap().stats.misaddressed += 1;
+    }
+    if path == "/onvif/device_service" && action.ends_with("/GetSystemDateAndTime") {
+        let t = camera_now(&shared);
+        return envelope(&format!(
+            "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>Manual</tt:DateTimeType><tt:DaylightSavings>false</tt:DaylightSavings><tt:UTCDateTime><tt:Time><tt:Hour>{}</tt:Hour><tt:Minute>{}</tt:Minute><tt:Second>{}</tt:Second></tt:Time><tt:Date><tt:Year>{}</tt:Year><tt:Month>{}</tt:Month><tt:Day>{}</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>",
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.year(),
+            t.month() as u8,
+            t.day()
+        ));
     }
     if !authorised(&shared, &body) {
         shared.inner.lock().unwrap().stats.auth_failures += 1;

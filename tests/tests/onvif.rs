@@ -1,7 +1,8 @@
 //! A node subscribing to a (fake) ONVIF camera's events: pulled events become camera detections
 //! with their topic, source, data and time; a camera reboot raises one camera-offline alert and
 //! the subscription comes back by itself; wrong credentials are an outage too, counted by reason;
-//! and a stopping node unsubscribes.
+//! and a stopping node unsubscribes. The camera's clock is hours off the node's: the node dates its
+//! security tokens by the camera's clock, which it asks for first.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ const OFFLINE_ALERTS: &str = r#"yiwang_alerts_total{alert="camera_offline"}"#;
 #[test]
 fn events_are_pulled_a_reboot_is_one_outage_and_a_stop_unsubscribes() {
     let dir = tempfile::tempdir().unwrap();
-    let cam = FakeCamera::start("yiwang", "s3cret");
+    let cam = FakeCamera::start_with_clock_skew("yiwang", "s3cret", 3 * 3600 + 17);
     let config = config(dir.path(), &cam.device_url(), "s3cret");
     let node = NodeProcess::start(&config, dir.path());
 

@@ -22,6 +22,10 @@ use hyper::header::{CONTENT_TYPE, HOST};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// A camera clock further than this from ours is logged (the node copes, but the camera's
+/// event times are off by as much).
+const CLOCK_OFFSET_WARN_MS: i64 = 60_000;
+
 /// Where the conventional event service lives on a camera that does not name its own.
 pub const FALLBACK_EVENTS_PATH: &str = "/onvif/event_service";
 
@@ -184,6 +188,9 @@ struct Subscriber {
     credentials: Credentials,
     /// Nonces and message ids.
     rng: Rng,
+    /// The camera's clock less ours, from GetSystemDateAndTime: tokens are dated by the
+    /// camera's clock, since a camera refuses a token too far from its own time.
+    clock_offset_ms: i64,
 }
 
 /// Subscribe to camera `camera`'s events as `spec` says, until `shutdown` turns true (or its
@@ -207,7 +214,7 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
         now,
     );
     let credentials = Credentials { username: spec.username.clone(), password: spec.password.clone() };
-    let mut s = Subscriber { feed, camera, spec, credentials, rng };
+    let mut s = Subscriber { feed, camera, spec, credentials, rng, clock_offset_ms: 0 };
     let mut stopping = false;
     loop {
         let mut next = None;
@@ -286,8 +293,8 @@ impl Subscriber {
         let deadline =
             if op == Operation::PullMessages { self.spec.pull_timeout + REQUEST_DEADLINE } else { REQUEST_DEADLINE };
         let target = Target::parse(url);
-        let now_ms = self.feed.ingest.clock().now_ms();
-        let envelope = soap::envelope(op, url, &params, &self.credentials, now_ms, &mut self.rng);
+        let camera_now_ms = self.feed.ingest.clock().now_ms().saturating_add_signed(self.clock_offset_ms);
+        let envelope = soap::envelope(op, url, &params, &self.credentials, camera_now_ms, &mut self.rng);
         async move {
             // An address from the camera may be unusable: that is the request's failure.
             exchange(&target?, op, envelope, deadline).await
@@ -306,6 +313,18 @@ impl Subscriber {
             _ => None,
         };
         match op {
+            Operation::GetSystemDateAndTime => {
+                if let Some(camera_ms) = answer.camera_utc_ms {
+                    // Our clock when the answer arrived; the camera's was read up to a request's
+                    // time earlier, well within the minutes cameras allow.
+                    let ours = self.feed.ingest.clock().now_ms();
+                    self.clock_offset_ms = camera_ms as i64 - ours as i64;
+                    if self.clock_offset_ms.abs() > CLOCK_OFFSET_WARN_MS {
+                        tracing::warn!(feed = %self.feed.name, camera = self.camera, offset_ms = self.clock_offset_ms, "camera clock differs from ours; dating tokens by the camera's");
+                    }
+                }
+                Event::ClockRead
+            }
             Operation::GetCapabilities => {
                 let events_url = answer.events_xaddr.filter(|url| match Target::parse(url) {
                     Ok(_) => true,

@@ -79,6 +79,8 @@ pub struct Answer {
     /// `CurrentTime` and `TerminationTime` (Create and Renew responses), ms since the epoch.
     pub current_time_ms: Option<u64>,
     pub termination_time_ms: Option<u64>,
+    /// `SystemDateAndTime/UTCDateTime` (GetSystemDateAndTimeResponse), ms since the epoch.
+    pub camera_utc_ms: Option<u64>,
     pub messages: Vec<Notification>,
     /// Notifications left out, each by reason (`bad_topic`, `too_many_items`,
     /// `too_many_messages`), for the decode-error metric.
@@ -134,6 +136,15 @@ pub fn parse_utc_ms(s: &str) -> Option<u64> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// ONVIF's `tt:DateTime` (Date: Year, Month, Day; Time: Hour, Minute, Second) to ms.
+fn utc_date_time(parts: [Option<u32>; 6]) -> Option<u64> {
+    let [Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)] = parts else { return None };
+    let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?).ok()?;
+    let t = time::Time::from_hms(u8::try_from(h).ok()?, u8::try_from(mi).ok()?, u8::try_from(sec).ok()?).ok()?;
+    u64::try_from(date.with_time(t).assume_utc().unix_timestamp()).ok()?.checked_mul(1000)
+}
+
 fn local(name: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }
@@ -152,6 +163,8 @@ pub fn parse(body: &[u8]) -> Result<Answer, ParseError> {
     let mut text_overflow = false;
     let mut building: Option<Building> = None;
     let mut saw_envelope = false;
+    // Year, month, day, hour, minute, second of a UTCDateTime.
+    let mut utc = [None::<u32>; 6];
 
     loop {
         let (_, event) = reader.read_resolved_event()?;
@@ -198,6 +211,14 @@ pub fn parse(body: &[u8]) -> Result<Answer, ParseError> {
                 let Some(name) = path.pop() else { return Err(ParseError::NotSoap) };
                 let parent = path.last().map(String::as_str).unwrap_or("");
                 let value = if text_overflow { None } else { Some(text.trim()) };
+                if path.iter().any(|p| p == "UTCDateTime") {
+                    let at = ["Year", "Month", "Day", "Hour", "Minute", "Second"].iter().position(|f| *f == name);
+                    if let (Some(at), Some(v)) = (at, value.and_then(|v| v.parse().ok())) {
+                        utc[at] = Some(v);
+                    }
+                } else if name == "UTCDateTime" {
+                    answer.camera_utc_ms = utc_date_time(utc);
+                }
                 close(&reader, &name, parent, value, &mut answer, &mut building);
                 text.clear();
                 text_overflow = false;
@@ -409,6 +430,13 @@ mod tests {
         assert_eq!(a.termination_time_ms.unwrap() - a.current_time_ms.unwrap(), 60_000);
         let a = parse(include_bytes!("fixtures/get_capabilities_response.xml")).unwrap();
         assert_eq!(a.events_xaddr.as_deref(), Some("http://192.168.0.10/onvif/services/events"));
+    }
+
+    #[test]
+    fn the_cameras_clock() {
+        let a = parse(include_bytes!("fixtures/get_system_date_and_time_response.xml")).unwrap();
+        assert_eq!(a.camera_utc_ms, parse_utc_ms("2026-11-30T12:34:56Z"));
+        assert!(a.camera_utc_ms.is_some());
     }
 
     #[test]

@@ -28,6 +28,7 @@ const NONCE_BYTES: usize = 16;
 /// The operations the node uses, with their WS-Addressing actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operation {
+    GetSystemDateAndTime,
     GetCapabilities,
     CreatePullPointSubscription,
     PullMessages,
@@ -38,6 +39,7 @@ pub enum Operation {
 impl Operation {
     pub fn action(self) -> &'static str {
         match self {
+            Operation::GetSystemDateAndTime => "http://www.onvif.org/ver10/device/wsdl/GetSystemDateAndTime",
             Operation::GetCapabilities => "http://www.onvif.org/ver10/device/wsdl/GetCapabilities",
             Operation::CreatePullPointSubscription => {
                 "http://www.onvif.org/ver10/events/wsdl/EventPortType/CreatePullPointSubscriptionRequest"
@@ -53,6 +55,7 @@ impl Operation {
     /// For logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
+            Operation::GetSystemDateAndTime => "GetSystemDateAndTime",
             Operation::GetCapabilities => "GetCapabilities",
             Operation::CreatePullPointSubscription => "CreatePullPointSubscription",
             Operation::PullMessages => "PullMessages",
@@ -125,8 +128,9 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The envelope of `op` to `to`, signed by `credentials` at `now_ms` (the node's clock), its
-/// nonce and message id drawn from `rng`.
+/// The envelope of `op` to `to`, signed by `credentials` at `now_ms` (the camera's time as the
+/// node reckons it: its clock corrected by the camera's offset), its nonce and message id drawn
+/// from `rng`.
 pub fn envelope(
     op: Operation,
     to: &str,
@@ -154,7 +158,9 @@ pub fn envelope(
         op.action(),
         escape(to)
     );
-    if !credentials.username.is_empty() {
+    // GetSystemDateAndTime is open to anyone (ONVIF's access class PRE_AUTH), and it is how the
+    // node learns the clock a token must be dated by: it goes unsigned.
+    if !credentials.username.is_empty() && op != Operation::GetSystemDateAndTime {
         let mut nonce = [0u8; NONCE_BYTES];
         rng.fill(&mut nonce);
         let created = utc_timestamp(now_ms);
@@ -168,6 +174,7 @@ pub fn envelope(
     }
     x.push_str("</s:Header><s:Body>");
     match op {
+        Operation::GetSystemDateAndTime => x.push_str("<tds:GetSystemDateAndTime/>"),
         Operation::GetCapabilities => {
             x.push_str("<tds:GetCapabilities><tds:Category>Events</tds:Category></tds:GetCapabilities>")
         }

@@ -7,9 +7,11 @@
 //! The rules:
 //! - One request at a time: the machine asks for the next only once the last one is answered
 //!   or has failed (the driver puts a deadline on each).
-//! - The life of a subscription: GetCapabilities at the device service (a fault other than an
-//!   authentication failure means the camera does not say, and the conventional address is
-//!   used), CreatePullPointSubscription, then PullMessages again as soon as one returns, and
+//! - The life of a subscription: GetSystemDateAndTime at the device service (so the driver
+//!   can date its security tokens by the camera's clock; a camera that will not say is taken
+//!   to agree with ours), GetCapabilities there (a fault other than an authentication failure
+//!   means the camera does not say, and the conventional address is used),
+//!   CreatePullPointSubscription, then PullMessages again as soon as one returns, and
 //!   Renew, between two pulls, once half of the granted termination time has passed.
 //! - A camera that answers an empty pull at once (ignoring our Timeout) is pulled at most once
 //!   a second.
@@ -20,7 +22,7 @@
 //! - A failed creation, a renewal with no answer, and any authentication failure report the
 //!   camera offline (once per outage) and wait a backoff: drawn uniformly from `[b/2, b]`,
 //!   where `b` starts at the first backoff and doubles after every wait up to the maximum; then
-//!   everything starts again from GetCapabilities. A created subscription resets `b` and
+//!   everything starts again from GetSystemDateAndTime. A created subscription resets `b` and
 //!   reports the camera online.
 //! - On shutdown a live subscription is ended with Unsubscribe (whatever was in flight is
 //!   abandoned by the driver); then the machine stops.
@@ -68,6 +70,8 @@ pub enum Failure {
 /// What happened, as the driver tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// GetSystemDateAndTime answered (the driver keeps the camera's clock offset).
+    ClockRead,
     /// GetCapabilities answered, with the event service's address if the camera gave one.
     Discovered {
         events_url: Option<String>,
@@ -111,10 +115,11 @@ pub enum Action {
 
 #[derive(Debug, Clone)]
 enum State {
-    /// Waiting out a backoff; then GetCapabilities.
+    /// Waiting out a backoff; then GetSystemDateAndTime.
     Backoff {
         until: Instant,
     },
+    ReadingClock,
     Discovering,
     Creating,
     /// A live subscription at `address`.
@@ -213,6 +218,7 @@ impl Subscription {
             return;
         }
         let answered = match &event {
+            Event::ClockRead => Operation::GetSystemDateAndTime,
             Event::Discovered { .. } => Operation::GetCapabilities,
             Event::Created { .. } => Operation::CreatePullPointSubscription,
             Event::Pulled { .. } => Operation::PullMessages,
@@ -228,6 +234,16 @@ impl Subscription {
         }
         self.in_flight = None;
         match event {
+            // Whatever the camera says of its clock, only its silence stops the way forward.
+            Event::ClockRead
+            | Event::Failed {
+                op: Operation::GetSystemDateAndTime,
+                failure: Failure::Fault | Failure::Garbled | Failure::Unauthorized,
+                ..
+            } => {
+                self.state = State::Discovering;
+                self.send(Operation::GetCapabilities, self.device_url.clone(), now);
+            }
             Event::Discovered { events_url } => self.create(events_url, now),
             Event::Failed { op: Operation::GetCapabilities, failure: Failure::Fault | Failure::Garbled, .. } => {
                 // The camera answers but does not say: use the conventional address.
@@ -340,8 +356,8 @@ impl Subscription {
         }
         match &self.state {
             State::Backoff { until } if now >= *until => {
-                self.state = State::Discovering;
-                self.send(Operation::GetCapabilities, self.device_url.clone(), now);
+                self.state = State::ReadingClock;
+                self.send(Operation::GetSystemDateAndTime, self.device_url.clone(), now);
             }
             State::Subscribed { address, renew_at, next_pull, .. } => {
                 let address = address.clone();
@@ -384,6 +400,8 @@ mod tests {
     /// Discovery and creation, up to the first pull.
     fn subscribed(t0: Instant) -> Subscription {
         let mut s = machine(t0);
+        assert_eq!(drain(&mut s), vec![send(Operation::GetSystemDateAndTime, DEVICE)]);
+        s.handle(Event::ClockRead, t0);
         assert_eq!(drain(&mut s), vec![send(Operation::GetCapabilities, DEVICE)]);
         s.handle(Event::Discovered { events_url: Some("http://cam/events".into()) }, t0);
         assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, "http://cam/events")]);
@@ -427,6 +445,12 @@ mod tests {
         let t0 = Instant::now();
         let mut s = machine(t0);
         drain(&mut s);
+        s.handle(failed(Operation::GetSystemDateAndTime, Failure::Unauthorized), t0);
+        assert_eq!(
+            drain(&mut s),
+            vec![send(Operation::GetCapabilities, DEVICE)],
+            "a camera that keeps its clock to itself"
+        );
         s.handle(failed(Operation::GetCapabilities, Failure::Fault), t0);
         assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, FALLBACK)]);
     }
@@ -449,13 +473,15 @@ mod tests {
         let mut t = t0 + wait;
         for _ in 0..3 {
             s.handle_timeout(t);
-            assert_eq!(drain(&mut s), vec![send(Operation::GetCapabilities, DEVICE)]);
-            s.handle(failed(Operation::GetCapabilities, Failure::Unreachable), t);
+            assert_eq!(drain(&mut s), vec![send(Operation::GetSystemDateAndTime, DEVICE)]);
+            s.handle(failed(Operation::GetSystemDateAndTime, Failure::Unreachable), t);
             assert!(drain(&mut s).is_empty(), "no second offline in the same outage");
             t += s.backoff_left(t).unwrap();
         }
         s.handle_timeout(t);
         drain(&mut s);
+        s.handle(Event::ClockRead, t);
+        assert_eq!(drain(&mut s), vec![send(Operation::GetCapabilities, DEVICE)]);
         s.handle(Event::Discovered { events_url: None }, t);
         assert_eq!(drain(&mut s), vec![send(Operation::CreatePullPointSubscription, FALLBACK)]);
         s.handle(Event::Created { address: "http://cam/sub/2".into(), granted: None }, t);
@@ -476,6 +502,8 @@ mod tests {
     fn wrong_credentials_are_an_outage_and_back_off() {
         let t0 = Instant::now();
         let mut s = machine(t0);
+        drain(&mut s);
+        s.handle(Event::ClockRead, t0);
         drain(&mut s);
         s.handle(failed(Operation::GetCapabilities, Failure::Unauthorized), t0);
         assert!(matches!(drain(&mut s).as_slice(), [Action::Offline { .. }]));
@@ -578,6 +606,7 @@ mod tests {
                     }
                     (Step::Succeed(n), Some(op)) => {
                         let ev = match op {
+                            Operation::GetSystemDateAndTime => Event::ClockRead,
                             Operation::GetCapabilities => Event::Discovered { events_url: None },
                             Operation::CreatePullPointSubscription => Event::Created { address: "http://cam/s".into(), granted: None },
                             Operation::PullMessages => Event::Pulled { messages: n },
