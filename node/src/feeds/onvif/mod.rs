@@ -8,7 +8,8 @@
 //! - [`subscription`] decides what to send when, as a state machine without I/O;
 //! - [`client`] carries its decisions out over HTTP and hands events to the feed.
 //!
-//! The flow: GetCapabilities (Events) at the device service for the event service's address,
+//! The flow: GetSystemDateAndTime at the device service (tokens are dated by the camera's
+//! clock), GetCapabilities (Events) there for the event service's address,
 //! CreatePullPointSubscription there, then PullMessages in a loop at the subscription's address,
 //! Renew at half of the termination time, Unsubscribe when the node stops.
 
