@@ -37,6 +37,13 @@
 //! http = "0.0.0.0:7812"
 //! devices = [{ id = "37020200001190000001", password = "change-me" }]
 //!
+//! [[feeds.camera]]
+//! name = "gate"                    # ONVIF cameras only: the node subscribes to their events
+//! cameras = [
+//!   { id = "cam-21", heartbeat_s = 30, onvif = { url = "http://10.0.0.21/onvif/device_service", username = "yiwang", password = "secret" } },
+//!   { id = "cam-22", heartbeat_s = 60, onvif = { url = "http://10.0.0.22/onvif/device_service", pull_timeout = "20s", renew = "2m", message_limit = 50 } },
+//! ]
+//!
 //! [watchlist]
 //! file = "watchlist.csv"
 //!
@@ -228,7 +235,8 @@ pub struct CheckpointFeed {
     pub tcp_acks: bool,
 }
 
-/// A camera feed: ONVIF-named events and heartbeats over HTTP POST and/or TCP JSON lines.
+/// A camera feed: ONVIF-named events and heartbeats over HTTP POST and/or TCP JSON lines, and
+/// the events of cameras the node subscribes to itself (those with an `onvif` table).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraFeed {
@@ -299,7 +307,61 @@ fn default_heartbeat_s() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct CameraSpec {
     pub id: String,
+    /// Silence after which the camera is reported offline. For an ONVIF camera every answered
+    /// PullMessages counts as a sign of life, so this must be longer than `pull_timeout`.
     pub heartbeat_s: u64,
+    /// Subscribe to the camera's ONVIF event service (see docs/feeds-onvif.md).
+    #[serde(default)]
+    pub onvif: Option<OnvifSpec>,
+}
+
+/// Where and how to subscribe to a camera's ONVIF events (a pull-point subscription).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnvifSpec {
+    /// The device service, `http://host[:port]/onvif/device_service`; plain HTTP only.
+    pub url: String,
+    /// WS-Security UsernameToken credentials; an empty username sends none.
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// How long the camera may hold a PullMessages open while it has no events.
+    #[serde(default = "default_pull_timeout", with = "humantime_serde")]
+    pub pull_timeout: std::time::Duration,
+    /// The termination time asked for at CreatePullPointSubscription and at every Renew; the
+    /// node renews at half of it.
+    #[serde(default = "default_renew", with = "humantime_serde")]
+    pub renew: std::time::Duration,
+    /// Most messages one PullMessages may return.
+    #[serde(default = "default_message_limit")]
+    pub message_limit: u32,
+}
+
+/// Not derived: the password must not reach a log.
+impl std::fmt::Debug for OnvifSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnvifSpec")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("pull_timeout", &self.pull_timeout)
+            .field("renew", &self.renew)
+            .field("message_limit", &self.message_limit)
+            .finish()
+    }
+}
+
+fn default_pull_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+fn default_renew() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+fn default_message_limit() -> u32 {
+    100
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -384,14 +446,16 @@ impl NodeConfig {
             f.zones.validate().map_err(|e| format!("fence.zones: {e}"))?;
         }
         let mut names = std::collections::HashSet::new();
-        let feeds = self
-            .feeds
-            .ais
-            .iter()
-            .map(|f| (&f.name, f.udp.is_some() || f.tcp_listen.is_some() || f.tcp_connect.is_some()))
-            .chain(self.feeds.checkpoint.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())))
-            .chain(self.feeds.camera.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())))
-            .chain(self.feeds.viid.iter().map(|f| (&f.name, true)));
+        let feeds =
+            self.feeds
+                .ais
+                .iter()
+                .map(|f| (&f.name, f.udp.is_some() || f.tcp_listen.is_some() || f.tcp_connect.is_some()))
+                .chain(self.feeds.checkpoint.iter().map(|f| (&f.name, f.http.is_some() || f.tcp.is_some())))
+                .chain(self.feeds.camera.iter().map(|f| {
+                    (&f.name, f.http.is_some() || f.tcp.is_some() || f.cameras.iter().any(|c| c.onvif.is_some()))
+                }))
+                .chain(self.feeds.viid.iter().map(|f| (&f.name, true)));
         for (name, has_address) in feeds {
             if name.is_empty() || name.len() > 64 {
                 return Err(format!("feed name {name:?} must be 1 to 64 bytes"));
@@ -435,6 +499,16 @@ impl NodeConfig {
         for f in &self.feeds.camera {
             if f.default_heartbeat_s == 0 || f.cameras.iter().any(|c| c.heartbeat_s == 0) {
                 return Err(format!("camera feed {:?}: heartbeat intervals must be above 0 seconds", f.name));
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for c in &f.cameras {
+                if !ids.insert(&c.id) {
+                    return Err(format!("camera feed {:?}: camera {:?} is listed twice", f.name, c.id));
+                }
+                if let Some(o) = &c.onvif {
+                    crate::feeds::onvif::validate(o, c.heartbeat_s)
+                        .map_err(|e| format!("camera feed {:?}, camera {:?}: onvif: {e}", f.name, c.id))?;
+                }
             }
         }
         Ok(())
@@ -482,6 +556,12 @@ mod tests {
         assert_eq!(c.feeds.camera[0].cameras[0].heartbeat_s, 30);
         assert_eq!(c.feeds.viid[0].utc_offset, "+08:00");
         assert_eq!(c.feeds.viid[0].keepalive_timeout.as_secs(), 180);
+        let onvif = c.feeds.camera[1].cameras[1].onvif.as_ref().unwrap();
+        assert_eq!(onvif.pull_timeout.as_secs(), 20);
+        assert_eq!(onvif.message_limit, 50);
+        let first = c.feeds.camera[1].cameras[0].onvif.as_ref().unwrap();
+        assert_eq!((first.pull_timeout.as_secs(), first.renew.as_secs(), first.message_limit), (10, 60, 100));
+        assert!(!format!("{first:?}").contains("secret"), "the password stays out of logs");
         assert_eq!(c.store.retention_days, 7.0);
     }
 
@@ -525,6 +605,16 @@ mod tests {
         let err =
             NodeConfig::parse("[[api.tokens]]\nname = \"x\"\nrole = \"operator\"\ntoken = \"short\"\n").unwrap_err();
         assert!(err.contains("16 characters"), "{err}");
+        let err = NodeConfig::parse(
+            "[[feeds.camera]]\nname = \"c\"\ncameras = [{ id = \"a\", heartbeat_s = 5, onvif = { url = \"https://x/onvif\" } }]\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("http://"), "{err}");
+        let err = NodeConfig::parse(
+            "[[feeds.camera]]\nname = \"c\"\ncameras = [{ id = \"a\", heartbeat_s = 5, onvif = { url = \"http://x/onvif\" } }]\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("heartbeat"), "{err}");
         let err = NodeConfig::parse("[deadlines.default]\nreported = \"whenever\"\n").unwrap_err();
         assert!(err.contains("whenever") || err.contains("reported"), "{err}");
     }

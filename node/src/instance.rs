@@ -11,7 +11,7 @@ use crate::feeds::ais_io::AisFeed;
 use crate::feeds::camera::CameraHealth;
 use crate::feeds::sinks::{CameraFeed, CheckpointFeed, JsonFeed};
 use crate::feeds::viid::{self, ViidFeed};
-use crate::feeds::{http_ingest, tcp_json};
+use crate::feeds::{http_ingest, onvif, tcp_json};
 use crate::ingest::{Ingest, WatchlistHandle};
 use crate::lists::Lists;
 use crate::mesh::{Mesh, MeshParts};
@@ -67,6 +67,10 @@ pub struct RunningNode {
     pub lists: Lists,
     pub mesh: Option<Mesh>,
     tasks: JoinSet<()>,
+    /// The ONVIF subscribers, apart from `tasks` so a stop can wait for their Unsubscribes.
+    subscriptions: JoinSet<()>,
+    /// Tells the subscribers to unsubscribe and end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,16 @@ pub enum StartError {
 impl RunningNode {
     /// Stop every listener and background task. Anything already acknowledged is on disk.
     pub async fn stop(mut self) {
+        // Cameras keep a subscription until it expires: end ours, but do not let a camera that
+        // does not answer hold the stop up past one request's deadline.
+        let _ = self.stopping.send(true);
+        let subscriptions = &mut self.subscriptions;
+        let ended =
+            tokio::time::timeout(onvif::REQUEST_DEADLINE, async { while subscriptions.join_next().await.is_some() {} });
+        if ended.await.is_err() {
+            tracing::warn!("ONVIF subscriptions not all ended in time");
+        }
+        self.subscriptions.shutdown().await;
         if let Some(m) = &self.mesh {
             m.close();
         }
@@ -165,6 +179,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         addresses.feeds.insert(f.name.clone(), bound);
     }
 
+    let (stopping, stop_signal) = tokio::sync::watch::channel(false);
+    let mut subscriptions = JoinSet::new();
     for f in &config.feeds.camera {
         let configured = f.cameras.iter().map(|c| (c.id.clone(), c.heartbeat_s * 1000));
         let health = CameraHealth::new(configured, f.default_heartbeat_s * 1000, clock.now_ms());
@@ -173,6 +189,18 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
             CameraFeed { ingest: ingest.clone(), name: f.name.as_str().into(), health: Arc::new(Mutex::new(health)) };
         let bound = listen_json(&mut tasks, &feed, f.tcp, f.http, f.tcp_acks).await?;
         addresses.feeds.insert(f.name.clone(), bound);
+        for c in &f.cameras {
+            if let Some(spec) = &c.onvif {
+                let rng = seed.rng(&format!("onvif {} {}", f.name, c.id));
+                subscriptions.spawn(onvif::client::run(
+                    feed.clone(),
+                    c.id.clone(),
+                    spec.clone(),
+                    rng,
+                    stop_signal.clone(),
+                ));
+            }
+        }
         tasks.spawn(async move {
             let mut every = tokio::time::interval(tick);
             loop {
@@ -246,7 +274,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         }
     });
 
-    Ok(RunningNode { addresses, ingest, events, lists, mesh, tasks })
+    Ok(RunningNode { addresses, ingest, events, lists, mesh, tasks, subscriptions, stopping })
 }
 
 /// Serve a GA/T 1400 listener and watch its devices' keepalives; returns where it bound.

@@ -33,6 +33,15 @@ pub struct ImageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OnvifLabels {
+    /// The camera feed's name from the config.
+    pub listener: String,
+    pub camera: String,
+    /// What failed: `connect`, `timeout`, `auth`, `fault`, `http_status`, `parse`, ...
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HitLabels {
     /// `plate` or `mmsi`.
     pub subject: &'static str,
@@ -83,6 +92,7 @@ pub struct Metrics {
     pub viid_images: Family<ImageLabels, Counter>,
     pub viid_image_bytes: Family<ImageLabels, Counter>,
     pub viid_auth_failures: Family<ErrorLabels, Counter>,
+    pub onvif_failures: Family<OnvifLabels, Counter>,
     pub vessels_tracked: Gauge,
     pub watchlist_entries: Gauge,
     /// Per peer: 0 up, 1 catching up, 2 degraded, 3 partitioned.
@@ -116,6 +126,7 @@ impl Metrics {
             viid_images: Family::default(),
             viid_image_bytes: Family::default(),
             viid_auth_failures: Family::default(),
+            onvif_failures: Family::default(),
             vessels_tracked: Gauge::default(),
             watchlist_entries: Gauge::default(),
             link_state: Family::default(),
@@ -173,6 +184,11 @@ impl Metrics {
             "GA/T 1400 requests refused for their authentication, by reason",
             m.viid_auth_failures.clone(),
         );
+        r.register(
+            "onvif_failures",
+            "ONVIF requests to cameras that failed, by feed, camera and reason",
+            m.onvif_failures.clone(),
+        );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
         r.register(
@@ -199,6 +215,12 @@ impl Metrics {
 
     pub fn decode_error(&self, feed: &'static str, listener: &str, reason: &'static str) {
         self.decode_errors.get_or_create(&ErrorLabels { feed, listener: listener.to_string(), reason }).inc();
+    }
+
+    pub fn onvif_failure(&self, listener: &str, camera: &str, reason: &'static str) {
+        self.onvif_failures
+            .get_or_create(&OnvifLabels { listener: listener.to_string(), camera: camera.to_string(), reason })
+            .inc();
     }
 
     pub fn link_state(&self, peer: &proto::NodeId, code: i64) {

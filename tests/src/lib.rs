@@ -1,6 +1,7 @@
 //! Helpers for yiwang's integration tests: find the built binaries, run a node process with a
 //! config written by the test, and speak plain HTTP/1.1 to it.
 
+pub mod onvif_device;
 pub mod viid_device;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -16,9 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 pub const HEARTBEAT_TOPIC: &str = "heartbeat";
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_BODY_BYTES: usize = 8 << 20;
-const MAX_TOPIC_BYTES: usize = 160;
-const MAX_ITEMS: usize = 16;
-const MAX_ITEM_BYTES: usize = 128;
+// Shared with the ONVIF subscriber (`feeds::onvif::parse`): one event, one set of bounds.
+pub(crate) const MAX_TOPIC_BYTES: usize = 160;
+pub(crate) const MAX_ITEMS: usize = 16;
+pub(crate) const MAX_ITEM_BYTES: usize = 128;
 const MAX_CAMERA_ID_BYTES: usize = 64;
 /// Cameras the watchdog follows at most; beyond that, unknown cameras are not tracked.
 pub const MAX_TRACKED_CAMERAS: usize = 100_000;
@@ -78,7 +79,7 @@ struct Raw {
 
 /// `prefix:Segment/Segment/...`: a namespace prefix, then path segments of letters, digits and
 /// underscores. ONVIF's own topics use `tns1:`; vendors add their own prefixes.
-fn is_onvif_topic(t: &str) -> bool {
+pub(crate) fn is_onvif_topic(t: &str) -> bool {
     let Some((prefix, path)) = t.split_once(':') else { return false };
     let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     t.len() <= MAX_TOPIC_BYTES && word(prefix) && path.split('/').all(word)
@@ -180,6 +181,30 @@ impl CameraHealth {
         None
     }
 
+    /// `camera` cannot be reached (its ONVIF subscription could not be created or renewed): it
+    /// is offline now, without waiting out its interval. `None` if it was already reported
+    /// offline, so an outage seen both by the watchdog and by the subscriber alerts once.
+    pub fn lost(&mut self, camera: &str, now_ms: u64) -> Option<HealthChange> {
+        if !self.cameras.contains_key(camera) && self.cameras.len() >= MAX_TRACKED_CAMERAS {
+            return None;
+        }
+        let default_interval_ms = self.default_interval_ms;
+        let w = self.cameras.entry(camera.to_string()).or_insert(Watched {
+            interval_ms: default_interval_ms,
+            last_seen_ms: now_ms,
+            offline: false,
+        });
+        if w.offline {
+            return None;
+        }
+        w.offline = true;
+        Some(HealthChange::Offline {
+            camera: camera.to_string(),
+            last_seen_ms: w.last_seen_ms,
+            silent_ms: now_ms.saturating_sub(w.last_seen_ms),
+        })
+    }
+
     /// Cameras silent past their interval that were not already reported.
     pub fn tick(&mut self, now_ms: u64) -> Vec<HealthChange> {
         let mut out: Vec<HealthChange> = self
@@ -261,6 +286,20 @@ mod tests {
         assert_eq!(h.seen("cam-1", 100_000), Some(HealthChange::Online { camera: "cam-1".into(), silent_ms: 100_000 }));
         assert!(h.tick(120_000).is_empty());
         assert_eq!(h.tick(130_001).len(), 1, "a second outage alerts again");
+    }
+
+    #[test]
+    fn a_lost_camera_is_offline_once_whoever_notices() {
+        let mut h = CameraHealth::new([("cam-1".to_string(), 30_000)], 60_000, 0);
+        h.seen("cam-1", 1_000);
+        assert_eq!(
+            h.lost("cam-1", 5_000),
+            Some(HealthChange::Offline { camera: "cam-1".into(), last_seen_ms: 1_000, silent_ms: 4_000 })
+        );
+        assert_eq!(h.lost("cam-1", 6_000), None, "one alert per outage");
+        assert!(h.tick(100_000).is_empty(), "the watchdog does not report it again");
+        assert!(matches!(h.seen("cam-1", 101_000), Some(HealthChange::Online { .. })));
+        assert!(h.lost("cam-1", 102_000).is_some(), "a new outage alerts again");
     }
 
     #[test]

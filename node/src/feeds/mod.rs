@@ -6,6 +6,7 @@ pub mod camera;
 pub mod checkpoint;
 pub mod http_ingest;
 pub mod lines;
+pub mod onvif;
 pub mod sinks;
 pub mod tcp_json;
 pub mod viid;

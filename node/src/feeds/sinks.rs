@@ -82,6 +82,22 @@ impl CameraFeed {
         }
         self.ingest.camera_health(&self.name, changes).await
     }
+
+    /// `camera` cannot be reached: report it offline now (once per outage; the watchdog and
+    /// this share the camera's state). It is back online at its next message.
+    pub async fn camera_lost(&self, camera: &str) -> Result<Receipt, StoreError> {
+        let now = self.ingest.clock().now_ms();
+        let change = {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let change = h.lost(camera, now);
+            self.ingest.metrics().cameras_offline.set(h.offline_count() as i64);
+            change
+        };
+        match change {
+            Some(change) => self.ingest.camera_health(&self.name, vec![change]).await,
+            None => Ok(Receipt::default()),
+        }
+    }
 }
 
 impl JsonFeed for CameraFeed {
