@@ -10,7 +10,7 @@ use super::places::PlaceKind;
 use super::{lock, ViidFeed};
 use crate::store::StoreError;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,32 @@ pub const MAX_BODY_BYTES: usize = 32 << 20;
 const CONTENT_TYPE: &str = "application/VIID+JSON;charset=UTF-8";
 const USER_IDENTIFY: &str = "User-Identify";
 
+/// What every handler reads of a request: who sent it (the connection's address, from
+/// `ConnectInfo`), its URI, headers and body.
+struct Posted {
+    from: SocketAddr,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let Some(ConnectInfo(from)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+            // A router served without `into_make_service_with_connect_info`: a bug here, not
+            // the device's.
+            return Err(
+                (StatusCode::INTERNAL_SERVER_ERROR, "the platform does not know the peer address").into_response()
+            );
+        };
+        let (uri, headers) = (req.uri().clone(), req.headers().clone());
+        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        Ok(Posted { from, uri, headers, body })
+    }
+}
+
 pub fn router(feed: ViidFeed) -> Router {
     Router::new()
         .route("/VIID/System/Register", post(register))
@@ -31,10 +57,18 @@ pub fn router(feed: ViidFeed) -> Router {
         .route("/VIID/System/Unregister", post(unregister))
         .route("/VIID/System/Keepalive", post(keepalive))
         .route("/VIID/System/Time", get(system_time))
-        .route("/VIID/MotorVehicles", post(motor_vehicles))
-        .route("/VIID/NonMotorVehicles", post(non_motor_vehicles))
-        .route("/VIID/Tollgates", post(post_tollgates).get(get_tollgates))
-        .route("/VIID/APEs", post(post_apes).get(get_apes))
+        .route("/VIID/MotorVehicles", post(|feed: State<ViidFeed>, p: Posted| vehicles(feed, p, true)))
+        .route("/VIID/NonMotorVehicles", post(|feed: State<ViidFeed>, p: Posted| vehicles(feed, p, false)))
+        .route(
+            "/VIID/Tollgates",
+            post(|feed: State<ViidFeed>, p: Posted| post_places(feed, p, PlaceKind::Tollgate))
+                .get(|feed: State<ViidFeed>, p: Posted| list_places(feed, p, PlaceKind::Tollgate)),
+        )
+        .route(
+            "/VIID/APEs",
+            post(|feed: State<ViidFeed>, p: Posted| post_places(feed, p, PlaceKind::Ape))
+                .get(|feed: State<ViidFeed>, p: Posted| list_places(feed, p, PlaceKind::Ape)),
+        )
         .route("/VIID/Persons", post(people))
         .route("/VIID/Faces", post(people))
         .route("/VIID/Images", post(images))
@@ -168,13 +202,7 @@ mod digest_outcome {
     }
 }
 
-async fn register(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn register(State(feed): State<ViidFeed>, Posted { from, uri, headers, body }: Posted) -> Response {
     let url = uri.path();
     let device = match objects::device_id(&body, &["RegisterObject", "Register"]) {
         Ok(d) => d,
@@ -203,13 +231,7 @@ async fn register(
     }
 }
 
-async fn unregister(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn unregister(State(feed): State<ViidFeed>, Posted { from, uri, headers, body }: Posted) -> Response {
     let url = uri.path();
     let device = match objects::device_id(&body, &["UnRegisterObject", "UnregisterObject", "UnRegister"]) {
         Ok(d) => d,
@@ -226,13 +248,7 @@ async fn unregister(
     feed.single(StatusCode::OK, url, &device, Status::Ok, "OK")
 }
 
-async fn keepalive(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn keepalive(State(feed): State<ViidFeed>, Posted { from, uri, headers, body }: Posted) -> Response {
     let url = uri.path();
     let device = match objects::device_id(&body, &["KeepaliveObject", "KeepAliveObject"]) {
         Ok(d) => d,
@@ -261,34 +277,7 @@ async fn system_time(State(feed): State<ViidFeed>) -> Response {
     )
 }
 
-async fn motor_vehicles(
-    state: State<ViidFeed>,
-    from: ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    vehicles(state, from, uri, headers, body, true).await
-}
-
-async fn non_motor_vehicles(
-    state: State<ViidFeed>,
-    from: ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    vehicles(state, from, uri, headers, body, false).await
-}
-
-async fn vehicles(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    motor: bool,
-) -> Response {
+async fn vehicles(State(feed): State<ViidFeed>, Posted { from, uri, headers, body }: Posted, motor: bool) -> Response {
     let url = uri.path();
     let Some(device) = feed.sender(&headers, from) else { return feed.not_registered(url) };
     feed.alive(&device).await;
@@ -327,11 +316,8 @@ impl ViidFeed {
 }
 
 async fn post_places(
-    feed: ViidFeed,
-    from: SocketAddr,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    State(feed): State<ViidFeed>,
+    Posted { from, uri, headers, body }: Posted,
     kind: PlaceKind,
 ) -> Response {
     let url = uri.path();
@@ -372,28 +358,12 @@ async fn post_places(
     feed.answer_list(url, outcomes, feed.places().upsert(kind, places)).await
 }
 
-async fn post_tollgates(
+async fn list_places(
     State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { from, uri, headers, .. }: Posted,
+    kind: PlaceKind,
 ) -> Response {
-    post_places(feed, from, uri, headers, body, PlaceKind::Tollgate).await
-}
-
-async fn post_apes(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    post_places(feed, from, uri, headers, body, PlaceKind::Ape).await
-}
-
-fn list_places(feed: &ViidFeed, from: SocketAddr, uri: &Uri, headers: &HeaderMap, kind: PlaceKind) -> Response {
-    if feed.sender(headers, from).is_none() {
+    if feed.sender(&headers, from).is_none() {
         return feed.not_registered(uri.path());
     }
     let (list, object, id) = match kind {
@@ -407,24 +377,6 @@ fn list_places(feed: &ViidFeed, from: SocketAddr, uri: &Uri, headers: &HeaderMap
         .map(|p| json!({ id: p.id, "Name": p.name, "Longitude": p.lon, "Latitude": p.lat, "PlaceCode": p.place_code }))
         .collect();
     viid(StatusCode::OK, json!({ list: { object: objects, "Count": objects.len() } }))
-}
-
-async fn get_tollgates(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    list_places(&feed, from, &uri, &headers, PlaceKind::Tollgate)
-}
-
-async fn get_apes(
-    State(feed): State<ViidFeed>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    list_places(&feed, from, &uri, &headers, PlaceKind::Ape)
 }
 
 /// `PersonObject` and `FaceObject` lists: refused whole, each object counted, nothing kept.
