@@ -284,7 +284,7 @@ pub struct ViidDevice {
     pub id: String,
     /// Its Digest user name; the device id when not given (as most devices do).
     pub username: Option<String>,
-    pub password: String,
+    pub password: Secret,
 }
 
 fn default_viid_realm() -> String {
@@ -315,8 +315,26 @@ pub struct CameraSpec {
     pub onvif: Option<OnvifSpec>,
 }
 
+/// A password from the config. Its `Debug` says `<redacted>`, so a config printed to a log
+/// shows no password.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Where and how to subscribe to a camera's ONVIF events (a pull-point subscription).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnvifSpec {
     /// The device service, `http://host[:port]/onvif/device_service`; plain HTTP only.
@@ -325,7 +343,7 @@ pub struct OnvifSpec {
     #[serde(default)]
     pub username: String,
     #[serde(default)]
-    pub password: String,
+    pub password: Secret,
     /// How long the camera may hold a PullMessages open while it has no events.
     #[serde(default = "default_pull_timeout", with = "humantime_serde")]
     pub pull_timeout: std::time::Duration,
@@ -336,20 +354,6 @@ pub struct OnvifSpec {
     /// Most messages one PullMessages may return.
     #[serde(default = "default_message_limit")]
     pub message_limit: u32,
-}
-
-/// Not derived: the password must not reach a log.
-impl std::fmt::Debug for OnvifSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnvifSpec")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("pull_timeout", &self.pull_timeout)
-            .field("renew", &self.renew)
-            .field("message_limit", &self.message_limit)
-            .finish()
-    }
 }
 
 fn default_pull_timeout() -> std::time::Duration {
@@ -530,7 +534,7 @@ impl ViidFeed {
         let (mut ids, mut users) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
         for d in &self.devices {
             let max = crate::feeds::viid::objects::MAX_ID_BYTES;
-            if d.id.is_empty() || d.id.len() > max || d.password.is_empty() {
+            if d.id.is_empty() || d.id.len() > max || d.password.expose().is_empty() {
                 return Err(format!(
                     "viid feed {name:?}: device {:?} needs an id of 1 to {max} bytes and a password",
                     d.id
@@ -556,6 +560,8 @@ mod tests {
         assert_eq!(c.feeds.camera[0].cameras[0].heartbeat_s, 30);
         assert_eq!(c.feeds.viid[0].utc_offset, "+08:00");
         assert_eq!(c.feeds.viid[0].keepalive_timeout.as_secs(), 180);
+        assert_eq!(c.feeds.viid[0].devices[0].password.expose(), "change-me");
+        assert!(!format!("{:?}", c.feeds.viid[0]).contains("change-me"), "the password stays out of logs");
         let onvif = c.feeds.camera[1].cameras[1].onvif.as_ref().unwrap();
         assert_eq!(onvif.pull_timeout.as_secs(), 20);
         assert_eq!(onvif.message_limit, 50);

@@ -213,7 +213,7 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
         machine_rng,
         now,
     );
-    let credentials = Credentials { username: spec.username.clone(), password: spec.password.clone() };
+    let credentials = Credentials { username: spec.username.clone(), password: spec.password.expose().to_string() };
     let mut s = Subscriber { feed, camera, spec, credentials, rng, clock_offset_ms: 0 };
     let mut stopping = false;
     loop {

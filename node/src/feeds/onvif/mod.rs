@@ -50,7 +50,7 @@ pub fn validate(spec: &OnvifSpec, heartbeat_s: u64) -> Result<(), String> {
     if spec.message_limit == 0 || spec.message_limit as usize > parse::MAX_MESSAGES {
         return Err(format!("message_limit must be 1 to {}", parse::MAX_MESSAGES));
     }
-    if spec.password.len() > 256 || spec.username.len() > 256 {
+    if spec.password.expose().len() > 256 || spec.username.len() > 256 {
         return Err("username and password must be at most 256 bytes".into());
     }
     Ok(())

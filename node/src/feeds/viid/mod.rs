@@ -63,7 +63,9 @@ impl ViidFeed {
         let accounts = config
             .devices
             .iter()
-            .map(|d| (d.username.clone().unwrap_or_else(|| d.id.clone()), (d.id.clone(), d.password.clone())))
+            .map(|d| {
+                (d.username.clone().unwrap_or_else(|| d.id.clone()), (d.id.clone(), d.password.expose().to_string()))
+            })
             .collect();
         let timeout_ms = config.keepalive_timeout.as_millis() as u64;
         let now = ingest.clock().now_ms();
