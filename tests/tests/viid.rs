@@ -57,6 +57,10 @@ fn a_checkpoint_registers_pushes_vehicles_and_people_are_refused() {
         device.post("/VIID/MotorVehicles", &motor_vehicles(&[motor_vehicle("v0", "鲁B1", TOLLGATE, DEVICE, None)]));
     assert_eq!(early.status, 401, "{}", early.body);
 
+    // Register is open to anyone before authentication: its body is small or refused.
+    let big = format!(r#"{{"RegisterObject":{{"DeviceID":"{DEVICE}","Pad":"{}"}}}}"#, "x".repeat(20_000));
+    assert_eq!(device.post("/VIID/System/Register", &big).status, 413);
+
     // Register: no credentials → challenge; wrong password → 401 again, counted.
     let wrong = device.register();
     assert_eq!(wrong.status, 401, "{}", wrong.body);

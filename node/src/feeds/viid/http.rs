@@ -21,6 +21,9 @@ use std::net::SocketAddr;
 /// Largest body read: vehicles carry their images inline as base64, a few hundred kilobytes
 /// each.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
+/// Largest body of the system routes (register, keepalive, ...): a few hundred bytes in
+/// practice, and Register is open to anyone before authentication.
+pub const MAX_SYSTEM_BODY_BYTES: usize = 16 << 10;
 const CONTENT_TYPE: &str = "application/VIID+JSON;charset=UTF-8";
 const USER_IDENTIFY: &str = "User-Identify";
 
@@ -51,11 +54,12 @@ impl<S: Send + Sync> FromRequest<S> for Posted {
 }
 
 pub fn router(feed: ViidFeed) -> Router {
+    let small = || DefaultBodyLimit::max(MAX_SYSTEM_BODY_BYTES);
     Router::new()
-        .route("/VIID/System/Register", post(register))
-        .route("/VIID/System/UnRegister", post(unregister))
-        .route("/VIID/System/Unregister", post(unregister))
-        .route("/VIID/System/Keepalive", post(keepalive))
+        .route("/VIID/System/Register", post(register).layer(small()))
+        .route("/VIID/System/UnRegister", post(unregister).layer(small()))
+        .route("/VIID/System/Unregister", post(unregister).layer(small()))
+        .route("/VIID/System/Keepalive", post(keepalive).layer(small()))
         .route("/VIID/System/Time", get(system_time))
         .route("/VIID/MotorVehicles", post(|feed: State<ViidFeed>, p: Posted| vehicles(feed, p, true)))
         .route("/VIID/NonMotorVehicles", post(|feed: State<ViidFeed>, p: Posted| vehicles(feed, p, false)))
