@@ -1,5 +1,5 @@
-//! The AIS decoder against other decoders' output on real captures (../shared/corpora/ais,
-//! or the directory named by YIWANG_CORPORA): gpsd's daemon logs and libais's examples must
+//! The AIS decoder against other decoders' output on real captures (tests/corpora/ais, each
+//! source with its licence): gpsd's daemon logs and libais's examples must
 //! agree field for field on at least 99% of the records the reference printed.
 
 use std::collections::HashSet;
@@ -36,10 +36,7 @@ const FIELDS: &[&str] = &[
 const REQUIRED_AGREEMENT: f64 = 0.99;
 
 fn corpora() -> PathBuf {
-    match std::env::var_os("YIWANG_CORPORA") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora/ais")),
-    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpora/ais"))
 }
 
 fn read(rel: &str) -> String {

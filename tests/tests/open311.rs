@@ -1,14 +1,13 @@
 //! Open311 GeoReport v2 against a real `yiwang-node` on loopback: a client that knows only
 //! GeoReport v2 posts and follows a request while the centre moves it through the seven steps;
 //! the spec's errors; acknowledged requests survive SIGKILL; filters. Every Open311 answer is
-//! validated against the published schemas in shared/corpora/open311 (the schema-validation
-//! project's files, plus swagger.json's definitions for the POST and token answers that have
-//! no file of their own), with formats checked (date-time, uri).
+//! validated against a JSON Schema of GeoReport v2 written from the specification
+//! (tests/corpora/open311), with formats checked (date-time, uri).
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::format_description::well_known::Rfc3339;
@@ -19,69 +18,17 @@ const KEY: &str = "citizen-app-key-0001";
 const BASE: &str = "/open311/v2";
 const NODE_ID: &str = "town-311";
 
-// ---- the published schemas -------------------------------------------------------------
+// ---- the schemas ------------------------------------------------------------------------
 
-fn corpus_dir() -> PathBuf {
-    match std::env::var_os("YIWANG_CORPORA") {
-        Some(dir) => PathBuf::from(dir).join("open311"),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora/open311")),
-    }
-}
+const SCHEMA: &str = include_str!("../corpora/open311/georeport-v2.schema.json");
 
-/// Resolves the schemas' relative `$ref`s ("service.json", "request.json") to the files beside
-/// them; nothing is fetched from anywhere else.
-struct Corpus(PathBuf);
-
-impl jsonschema::Retrieve for Corpus {
-    fn retrieve(&self, uri: &jsonschema::Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let name = uri.path().as_str().rsplit('/').next().unwrap_or_default();
-        if !name.ends_with(".json") || name.contains("..") {
-            return Err(format!("{uri} is not a schema of the corpus").into());
-        }
-        Ok(serde_json::from_str(&std::fs::read_to_string(self.0.join(name))?)?)
-    }
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("cannot read {} ({e}); set YIWANG_CORPORA to the shared corpora dir", path.display())
-    });
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// A schema file of the corpus, its relative `$ref`s resolved against the corpus.
-fn file_schema(dir: &Path, file: &str) -> jsonschema::Validator {
-    jsonschema::options()
-        .should_validate_formats(true)
-        .with_base_uri(format!("https://open311.invalid/georeport-v2/{file}"))
-        .with_retriever(Corpus(dir.to_path_buf()))
-        .build(&read_json(&dir.join(file)))
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-/// One of swagger.json's definitions (or an array of it), its `#/definitions` refs resolved.
-/// Swagger 2.0 cannot say `null`; the schema-validation project's own files let every optional
-/// field be null, and so does this (the spec's examples have `"account_id": null`).
-fn swagger_schema(swagger: &Value, definition: &str, array: bool) -> jsonschema::Validator {
-    let mut definitions = swagger["definitions"].clone();
-    for def in definitions.as_object_mut().expect("definitions").values_mut() {
-        let required: Vec<String> = def["required"]
-            .as_array()
-            .map(|r| r.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-            .unwrap_or_default();
-        if let Some(props) = def.get_mut("properties").and_then(Value::as_object_mut) {
-            for (name, prop) in props.iter_mut() {
-                if !required.contains(name) {
-                    *prop = json!({ "anyOf": [prop.clone(), { "type": "null" }] });
-                }
-            }
-        }
-    }
+/// One of the schema's definitions (or an array of it), its `#/definitions` refs resolved.
+fn schema(doc: &Value, definition: &str, array: bool) -> jsonschema::Validator {
     let target = json!({ "$ref": format!("#/definitions/{definition}") });
     let schema = if array {
-        json!({ "definitions": definitions, "type": "array", "items": target })
+        json!({ "definitions": doc["definitions"], "type": "array", "items": target })
     } else {
-        json!({ "definitions": definitions, "allOf": [target] })
+        json!({ "definitions": doc["definitions"], "allOf": [target] })
     };
     jsonschema::options().should_validate_formats(true).build(&schema).unwrap_or_else(|e| panic!("{definition}: {e}"))
 }
@@ -96,52 +43,30 @@ enum Answer {
     Token,
 }
 
-struct Schemas(BTreeMap<Answer, Vec<(&'static str, jsonschema::Validator)>>);
+struct Schemas(BTreeMap<Answer, (&'static str, jsonschema::Validator)>);
 
 impl Schemas {
     fn load() -> Schemas {
-        let dir = corpus_dir();
-        let swagger = read_json(&dir.join("swagger.json"));
-        let mut m = BTreeMap::new();
-        m.insert(
-            Answer::Services,
-            vec![
-                ("services.json", file_schema(&dir, "services.json")),
-                ("swagger Service[]", swagger_schema(&swagger, "Service", true)),
-            ],
-        );
-        m.insert(
-            Answer::ServiceDefinition,
-            vec![
-                ("service-definition.json", file_schema(&dir, "service-definition.json")),
-                ("swagger ServiceDefinition", swagger_schema(&swagger, "ServiceDefinition", false)),
-            ],
-        );
-        m.insert(
-            Answer::Requests,
-            vec![
-                ("requests.json", file_schema(&dir, "requests.json")),
-                ("swagger Request[]", swagger_schema(&swagger, "Request", true)),
-            ],
-        );
-        m.insert(
-            Answer::Created,
-            vec![("swagger RequestResponse[]", swagger_schema(&swagger, "RequestResponse", true))],
-        );
-        m.insert(Answer::Token, vec![("swagger TokenResponse[]", swagger_schema(&swagger, "TokenResponse", true))]);
-        Schemas(m)
+        let doc: Value = serde_json::from_str(SCHEMA).expect("the GeoReport v2 schema is JSON");
+        let answers = [
+            (Answer::Services, "Service", true),
+            (Answer::ServiceDefinition, "ServiceDefinition", false),
+            (Answer::Requests, "Request", true),
+            (Answer::Created, "RequestResponse", true),
+            (Answer::Token, "TokenResponse", true),
+        ];
+        Schemas(answers.into_iter().map(|(answer, def, array)| (answer, (def, schema(&doc, def, array)))).collect())
     }
 
     /// Panic with every violation if `body` is not a valid `answer`.
     fn check(&self, answer: Answer, body: &Value) {
-        for (name, v) in &self.0[&answer] {
-            let errors: Vec<String> = v.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-            assert!(errors.is_empty(), "{answer:?} does not validate against {name}: {errors:#?}\n{body:#}");
-        }
+        let (name, v) = &self.0[&answer];
+        let errors: Vec<String> = v.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{answer:?} does not validate against {name}: {errors:#?}\n{body:#}");
     }
 
     fn rejects(&self, answer: Answer, body: &Value) -> bool {
-        self.0[&answer].iter().all(|(_, v)| !v.is_valid(body))
+        !self.0[&answer].1.is_valid(body)
     }
 }
 
@@ -280,7 +205,10 @@ fn a_request_is_followed_through_the_seven_steps() {
     for bad in [&numeric_id, &bad_date, &bad_url] {
         assert!(schemas.rejects(Answer::Requests, bad), "a schema accepts {bad}");
     }
-    assert!(schemas.rejects(Answer::Services, &json!([{ "service_code": "x" }])), "item $ref not resolved");
+    assert!(
+        schemas.rejects(Answer::Services, &json!([{ "service_code": "x" }])),
+        "a service without its required fields"
+    );
 
     let node = start("");
 

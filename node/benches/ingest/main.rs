@@ -16,10 +16,9 @@ mod ais;
 mod durable;
 mod watchlist;
 
+/// The reference corpora kept with the node's tests (tests/corpora, with their licences).
 fn corpora() -> std::path::PathBuf {
-    std::env::var_os("YIWANG_CORPORA")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora"))
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpora")
 }
 
 fn main() {
