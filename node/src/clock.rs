@@ -43,3 +43,18 @@ impl Clock for ManualClock {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Now on tokio's clock (virtual time on a paused runtime), as the sans-IO state machines
+/// (`mesh::uplink`, `feeds::onvif::subscription`) take it: a `std` instant, never read from the
+/// wall.
+pub fn machine_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sleep on tokio's clock until a state machine's next timeout; forever when it has none.
+pub async fn sleep_until_timeout(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}

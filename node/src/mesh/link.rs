@@ -17,6 +17,7 @@ use super::sync::{Origins, Outbound, ProtocolError, Verdict};
 use super::topology::Site;
 use super::uplink::{Action, Attempt, Event, Uplink, UplinkConfig};
 use super::{Inner, Relation};
+use crate::clock::{machine_now, sleep_until_timeout};
 use crate::records::AuditRecord;
 use crate::store::{Op, StoreError};
 use proto::authz::{self, Direction};
@@ -484,7 +485,7 @@ impl Inner {
     /// and tells it what came of it. Dials, probes and the session run as tasks of a set owned
     /// here, so dropping the loop ends them all.
     pub(super) async fn parents_loop(self: Arc<Self>, parents: Vec<Site>, seed: u64) {
-        let mut machine = Uplink::new(parents.len(), UplinkConfig::default(), seed, now_std());
+        let mut machine = Uplink::new(parents.len(), UplinkConfig::default(), seed, machine_now());
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut live: Vec<Live> = Vec::new();
         loop {
@@ -506,7 +507,7 @@ impl Inner {
                     // for. A connection it made is dropped (and so closed) here.
                     let Some(i) = live.iter().position(|l| l.task.id() == id) else { continue };
                     let l = live.swap_remove(i);
-                    let now = now_std();
+                    let now = machine_now();
                     match (l.what, done) {
                         (What::Dial, Ok(Done::Dialed(Ok((conn, peer))))) => {
                             machine.handle_event(Event::DialSucceeded { attempt: l.attempt }, now);
@@ -544,7 +545,7 @@ impl Inner {
                         }
                     }
                 }
-                () = sleep_until(timeout) => machine.handle_timeout(now_std()),
+                () = sleep_until_timeout(timeout) => machine.handle_timeout(machine_now()),
             }
         }
     }
@@ -694,19 +695,6 @@ enum Done {
 fn take_live(live: &mut Vec<Live>, attempt: Attempt) -> Option<Live> {
     let i = live.iter().position(|l| l.attempt == attempt)?;
     Some(live.swap_remove(i))
-}
-
-/// Now on tokio's clock (virtual time on a paused runtime), as the uplink machine takes it.
-fn now_std() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// Sleep until the machine's next timeout; forever when it has none.
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The output of an optional future; pending forever while there is none.

@@ -12,6 +12,7 @@ use super::parse::{self, Answer, Fault, ParseError, MAX_BODY_BYTES};
 use super::soap::{self, Credentials, Operation, Params};
 use super::subscription::{self, Action, Event, Failure, Subscription};
 use super::REQUEST_DEADLINE;
+use crate::clock::{machine_now, sleep_until_timeout};
 use crate::config::OnvifSpec;
 use crate::feeds::camera::CameraMessage;
 use crate::feeds::sinks::{CameraFeed, JsonFeed};
@@ -204,7 +205,7 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
             return;
         }
     };
-    let now = tokio::time::Instant::now().into_std();
+    let now = machine_now();
     let machine_rng = Rng::new(rng.next_u64());
     let mut machine = Subscription::new(
         subscription::Config::new(spec.renew),
@@ -246,8 +247,8 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
                 tokio::select! {
                     biased;
                     _ = stopped(&mut shutdown) => None,
-                    _ = sleep_until(wake) => {
-                        machine.handle_timeout(tokio::time::Instant::now().into_std());
+                    _ = sleep_until_timeout(wake) => {
+                        machine.handle_timeout(machine_now());
                         continue;
                     }
                 }
@@ -260,7 +261,7 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
                 Event::Shutdown
             }
         };
-        machine.handle(event, tokio::time::Instant::now().into_std());
+        machine.handle(event, machine_now());
     }
 }
 
@@ -268,14 +269,6 @@ pub async fn run(feed: CameraFeed, camera: String, spec: OnvifSpec, mut rng: Rng
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: the node is gone too.
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Sleep until `at`, or forever if there is nothing to wait for (only the shutdown wakes it).
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Subscriber {
