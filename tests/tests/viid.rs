@@ -161,7 +161,6 @@ fn a_checkpoint_registers_pushes_vehicles_and_people_are_refused() {
     let v2 = by_plate("鲁B54321");
     assert!(v2["lat"].is_null(), "an unregistered tollgate has no position");
     assert!(!by_plate("青岛A1234")["motor"].as_bool().unwrap());
-    assert!(!format!("{vehicles:?}").contains("QUFB"), "image bytes are never stored");
 
     let alerts = export(&config, "alert");
     let hit = alerts.iter().find_map(|a| a["record"].get("WatchlistHit")).expect("a watchlist hit");
