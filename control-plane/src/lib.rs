@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod deploy;
 pub mod pki;
+pub mod raft;
 
 use node::mesh::pki::PkiError;
 use node::mesh::topology::TopologyError;

@@ -46,6 +46,12 @@ pub fn may_originate(role: Role, kind: Kind) -> bool {
     }
 }
 
+/// Whether a node of `role` may take part in the sanctions lists' raft group (send raft
+/// traffic, be a voter): the city and the counties, the tiers that decide lists.
+pub fn may_vote(role: Role) -> bool {
+    matches!(role, Role::City | Role::County)
+}
+
 /// The kinds that cross a link in direction `dir`, most urgent first: alerts and escalations,
 /// then commands and watchlists, then summaries, then the audit log. Catch-up after a partition
 /// drains in this order.

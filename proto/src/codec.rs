@@ -13,6 +13,10 @@ pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Largest frame on a stream: one value plus headroom for batching several.
 pub const MAX_FRAME_BYTES: usize = 4 << 20;
 
+/// Largest snapshot of a replicated state (the sanctions lists): read from our own disk or
+/// streamed in chunks from a voter, never in one frame.
+pub const MAX_SNAPSHOT_BYTES: usize = 256 << 20;
+
 /// Size limits, bundled for the places that need to report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -107,6 +111,16 @@ pub fn encode_frame_payload<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>,
 /// Decode one frame's message, under the frame cap.
 pub fn decode_frame_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode_limited::<MAX_FRAME_BYTES, T>(bytes)
+}
+
+/// Encode a whole snapshot (at most [`MAX_SNAPSHOT_BYTES`]).
+pub fn encode_snapshot<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    encode_limited::<MAX_SNAPSHOT_BYTES, T>(value)
+}
+
+/// Decode a whole snapshot (at most [`MAX_SNAPSHOT_BYTES`]).
+pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_limited::<MAX_SNAPSHOT_BYTES, T>(bytes)
 }
 
 /// Decode one value from the front of `bytes` and say how many bytes it used; for reading a

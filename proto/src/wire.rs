@@ -75,6 +75,10 @@ pub enum StreamRefusal {
     Duplicate = 3,
     /// No header arrived in time.
     NoHeader = 4,
+    /// The peer's certificate does not allow this kind (raft from a site that is not a voter).
+    Unauthorized = 5,
+    /// The stream's message could not be read.
+    Malformed = 6,
 }
 
 impl StreamRefusal {
@@ -89,6 +93,8 @@ impl StreamRefusal {
             StreamRefusal::UnknownKind => "stream_unknown_kind",
             StreamRefusal::Duplicate => "stream_duplicate",
             StreamRefusal::NoHeader => "stream_no_header",
+            StreamRefusal::Unauthorized => "stream_unauthorized",
+            StreamRefusal::Malformed => "stream_malformed",
         }
     }
 }

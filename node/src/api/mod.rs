@@ -18,7 +18,7 @@ pub use error::ApiError;
 use crate::auth::Credentials;
 use crate::events::{Events, Identity};
 use crate::ingest::Ingest;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::Router;
@@ -42,10 +42,22 @@ pub struct ApiState {
 /// The caller, from a valid bearer token.
 pub struct Caller(pub Identity);
 
-impl FromRequestParts<ApiState> for Caller {
+impl FromRef<ApiState> for Arc<Credentials> {
+    fn from_ref(state: &ApiState) -> Arc<Credentials> {
+        state.credentials.clone()
+    }
+}
+
+/// Any API whose state can give its credentials (the node's, the control plane's) identifies
+/// callers the same way.
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    Arc<Credentials>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let credentials = Arc::<Credentials>::from_ref(state);
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         // The scheme name is case-insensitive (RFC 9110 section 11.1).
         let token = header
@@ -55,7 +67,7 @@ impl FromRequestParts<ApiState> for Caller {
         let Some(token) = token else {
             return Err(ApiError::unauthorized("send Authorization: Bearer <token>"));
         };
-        match state.credentials.identify(token) {
+        match credentials.identify(token) {
             Some(identity) => Ok(Caller(identity.clone())),
             None => Err(ApiError::unauthorized("unknown token")),
         }

@@ -1,8 +1,9 @@
-//! Sync messages on a QUIC stream: 4-byte big-endian length, then the message through the
+//! Messages on a QUIC stream (sync messages, raft RPCs): 4-byte big-endian length, then the message through the
 //! bounded codec. A length over the cap ends the stream before anything is allocated for it.
 
 use proto::codec::{self, MAX_FRAME_BYTES};
-use proto::wire::SyncMsg;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -31,7 +32,7 @@ impl FrameError {
 }
 
 /// Encode and write one message; returns the bytes written.
-pub async fn write(send: &mut quinn::SendStream, msg: &SyncMsg) -> Result<usize, FrameError> {
+pub async fn write<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Result<usize, FrameError> {
     let body = proto::codec::encode_frame_payload(msg)?;
     let framed = codec::frame(&body)?;
     send.write_all(&framed).await.map_err(|e| FrameError::Write(e.to_string()))?;
@@ -39,7 +40,7 @@ pub async fn write(send: &mut quinn::SendStream, msg: &SyncMsg) -> Result<usize,
 }
 
 /// Read one message (`Closed` at a clean end of stream between messages).
-pub async fn read(recv: &mut quinn::RecvStream) -> Result<SyncMsg, FrameError> {
+pub async fn read<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T, FrameError> {
     let mut header = [0u8; 4];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}

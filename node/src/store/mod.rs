@@ -424,6 +424,17 @@ impl Store {
         Ok(self.shared.engine.range(Tree::State(tree), Bound::Unbounded, to).rev())
     }
 
+    /// The `(key, value)` pairs of a named state tree between two bounds, in key order (from
+    /// either end: the iterator is double-ended).
+    pub fn range(
+        &self,
+        tree: &'static str,
+        from: Bound<Vec<u8>>,
+        to: Bound<Vec<u8>>,
+    ) -> impl DoubleEndedIterator<Item = Result<Kv, StoreError>> + use<> {
+        self.shared.engine.range(Tree::State(tree), from, to)
+    }
+
     /// The `(key, value)` pairs of a named state tree under `prefix`, in key order.
     pub fn scan(
         &self,

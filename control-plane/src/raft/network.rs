@@ -1,0 +1,319 @@
+//! Raft RPCs over QUIC with mutual TLS: each voter's raft endpoint speaks the mesh's ALPN and
+//! certificates, and every RPC is one bidirectional stream of kind [`StreamKind::Raft`]
+//! carrying one request frame and one reply frame (the mesh's frame format and bounded codec).
+//! Snapshots go as openraft's chunks (`snapshot_max_chunk_size`), each its own RPC.
+//!
+//! Authorization is by certificate: only a site whose certificate names a voting role (city,
+//! county; `proto::authz::may_vote`) and which is a member of the group, or configured as a
+//! voter, is served. Anyone else gets the stream refused with `StreamRefusal::Unauthorized`.
+
+use super::voter::{self, CallError, Forward, Written};
+use super::{voter_id, ListsRaft, Voter, VoterId};
+use node::sanctions::Proposal;
+use node::mesh::frames::{self, FrameError};
+use node::mesh::streams;
+use node::mesh::tls::{self, TlsError};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::Raft;
+use proto::wire::{StreamKind, StreamRefusal};
+use proto::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One raft RPC.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftRequest {
+    Append(AppendEntriesRequest<ListsRaft>),
+    Vote(VoteRequest<VoterId>),
+    Snapshot(InstallSnapshotRequest<ListsRaft>),
+    /// A write forwarded by a follower to the leader.
+    Propose(Proposal),
+    /// A follower asking the leader for the read index of a linearizable read.
+    ReadIndex,
+}
+
+/// Its answer: what the receiving voter's `Raft` returned.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftReply {
+    Append(Result<AppendEntriesResponse<VoterId>, RaftError<VoterId>>),
+    Vote(Result<VoteResponse<VoterId>, RaftError<VoterId>>),
+    Snapshot(Result<InstallSnapshotResponse<VoterId>, RaftError<VoterId, InstallSnapshotError>>),
+    Propose(Result<Written, CallError>),
+    ReadIndex(Result<u64, CallError>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("voter {voter} has an unusable address {addr:?}")]
+    Address { voter: String, addr: String },
+    #[error("voter name {0:?} is not a node id: {1}")]
+    Name(String, proto::IdError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Open(#[from] streams::OpenError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("the peer answered a {0} request with another kind of reply")]
+    Mismatch(&'static str),
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Connections to the other voters, shared by every openraft client of this voter.
+#[derive(Clone)]
+pub struct Dialer {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    conns: Arc<Mutex<BTreeMap<VoterId, quinn::Connection>>>,
+    /// Local address overrides (see `VoterParts::routes`).
+    routes: Arc<BTreeMap<VoterId, SocketAddr>>,
+}
+
+impl Dialer {
+    pub fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig, routes: BTreeMap<VoterId, SocketAddr>) -> Dialer {
+        Dialer { endpoint, config, conns: Arc::default(), routes: Arc::new(routes) }
+    }
+
+    /// Send `request` to `voter` (named as the membership names it).
+    pub(crate) async fn request(
+        &self,
+        voter: &Voter,
+        request: &RaftRequest,
+        limit: Duration,
+    ) -> Result<RaftReply, TransportError> {
+        let name = NodeId::new(voter.name.clone()).map_err(|e| TransportError::Name(voter.name.clone(), e))?;
+        self.call(voter_id(&name), voter, request, limit).await
+    }
+
+    /// The open connection to `voter`, or a new one.
+    async fn connection(&self, id: VoterId, voter: &Voter) -> Result<quinn::Connection, TransportError> {
+        if let Some(conn) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            if conn.close_reason().is_none() {
+                return Ok(conn.clone());
+            }
+        }
+        let addr: SocketAddr = match self.routes.get(&id) {
+            Some(addr) => *addr,
+            None => voter
+                .addr
+                .parse()
+                .map_err(|_| TransportError::Address { voter: voter.name.clone(), addr: voter.addr.clone() })?,
+        };
+        let name = NodeId::new(voter.name.clone()).map_err(|e| TransportError::Name(voter.name.clone(), e))?;
+        let (conn, _) = tls::connect(&self.endpoint, self.config.clone(), addr, &name).await?;
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, conn.clone());
+        Ok(conn)
+    }
+
+    /// Send one request to `voter` and wait for its reply, for at most `limit`.
+    async fn call(
+        &self,
+        id: VoterId,
+        voter: &Voter,
+        request: &RaftRequest,
+        limit: Duration,
+    ) -> Result<RaftReply, TransportError> {
+        let exchange = async {
+            let conn = self.connection(id, voter).await?;
+            let (mut send, mut recv) = streams::open(&conn, StreamKind::Raft).await?;
+            frames::write(&mut send, request).await?;
+            let _ = send.finish();
+            Ok::<_, TransportError>(frames::read::<RaftReply>(&mut recv).await?)
+        };
+        tokio::time::timeout(limit, exchange).await.map_err(|_| TransportError::Timeout(limit))?
+    }
+
+    /// Close every connection (the voter is stopping).
+    pub fn close(&self) {
+        for conn in std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner())).into_values() {
+            conn.close(quinn::VarInt::from_u32(0), b"voter stopping");
+        }
+    }
+}
+
+impl RaftNetworkFactory<ListsRaft> for Dialer {
+    type Network = VoterClient;
+
+    async fn new_client(&mut self, target: VoterId, node: &Voter) -> VoterClient {
+        VoterClient { dialer: self.clone(), target, voter: node.clone() }
+    }
+}
+
+/// openraft's client for one target voter.
+pub struct VoterClient {
+    dialer: Dialer,
+    target: VoterId,
+    voter: Voter,
+}
+
+impl VoterClient {
+    async fn call<E: std::error::Error>(
+        &self,
+        request: RaftRequest,
+        option: &RPCOption,
+    ) -> Result<RaftReply, RPCError<VoterId, Voter, E>> {
+        match self.dialer.call(self.target, &self.voter, &request, option.hard_ttl()).await {
+            Ok(reply) => Ok(reply),
+            Err(e @ (TransportError::Tls(_) | TransportError::Address { .. } | TransportError::Name(..))) => {
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<VoterId, Voter, E> {
+        RPCError::RemoteError(RemoteError::new_with_node(self.target, self.voter.clone(), e))
+    }
+}
+
+/// Most entries whose encoding fits a frame: openraft retries with fewer when told the
+/// payload is too large.
+fn fits_frame(rpc: &AppendEntriesRequest<ListsRaft>) -> Result<(), PayloadTooLarge> {
+    // Encoding twice for a large batch is the price of a byte limit openraft 0.9 lacks; batches
+    // are small except during catch-up.
+    match proto::codec::encode_frame_payload(&RaftRequest::Append(rpc.clone())) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(PayloadTooLarge::new_entries_hint((rpc.entries.len() as u64 / 2).max(1))),
+    }
+}
+
+impl RaftNetwork<ListsRaft> for VoterClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<ListsRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<VoterId>, RPCError<VoterId, Voter, RaftError<VoterId>>> {
+        if rpc.entries.len() > 1 {
+            fits_frame(&rpc)?;
+        }
+        match self.call(RaftRequest::Append(rpc), &option).await? {
+            RaftReply::Append(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(RPCError::Network(NetworkError::new(&TransportError::Mismatch("append")))),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<ListsRaft>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<VoterId>,
+        RPCError<VoterId, Voter, RaftError<VoterId, InstallSnapshotError>>,
+    > {
+        match self.call(RaftRequest::Snapshot(rpc), &option).await? {
+            RaftReply::Snapshot(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(RPCError::Network(NetworkError::new(&TransportError::Mismatch("snapshot")))),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<VoterId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<VoterId>, RPCError<VoterId, Voter, RaftError<VoterId>>> {
+        match self.call(RaftRequest::Vote(rpc), &option).await? {
+            RaftReply::Vote(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(RPCError::Network(NetworkError::new(&TransportError::Mismatch("vote")))),
+        }
+    }
+}
+
+/// Who may send raft traffic to this voter.
+#[derive(Clone)]
+pub struct Admission {
+    raft: Raft<ListsRaft>,
+    /// Voters from the configuration, admitted before any membership is committed.
+    configured: BTreeSet<VoterId>,
+}
+
+impl Admission {
+    pub fn new(raft: Raft<ListsRaft>, configured: BTreeSet<VoterId>) -> Admission {
+        Admission { raft, configured }
+    }
+
+    fn admits(&self, peer: &proto::NodeIdentity) -> bool {
+        if !proto::authz::may_vote(peer.role) {
+            return false;
+        }
+        let id = super::voter_id(&peer.id);
+        if self.configured.contains(&id) {
+            return true;
+        }
+        let metrics = self.raft.metrics();
+        let membership = metrics.borrow();
+        membership.membership_config.membership().get_node(&id).is_some()
+    }
+}
+
+/// Serve raft RPCs on one accepted connection until it closes.
+pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity, admission: Admission) {
+    let mut streams = tokio::task::JoinSet::new();
+    loop {
+        let (mut send, mut recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(_) => break,
+        };
+        match streams::read_kind(&mut recv, streams::HEADER_TIMEOUT).await {
+            Ok(StreamKind::Raft) if admission.admits(&peer) => {}
+            Ok(StreamKind::Raft) => {
+                tracing::warn!(peer = %peer.id, role = peer.role.as_str(), "raft traffic from a site that is not a voter refused");
+                streams::refuse(&mut send, &mut recv, StreamRefusal::Unauthorized);
+                continue;
+            }
+            Ok(_) => {
+                streams::refuse(&mut send, &mut recv, StreamRefusal::NotServed);
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(peer = %peer.id, "raft stream without a header: {e}");
+                continue;
+            }
+        }
+        let raft = admission.raft.clone();
+        let peer_id = peer.id.clone();
+        streams.spawn(async move {
+            let request: RaftRequest = match frames::read(&mut recv).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(peer = %peer_id, "unreadable raft request: {e}");
+                    streams::refuse(&mut send, &mut recv, StreamRefusal::Malformed);
+                    return;
+                }
+            };
+            let reply = match request {
+                RaftRequest::Append(rpc) => RaftReply::Append(raft.append_entries(rpc).await),
+                RaftRequest::Vote(rpc) => RaftReply::Vote(raft.vote(rpc).await),
+                RaftRequest::Snapshot(rpc) => RaftReply::Snapshot(raft.install_snapshot(rpc).await),
+                // Forwarded calls are served only by the leader: a voter that lost the lead
+                // since says so, and the caller's deadline decides what happens next.
+                RaftRequest::Propose(proposal) => RaftReply::Propose(match voter::leader_write(&raft, proposal).await {
+                    Ok(written) => Ok(written),
+                    Err(Forward::Failed(e)) => Err(e),
+                    Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
+                }),
+                RaftRequest::ReadIndex => RaftReply::ReadIndex(match voter::leader_read_index(&raft).await {
+                    Ok(index) => Ok(index),
+                    Err(Forward::Failed(e)) => Err(e),
+                    Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
+                }),
+            };
+            if frames::write(&mut send, &reply).await.is_ok() {
+                let _ = send.finish();
+            }
+        });
+        // Reap finished RPCs so a long-lived connection holds only the ones in flight.
+        while streams.try_join_next().is_some() {}
+    }
+    streams.shutdown().await;
+}

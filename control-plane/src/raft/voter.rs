@@ -1,0 +1,368 @@
+//! One voter of the sanctions lists' raft group, as a library instance: it takes its identity,
+//! clock, store, seed, UDP socket and runtime from whoever builds it (the `yiwang-control`
+//! binary, a test, the simulator), like a node does.
+//!
+//! Writes and linearizable reads may be sent to any voter: a follower forwards a write to the
+//! leader over the raft transport, and answers a read once it has applied everything the leader
+//! had committed when asked (the leader's read index). Every call has a deadline: on the
+//! minority side of a partition a write fails with [`CallError::NoQuorum`] when it runs out,
+//! rather than waiting for a quorum that is not there.
+
+use super::log_store::LogStore;
+use super::network::{Admission, Dialer, RaftReply, RaftRequest};
+use super::runtime;
+use super::state_machine::{ListsMachine, ListsView};
+use super::{voter_id, ListsRaft, StoreFault, Voter, VoterId};
+use node::clock::SharedClock;
+use node::mesh::quic_config;
+use node::mesh::tls::{self, MeshIdentity};
+use node::rng::Seed;
+use node::sanctions::{Lists, Outcome, Proposal};
+use node::store::Store;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, RaftMetrics, ServerState};
+use proto::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timings of the group. The defaults elect a new leader well within a second of losing one on
+/// a loaded two-core box: followers notice after 300 to 600 ms without a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_max: Duration,
+    /// Deadline of a client call (write or linearizable read) when the caller gives none.
+    #[serde(with = "humantime_serde")]
+    pub call_deadline: Duration,
+    /// Log entries between snapshots.
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(600),
+            call_deadline: Duration::from_secs(3),
+            snapshot_every: 5_000,
+        }
+    }
+}
+
+impl RaftSettings {
+    fn openraft(&self, name: &NodeId) -> Result<openraft::Config, VoterError> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        let config = openraft::Config {
+            cluster_name: format!("yiwang-lists-{name}"),
+            heartbeat_interval: ms(self.heartbeat),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            // A chunk is one frame of the mesh's codec; installing it may take a flush.
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            ..Default::default()
+        };
+        config.validate().map_err(|e| VoterError::Settings(e.to_string()))
+    }
+}
+
+/// What a voter is built from.
+pub struct VoterParts {
+    pub identity: MeshIdentity,
+    pub clock: SharedClock,
+    pub store: Store,
+    pub seed: Seed,
+    pub socket: Arc<dyn quinn::AsyncUdpSocket>,
+    pub runtime: Arc<dyn quinn::Runtime>,
+    pub settings: RaftSettings,
+    /// The configured voters (this one included), with the address each listens on. A group
+    /// with no committed membership yet starts with exactly these.
+    pub voters: Vec<(NodeId, String)>,
+    /// How this site reaches a voter when that differs from the address in the membership
+    /// (a NAT, a relay): local routing, never replicated.
+    pub routes: BTreeMap<NodeId, SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoterError {
+    #[error("raft settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot open the raft endpoint: {0}")]
+    Endpoint(std::io::Error),
+    #[error(transparent)]
+    Machine(#[from] StoreFault),
+    #[error("raft failed to start: {0}")]
+    Start(String),
+    #[error("two voters, {0} and {1}, map to the same raft id; rename one")]
+    IdCollision(String, String),
+    #[error("this site, {0}, is not among the configured voters")]
+    NotAVoter(String),
+}
+
+/// Why a client call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CallError {
+    /// No quorum answered within the deadline: this voter is on the minority side of a
+    /// partition, or too many voters are down. Nothing was decided by this call... unless the
+    /// leader commits it later, which the list's history will show.
+    #[error("no quorum: not committed within {deadline_ms} ms (leader seen: {leader}); the lists stay at version {version}")]
+    NoQuorum { deadline_ms: u64, leader: String, version: u64 },
+    /// The command was committed and refused by the state machine.
+    #[error("refused at version {version}: {reason}")]
+    Refused { version: u64, reason: String },
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A committed, applied write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub version: u64,
+    pub changed: u32,
+}
+
+/// A running voter.
+pub struct VoterNode {
+    name: NodeId,
+    raft: Raft<ListsRaft>,
+    view: ListsView,
+    dialer: Dialer,
+    endpoint: quinn::Endpoint,
+    accept: tokio::task::JoinHandle<()>,
+    settings: RaftSettings,
+}
+
+impl VoterNode {
+    pub async fn start(parts: VoterParts) -> Result<VoterNode, VoterError> {
+        let name = parts.identity.id().clone();
+        let mut members: BTreeMap<VoterId, Voter> = BTreeMap::new();
+        for (voter, addr) in &parts.voters {
+            let voter_entry = Voter { name: voter.to_string(), addr: addr.clone() };
+            if let Some(other) = members.insert(voter_id(voter), voter_entry) {
+                if other.name != voter.as_str() {
+                    return Err(VoterError::IdCollision(other.name, voter.to_string()));
+                }
+            }
+        }
+        if !members.contains_key(&voter_id(&name)) {
+            return Err(VoterError::NotAVoter(name.to_string()));
+        }
+        let config = Arc::new(parts.settings.openraft(&name)?);
+        let transport = tls::transport_config();
+        let server = quic_config::server_config(&parts.identity, &parts.clock, parts.seed, transport)?;
+        let client = quic_config::client_config(&parts.identity, &parts.clock, tls::transport_config())?;
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quic_config::endpoint_config(parts.seed.derive("raft endpoint")),
+            Some(server),
+            parts.socket,
+            parts.runtime,
+        )
+        .map_err(VoterError::Endpoint)?;
+        let routes = parts.routes.iter().map(|(n, a)| (voter_id(n), *a)).collect();
+        let dialer = Dialer::new(endpoint.clone(), client, routes);
+        let machine = ListsMachine::open(parts.store.clone())?;
+        let view = machine.view();
+        let log = LogStore::new(parts.store.clone());
+        let id = voter_id(&name);
+        let raft = runtime::seeded(parts.seed.derive("raft"), Raft::new(id, config, dialer.clone(), log, machine))
+            .await
+            .map_err(|e| VoterError::Start(e.to_string()))?;
+        // Every configured voter proposes the same first membership; openraft takes it only on
+        // a voter whose log and vote are empty, so a restart or a second proposal changes
+        // nothing.
+        match raft.initialize(members.clone()).await {
+            Ok(()) | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(VoterError::Start(e.to_string())),
+        }
+        let admission = Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>());
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), admission));
+        Ok(VoterNode { name, raft, view, dialer, endpoint, accept, settings: parts.settings })
+    }
+}
+
+impl VoterNode {
+    pub fn name(&self) -> &NodeId {
+        &self.name
+    }
+
+    /// The applied lists, without asking the leader: what this voter enforces now (possibly
+    /// behind the group's latest version; see [`VoterNode::read`] for a linearizable read).
+    pub fn view(&self) -> &ListsView {
+        &self.view
+    }
+
+    pub fn metrics(&self) -> RaftMetrics<VoterId, Voter> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The address the raft endpoint listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.local_addr().ok()
+    }
+
+    /// The deadline of a call that names none.
+    pub fn default_deadline(&self) -> Duration {
+        self.settings.call_deadline
+    }
+
+    fn no_quorum(&self, deadline: Duration) -> CallError {
+        let m = self.metrics();
+        let leader = match (m.current_leader, m.state) {
+            (Some(l), _) => m.membership_config.membership().get_node(&l).map(|v| v.name.clone()).unwrap_or_default(),
+            (None, _) => String::new(),
+        };
+        CallError::NoQuorum {
+            deadline_ms: deadline.as_millis() as u64,
+            leader: if leader.is_empty() { "none".into() } else { leader },
+            version: self.view.read().lists.version(),
+        }
+    }
+
+    /// Commit `proposal`, through the leader wherever it is, within `deadline`.
+    pub async fn write(&self, proposal: Proposal, deadline: Duration) -> Result<Written, CallError> {
+        Lists::validate(&proposal).map_err(|e| CallError::Invalid(e.to_string()))?;
+        let attempt = async {
+            match leader_write(&self.raft, proposal.clone()).await {
+                Err(Forward::To(voter)) => {
+                    let reply = self
+                        .dialer
+                        .request(&voter, &RaftRequest::Propose(proposal), deadline)
+                        .await
+                        .map_err(|e| CallError::Raft(e.to_string()))?;
+                    match reply {
+                        RaftReply::Propose(r) => r,
+                        _ => Err(CallError::Raft("the leader answered a write with another reply".into())),
+                    }
+                }
+                Err(Forward::Failed(e)) => Err(e),
+                Ok(written) => Ok(written),
+            }
+        };
+        match tokio::time::timeout(deadline, attempt).await {
+            Ok(Err(CallError::Raft(_))) | Err(_) => Err(self.no_quorum(deadline)),
+            Ok(r) => r,
+        }
+    }
+
+    /// A linearizable read: the applied state once it includes every write committed before
+    /// this call began, within `deadline`.
+    pub async fn read<T>(&self, deadline: Duration, f: impl FnOnce(&Lists) -> T) -> Result<T, CallError> {
+        let attempt = async {
+            let index = match leader_read_index(&self.raft).await {
+                Ok(index) => index,
+                Err(Forward::To(voter)) => {
+                    match self.dialer.request(&voter, &RaftRequest::ReadIndex, deadline).await {
+                        Ok(RaftReply::ReadIndex(r)) => r?,
+                        Ok(_) => return Err(CallError::Raft("the leader answered a read with another reply".into())),
+                        Err(e) => return Err(CallError::Raft(e.to_string())),
+                    }
+                }
+                Err(Forward::Failed(e)) => return Err(e),
+            };
+            let mut version = self.view.version();
+            version
+                .wait_for(|v| *v >= index)
+                .await
+                .map_err(|_| CallError::Raft("the state machine stopped".into()))?;
+            Ok(())
+        };
+        match tokio::time::timeout(deadline, attempt).await {
+            Ok(Ok(())) => Ok(f(&self.view.read().lists)),
+            Ok(Err(CallError::Raft(_))) | Err(_) => Err(self.no_quorum(deadline)),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Stop: raft first (no more elections or replication), then the endpoint.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft did not stop cleanly: {e}");
+        }
+        self.accept.abort();
+        let _ = self.accept.await;
+        self.dialer.close();
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"voter stopping");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Where a call goes when this voter is not the leader.
+pub(crate) enum Forward {
+    To(Voter),
+    Failed(CallError),
+}
+
+fn forward_or_fail<E: std::fmt::Display>(
+    e: RaftError<VoterId, E>,
+    forward: impl FnOnce(&E) -> Option<Option<Voter>>,
+) -> Forward {
+    match &e {
+        RaftError::APIError(api) => match forward(api) {
+            Some(Some(leader)) => Forward::To(leader),
+            // No leader known: an election is on, or this side has no quorum.
+            Some(None) => Forward::Failed(CallError::Raft("no leader known".into())),
+            None => Forward::Failed(CallError::Raft(e.to_string())),
+        },
+        RaftError::Fatal(f) => Forward::Failed(CallError::Raft(f.to_string())),
+    }
+}
+
+/// Commit `proposal` if this voter leads; otherwise say who does.
+pub(crate) async fn leader_write(raft: &Raft<ListsRaft>, proposal: Proposal) -> Result<Written, Forward> {
+    match raft.client_write(proposal).await {
+        Ok(resp) => match resp.data {
+            Outcome::Applied { version, changed } => Ok(Written { version, changed }),
+            Outcome::Refused { version, reason } => Err(Forward::Failed(CallError::Refused { version, reason })),
+        },
+        Err(e) => Err(forward_or_fail(e, |api| match api {
+            ClientWriteError::ForwardToLeader(f) => Some(f.leader_node.clone()),
+            ClientWriteError::ChangeMembershipError(_) => None,
+        })),
+    }
+}
+
+/// The log index a linearizable read must wait for, if this voter leads.
+pub(crate) async fn leader_read_index(raft: &Raft<ListsRaft>) -> Result<u64, Forward> {
+    match raft.ensure_linearizable().await {
+        Ok(read) => Ok(read.map(|l| l.index).unwrap_or(0)),
+        Err(e) => Err(forward_or_fail(e, |api| match api {
+            openraft::error::CheckIsLeaderError::ForwardToLeader(f) => Some(f.leader_node.clone()),
+            openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => Some(None),
+        })),
+    }
+}
+
+/// Accept connections on the raft endpoint, each served in its own task until it closes.
+async fn accept_loop(endpoint: quinn::Endpoint, admission: Admission) {
+    let mut conns = tokio::task::JoinSet::new();
+    while let Some(incoming) = endpoint.accept().await {
+        let admission = admission.clone();
+        conns.spawn(async move {
+            match tls::accept(incoming).await {
+                Ok((conn, peer)) => super::network::serve_connection(conn, peer, admission).await,
+                Err(e) => tracing::warn!("raft handshake failed: {e}"),
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    conns.shutdown().await;
+}
+
+/// Whether this voter leads now.
+pub fn is_leader(metrics: &RaftMetrics<VoterId, Voter>) -> bool {
+    metrics.state == ServerState::Leader
+}
