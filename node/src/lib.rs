@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod records;
 pub mod rng;
 pub mod rules;
+pub mod sanctions;
 pub mod store;
 pub mod vessels;
 pub mod workflow;
