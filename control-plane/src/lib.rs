@@ -7,10 +7,13 @@
 //!   of the topology and its certificates;
 //! - [`cli`]: the `clap` definition of `yiwangctl` and the dispatch to the above.
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod deploy;
 pub mod pki;
 pub mod raft;
+pub mod service;
 
 use node::mesh::pki::PkiError;
 use node::mesh::topology::TopologyError;

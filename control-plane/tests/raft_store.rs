@@ -13,9 +13,7 @@ use std::sync::Arc;
 struct SledBuilder;
 
 impl StoreBuilder<ListsRaft, LogStore, ListsMachine, (tempfile::TempDir, Store)> for SledBuilder {
-    async fn build(
-        &self,
-    ) -> Result<((tempfile::TempDir, Store), LogStore, ListsMachine), StorageError<u64>> {
+    async fn build(&self) -> Result<((tempfile::TempDir, Store), LogStore, ListsMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(
             dir.path(),

@@ -12,6 +12,7 @@ pub mod instance;
 pub mod lists;
 pub mod mesh;
 pub mod metrics;
+pub mod process;
 pub mod records;
 pub mod rng;
 pub mod rules;
@@ -21,9 +22,9 @@ pub mod vessels;
 pub mod workflow;
 
 /// The first ```` ```toml ```` block of a module's `//!` docs, for tests that check the
-/// documented example still parses.
-#[cfg(test)]
-pub(crate) fn doc_toml_example(source: &str) -> String {
+/// documented example still parses (here and in the control plane).
+#[doc(hidden)]
+pub fn doc_toml_example(source: &str) -> String {
     source
         .lines()
         .skip_while(|l| !l.starts_with("//! ```toml"))

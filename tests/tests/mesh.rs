@@ -495,7 +495,7 @@ fn refusals(mesh: &mut Mesh) {
         node::mesh::frames::write(&mut send, &proto::wire::SyncMsg::Batch { id: 1, entries: vec![forged] })
             .await
             .unwrap();
-        let ack = node::mesh::frames::read(&mut recv).await.unwrap();
+        let ack: proto::wire::SyncMsg = node::mesh::frames::read(&mut recv).await.unwrap();
         assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 1, refused: 1 });
 
         // 4. Streams the county does not serve: a raft stream (not yet), an unknown kind, and

@@ -104,7 +104,10 @@ impl RaftLogStorage<ListsRaft> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<VoterId>>, StorageError<VoterId>> {
-        Ok(self.meta::<Option<LogId<VoterId>>>(COMMITTED).map_err(|e| io_error(StorageIOError::read_logs, &e))?.flatten())
+        Ok(self
+            .meta::<Option<LogId<VoterId>>>(COMMITTED)
+            .map_err(|e| io_error(StorageIOError::read_logs, &e))?
+            .flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<ListsRaft>) -> Result<(), StorageError<VoterId>>

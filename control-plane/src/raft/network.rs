@@ -9,10 +9,10 @@
 
 use super::voter::{self, CallError, Forward, Written};
 use super::{voter_id, ListsRaft, Voter, VoterId};
-use node::sanctions::Proposal;
 use node::mesh::frames::{self, FrameError};
 use node::mesh::streams;
 use node::mesh::tls::{self, TlsError};
+use node::sanctions::Proposal;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -81,7 +81,11 @@ pub struct Dialer {
 }
 
 impl Dialer {
-    pub fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig, routes: BTreeMap<VoterId, SocketAddr>) -> Dialer {
+    pub fn new(
+        endpoint: quinn::Endpoint,
+        config: quinn::ClientConfig,
+        routes: BTreeMap<VoterId, SocketAddr>,
+    ) -> Dialer {
         Dialer { endpoint, config, conns: Arc::default(), routes: Arc::new(routes) }
     }
 
@@ -179,13 +183,10 @@ impl VoterClient {
 
 /// Most entries whose encoding fits a frame: openraft retries with fewer when told the
 /// payload is too large.
-fn fits_frame(rpc: &AppendEntriesRequest<ListsRaft>) -> Result<(), PayloadTooLarge> {
+fn fits_frame(rpc: &AppendEntriesRequest<ListsRaft>) -> bool {
     // Encoding twice for a large batch is the price of a byte limit openraft 0.9 lacks; batches
     // are small except during catch-up.
-    match proto::codec::encode_frame_payload(&RaftRequest::Append(rpc.clone())) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(PayloadTooLarge::new_entries_hint((rpc.entries.len() as u64 / 2).max(1))),
-    }
+    proto::codec::encode_frame_payload(&RaftRequest::Append(rpc.clone())).is_ok()
 }
 
 impl RaftNetwork<ListsRaft> for VoterClient {
@@ -194,8 +195,9 @@ impl RaftNetwork<ListsRaft> for VoterClient {
         rpc: AppendEntriesRequest<ListsRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<VoterId>, RPCError<VoterId, Voter, RaftError<VoterId>>> {
-        if rpc.entries.len() > 1 {
-            fits_frame(&rpc)?;
+        if rpc.entries.len() > 1 && !fits_frame(&rpc) {
+            let hint = (rpc.entries.len() as u64 / 2).max(1);
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
         }
         match self.call(RaftRequest::Append(rpc), &option).await? {
             RaftReply::Append(r) => r.map_err(|e| self.remote(e)),
@@ -207,10 +209,8 @@ impl RaftNetwork<ListsRaft> for VoterClient {
         &mut self,
         rpc: InstallSnapshotRequest<ListsRaft>,
         option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<VoterId>,
-        RPCError<VoterId, Voter, RaftError<VoterId, InstallSnapshotError>>,
-    > {
+    ) -> Result<InstallSnapshotResponse<VoterId>, RPCError<VoterId, Voter, RaftError<VoterId, InstallSnapshotError>>>
+    {
         match self.call(RaftRequest::Snapshot(rpc), &option).await? {
             RaftReply::Snapshot(r) => r.map_err(|e| self.remote(e)),
             _ => Err(RPCError::Network(NetworkError::new(&TransportError::Mismatch("snapshot")))),
@@ -297,11 +297,13 @@ pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity
                 RaftRequest::Snapshot(rpc) => RaftReply::Snapshot(raft.install_snapshot(rpc).await),
                 // Forwarded calls are served only by the leader: a voter that lost the lead
                 // since says so, and the caller's deadline decides what happens next.
-                RaftRequest::Propose(proposal) => RaftReply::Propose(match voter::leader_write(&raft, proposal).await {
-                    Ok(written) => Ok(written),
-                    Err(Forward::Failed(e)) => Err(e),
-                    Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
-                }),
+                RaftRequest::Propose(proposal) => {
+                    RaftReply::Propose(match voter::leader_write(&raft, proposal).await {
+                        Ok(written) => Ok(written),
+                        Err(Forward::Failed(e)) => Err(e),
+                        Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
+                    })
+                }
                 RaftRequest::ReadIndex => RaftReply::ReadIndex(match voter::leader_read_index(&raft).await {
                     Ok(index) => Ok(index),
                     Err(Forward::Failed(e)) => Err(e),

@@ -212,7 +212,8 @@ impl RaftStateMachine<ListsRaft> for ListsMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<ListsRaft>>, StorageError<VoterId>> {
-        let stored = read_snapshot(&self.store).map_err(|e| io_error(|a| StorageIOError::read_snapshot(None, a), &e))?;
+        let stored =
+            read_snapshot(&self.store).map_err(|e| io_error(|a| StorageIOError::read_snapshot(None, a), &e))?;
         Ok(stored.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
     }
 }

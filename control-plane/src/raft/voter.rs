@@ -115,10 +115,10 @@ pub enum VoterError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum CallError {
     /// No quorum answered within the deadline: this voter is on the minority side of a
-    /// partition, or too many voters are down. Nothing was decided by this call... unless the
-    /// leader commits it later, which the list's history will show.
-    #[error("no quorum: not committed within {deadline_ms} ms (leader seen: {leader}); the lists stay at version {version}")]
-    NoQuorum { deadline_ms: u64, leader: String, version: u64 },
+    /// partition, or too many voters are down. A write that timed out may still be committed
+    /// later by a leader that had it; the lists' version says what is in force.
+    #[error("no quorum within {deadline_ms} ms (leader seen: {leader}; {detail}); this voter holds version {version}")]
+    NoQuorum { deadline_ms: u64, leader: String, version: u64, detail: String },
     /// The command was committed and refused by the state machine.
     #[error("refused at version {version}: {reason}")]
     Refused { version: u64, reason: String },
@@ -219,7 +219,7 @@ impl VoterNode {
         self.settings.call_deadline
     }
 
-    fn no_quorum(&self, deadline: Duration) -> CallError {
+    fn no_quorum(&self, deadline: Duration, detail: String) -> CallError {
         let m = self.metrics();
         let leader = match (m.current_leader, m.state) {
             (Some(l), _) => m.membership_config.membership().get_node(&l).map(|v| v.name.clone()).unwrap_or_default(),
@@ -229,61 +229,88 @@ impl VoterNode {
             deadline_ms: deadline.as_millis() as u64,
             leader: if leader.is_empty() { "none".into() } else { leader },
             version: self.view.read().lists.version(),
+            detail,
         }
     }
 
-    /// Commit `proposal`, through the leader wherever it is, within `deadline`.
+    /// Commit `proposal`, through the leader wherever it is, within `deadline`. While no leader
+    /// is known or the leader cannot be reached, it tries again (an election takes a few hundred
+    /// milliseconds) until the deadline.
     pub async fn write(&self, proposal: Proposal, deadline: Duration) -> Result<Written, CallError> {
         Lists::validate(&proposal).map_err(|e| CallError::Invalid(e.to_string()))?;
-        let attempt = async {
+        let until = tokio::time::Instant::now() + deadline;
+        self.retrying(until, deadline, || async {
             match leader_write(&self.raft, proposal.clone()).await {
+                Ok(written) => Ok(written),
+                Err(Forward::Failed(e)) => Err(e),
                 Err(Forward::To(voter)) => {
-                    let reply = self
-                        .dialer
-                        .request(&voter, &RaftRequest::Propose(proposal), deadline)
-                        .await
-                        .map_err(|e| CallError::Raft(e.to_string()))?;
-                    match reply {
-                        RaftReply::Propose(r) => r,
-                        _ => Err(CallError::Raft("the leader answered a write with another reply".into())),
+                    let left = until.saturating_duration_since(tokio::time::Instant::now());
+                    match self.dialer.request(&voter, &RaftRequest::Propose(proposal.clone()), left).await {
+                        Ok(RaftReply::Propose(r)) => r,
+                        Ok(_) => Err(CallError::Raft("the leader answered a write with another reply".into())),
+                        Err(e) => Err(CallError::Raft(format!("cannot reach the leader {}: {e}", voter.name))),
                     }
                 }
-                Err(Forward::Failed(e)) => Err(e),
-                Ok(written) => Ok(written),
             }
-        };
-        match tokio::time::timeout(deadline, attempt).await {
-            Ok(Err(CallError::Raft(_))) | Err(_) => Err(self.no_quorum(deadline)),
-            Ok(r) => r,
-        }
+        })
+        .await
     }
 
     /// A linearizable read: the applied state once it includes every write committed before
     /// this call began, within `deadline`.
     pub async fn read<T>(&self, deadline: Duration, f: impl FnOnce(&Lists) -> T) -> Result<T, CallError> {
-        let attempt = async {
-            let index = match leader_read_index(&self.raft).await {
-                Ok(index) => index,
-                Err(Forward::To(voter)) => {
-                    match self.dialer.request(&voter, &RaftRequest::ReadIndex, deadline).await {
-                        Ok(RaftReply::ReadIndex(r)) => r?,
-                        Ok(_) => return Err(CallError::Raft("the leader answered a read with another reply".into())),
-                        Err(e) => return Err(CallError::Raft(e.to_string())),
+        let until = tokio::time::Instant::now() + deadline;
+        let index = self
+            .retrying(until, deadline, || async {
+                match leader_read_index(&self.raft).await {
+                    Ok(index) => Ok(index),
+                    Err(Forward::Failed(e)) => Err(e),
+                    Err(Forward::To(voter)) => {
+                        let left = until.saturating_duration_since(tokio::time::Instant::now());
+                        match self.dialer.request(&voter, &RaftRequest::ReadIndex, left).await {
+                            Ok(RaftReply::ReadIndex(r)) => r,
+                            Ok(_) => Err(CallError::Raft("the leader answered a read with another reply".into())),
+                            Err(e) => Err(CallError::Raft(format!("cannot reach the leader {}: {e}", voter.name))),
+                        }
                     }
                 }
-                Err(Forward::Failed(e)) => return Err(e),
+            })
+            .await?;
+        let mut version = self.view.version();
+        let applied = tokio::time::timeout_at(until, async { version.wait_for(|v| *v >= index).await.is_ok() }).await;
+        match applied {
+            Ok(true) => Ok(f(&self.view.read().lists)),
+            Ok(false) => Err(CallError::Raft("the state machine stopped".into())),
+            Err(_) => Err(self.no_quorum(deadline, format!("version {index} not applied here in time"))),
+        }
+    }
+
+    /// Run `attempt` until it succeeds, fails for good (refused, invalid), or `until` passes;
+    /// transient failures (no leader yet, leader unreachable) are retried after a pause that
+    /// grows to a heartbeat.
+    async fn retrying<T, F, Fut>(
+        &self,
+        until: tokio::time::Instant,
+        deadline: Duration,
+        attempt: F,
+    ) -> Result<T, CallError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let last = match tokio::time::timeout_at(until, attempt()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(CallError::Raft(why))) => why,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => "timed out waiting for a quorum".to_string(),
             };
-            let mut version = self.view.version();
-            version
-                .wait_for(|v| *v >= index)
-                .await
-                .map_err(|_| CallError::Raft("the state machine stopped".into()))?;
-            Ok(())
-        };
-        match tokio::time::timeout(deadline, attempt).await {
-            Ok(Ok(())) => Ok(f(&self.view.read().lists)),
-            Ok(Err(CallError::Raft(_))) | Err(_) => Err(self.no_quorum(deadline)),
-            Ok(Err(e)) => Err(e),
+            if tokio::time::Instant::now() + pause >= until {
+                return Err(self.no_quorum(deadline, last));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.settings.heartbeat);
         }
     }
 
@@ -295,8 +322,10 @@ impl VoterNode {
         self.accept.abort();
         let _ = self.accept.await;
         self.dialer.close();
+        // Closing sends each peer a CONNECTION_CLOSE at once; waiting for the endpoint to go
+        // idle would only wait out the draining period (up to the idle timeout for a peer that
+        // is already gone), which nobody needs.
         self.endpoint.close(quinn::VarInt::from_u32(0), b"voter stopping");
-        self.endpoint.wait_idle().await;
     }
 }
 

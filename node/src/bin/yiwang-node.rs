@@ -2,17 +2,16 @@
 //! library, so the simulator runs the same code.
 
 use clap::{Parser, Subcommand};
-use node::auth::{operator_token, Credentials};
+use node::auth::Credentials;
 use node::clock::{SharedClock, SystemClock};
 use node::config::NodeConfig;
-use node::events::{Change, Identity};
+use node::events::Change;
 use node::instance::{self, Parts};
 use node::mesh::tls::MeshIdentity;
 use node::mesh::topology::Topology;
 use node::mesh::{LinkSettings, MeshParts};
 use node::metrics::Metrics;
 use node::records::{Alert, AuditRecord, Detection};
-use node::rng::Seed;
 use node::store::Store;
 use prometheus_client::registry::Registry;
 use proto::Kind;
@@ -132,11 +131,6 @@ fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, String>;
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn open_store(config: &NodeConfig, clock: SharedClock, metrics: Metrics) -> Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
@@ -151,20 +145,12 @@ fn credentials(config: &NodeConfig, open311_api_keys: &[String]) -> Result<Crede
     for (i, key) in open311_api_keys.iter().enumerate() {
         c.add_open311_key(&format!("cli-key-{}", i + 1), key)?;
     }
-    if !c.has_operator() {
-        let (token, path, created) = operator_token(&config.data_dir)?;
-        if created {
-            tracing::info!(path = %path.display(), "created an operator token; send it as 'Authorization: Bearer <token>'");
-        } else {
-            tracing::info!(path = %path.display(), "operator token");
-        }
-        c.add_token(&token, Identity { name: "operator".into(), role: node::workflow::Role::Operator });
-    }
+    node::process::ensure_operator(&mut c, &config.data_dir)?;
     Ok(c)
 }
 
 fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
-    init_logging();
+    node::process::init_logging();
     // One malloc arena: glibc's default of one per thread (up to 8 per core) let a county
     // draining a million-entry backlog grow by 12-16 bytes per entry in arenas alone (see the
     // replication benchmark); with one, its memory follows sled's own. Allocation here is not
@@ -188,25 +174,18 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
             registry: Arc::new(registry),
             credentials,
             mesh,
-            seed: os_seed()?,
+            seed: node::process::os_seed()?,
             serve_http: true,
         };
         let running = instance::start(&config, parts).await.map_err(|e| e.to_string())?;
-        write_addresses(&config.data_dir, &running.addresses)?;
+        node::process::write_addresses(&config.data_dir, &running.addresses)?;
         tracing::info!(node = %config.node.id, role = %config.node.role, addresses = ?running.addresses, "node ready");
-        wait_for_signal().await;
+        node::process::wait_for_signal().await;
         tracing::info!("stopping");
         running.stop().await;
         store.close().await;
         Ok(())
     })
-}
-
-/// The node's seed, from the operating system: in production nothing needs to replay.
-fn os_seed() -> Result<Seed> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the node's seed: {e}"))?;
-    Ok(Seed(u64::from_le_bytes(bytes)))
 }
 
 /// The mesh endpoint from `[mesh]`: a real UDP socket, tokio's runtime, the certificate files
@@ -215,10 +194,7 @@ fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
     let Some(m) = &config.mesh else { return Ok(None) };
     let identity = MeshIdentity::load(&m.ca, &m.cert, &m.key).map_err(|e| e.to_string())?;
     let topology = Topology::load(&m.topology).map_err(|e| format!("topology {}: {e}", m.topology.display()))?;
-    let socket = std::net::UdpSocket::bind(m.listen)
-        .map_err(|e| format!("cannot bind the mesh endpoint to {}: {e}", m.listen))?;
-    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
-    let socket = runtime.wrap_udp_socket(socket).map_err(|e| format!("mesh socket: {e}"))?;
+    let (socket, runtime) = node::process::quic_socket(m.listen, "mesh endpoint")?;
     let settings = LinkSettings {
         window: m.window,
         max_bytes_per_sec: m.max_bytes_per_sec,
@@ -226,31 +202,6 @@ fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
         keep_alive: m.idle_timeout / 5,
     };
     Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings }))
-}
-
-/// `listening.json` in the data dir says where every listener bound, for tools and tests that
-/// asked for port 0.
-fn write_addresses(dir: &Path, addresses: &instance::Addresses) -> Result<()> {
-    let tmp = dir.join("listening.json.tmp");
-    let json = serde_json::to_vec_pretty(addresses).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, json)
-        .and_then(|_| std::fs::rename(&tmp, dir.join("listening.json")))
-        .map_err(|e| format!("cannot write listening.json: {e}"))
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn decode_ais(file: Option<&Path>, scaled: bool) -> Result<()> {

@@ -1,0 +1,205 @@
+//! Three voters in one process, each with its own sled store, certificate and QUIC endpoint on
+//! loopback: they elect a leader, take writes at any voter, answer linearizable reads at any
+//! voter, keep what they applied across a restart (and find each other on new addresses), and refuse raft traffic from a site whose
+//! certificate is not a voter's.
+
+use control_plane::raft::voter::{CallError, RaftSettings, VoterNode, VoterParts};
+use node::clock::{SharedClock, SystemClock};
+use node::mesh::pki::{CityCa, Validity};
+use node::mesh::tls::MeshIdentity;
+use node::metrics::Metrics;
+use node::rng::Seed;
+use node::sanctions::{Actor, Command, ListEntry, ListKind, Proposal, SubjectId};
+use node::store::{Store, StoreConfig};
+use proto::{NodeId, NodeIdentity, Role};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const VOTERS: [&str; 3] = ["city", "county-a", "county-b"];
+const DAY_MS: u64 = 86_400_000;
+
+struct Site {
+    name: NodeId,
+    identity: MeshIdentity,
+    addr: SocketAddr,
+}
+
+fn sites(ca: &CityCa, extra: &[(&str, Role)]) -> Vec<Site> {
+    let validity = Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap();
+    let mut out = Vec::new();
+    for (name, role) in
+        VOTERS.iter().map(|n| (*n, if *n == "city" { Role::City } else { Role::County })).chain(extra.iter().copied())
+    {
+        let id = NodeId::new(name).unwrap();
+        let cert = ca.issue(&NodeIdentity { id: id.clone(), role }, validity).unwrap();
+        let identity =
+            MeshIdentity::from_der(vec![ca.cert_der().clone()], vec![cert.cert_der().clone()], cert.key_der()).unwrap();
+        out.push(Site { name: id, identity, addr: free_addr() });
+    }
+    out
+}
+
+/// Start `site`'s voter. `moved`: where each voter listens now, when that differs from the
+/// address the group was formed with (local routes, as after a move).
+fn free_addr() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+async fn start(
+    site: &Site,
+    all: &[Site],
+    dir: &Path,
+    seed: u64,
+    moved: &BTreeMap<NodeId, SocketAddr>,
+) -> (VoterNode, Store) {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let store = Store::open(dir, site.name.clone(), clock.clone(), StoreConfig::default(), Metrics::unregistered())
+        .expect("open the store");
+    let addr = moved.get(&site.name).copied().unwrap_or(site.addr);
+    let (socket, runtime) = node::process::quic_socket(addr, "raft endpoint").unwrap();
+    let voter = VoterNode::start(VoterParts {
+        identity: site.identity.clone(),
+        clock,
+        store: store.clone(),
+        seed: Seed(seed),
+        socket,
+        runtime,
+        settings: RaftSettings::default(),
+        voters: all.iter().take(VOTERS.len()).map(|s| (s.name.clone(), s.addr.to_string())).collect(),
+        routes: moved.clone(),
+    })
+    .await
+    .expect("start the voter");
+    (voter, store)
+}
+
+fn proposal(mmsi: u32, now_ms: u64) -> Proposal {
+    Proposal {
+        command: Command::Add {
+            entry: ListEntry {
+                list: ListKind::Black,
+                subject: SubjectId::Mmsi(mmsi),
+                name: format!("vessel {mmsi}"),
+                authority: "Municipal Ocean and Fisheries Bureau".into(),
+                legal_basis: "Fisheries Law art. 38".into(),
+                effective_ms: now_ms - DAY_MS,
+                expires_ms: now_ms + 365 * DAY_MS,
+                note: String::new(),
+            },
+        },
+        actor: Actor { who: "operator-li".into(), why: "illegal fishing in the PMZ".into() },
+        proposed_ms: now_ms,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+async fn leader_of(voters: &[&VoterNode]) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(i) = voters.iter().position(|v| control_plane::raft::voter::is_leader(&v.metrics())) {
+            return i;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no leader elected within 20 s");
+        let mut m = voters[0].view().version();
+        let _ = tokio::time::timeout(Duration::from_millis(50), m.changed()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_decide_once_for_everyone() {
+    let dirs: Vec<tempfile::TempDir> = (0..VOTERS.len()).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ca = CityCa::generate("test CA", Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap()).unwrap();
+    let all = sites(&ca, &[("town-1", Role::Town)]);
+    let mut voters = Vec::new();
+    let mut stores = Vec::new();
+    for (i, site) in all.iter().take(VOTERS.len()).enumerate() {
+        let (v, s) = start(site, &all, dirs[i].path(), i as u64 + 1, &BTreeMap::new()).await;
+        voters.push(v);
+        stores.push(s);
+    }
+    let refs: Vec<&VoterNode> = voters.iter().collect();
+    let leader = leader_of(&refs).await;
+    let follower = (leader + 1) % VOTERS.len();
+
+    // Writes at a follower reach the leader; every voter reads them linearizably.
+    let now = now_ms();
+    let mut versions = Vec::new();
+    for mmsi in 412_000_001..412_000_011 {
+        let w = voters[follower].write(proposal(mmsi, now), Duration::from_secs(5)).await.expect("write");
+        versions.push(w.version);
+    }
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "versions rise with every write: {versions:?}");
+    for v in &voters {
+        let (version, len) = v.read(Duration::from_secs(5), |l| (l.version(), l.len())).await.expect("read");
+        assert_eq!(len, 10, "{} sees every entry", v.name());
+        assert!(version >= *versions.last().unwrap());
+    }
+    // The same add again is committed and refused by the state machine: nothing listed twice.
+    match voters[leader].write(proposal(412_000_001, now), Duration::from_secs(5)).await {
+        Err(CallError::Refused { reason, .. }) => assert!(reason.contains("already"), "{reason}"),
+        other => panic!("a second add of a listed subject must be refused, got {other:?}"),
+    }
+    // Invalid commands never reach the log.
+    let mut bad = proposal(412_000_099, now);
+    bad.actor.why.clear();
+    assert!(matches!(voters[follower].write(bad, Duration::from_secs(5)).await, Err(CallError::Invalid(_))));
+
+    // A town's certificate is refused raft traffic (the stream is reset as unauthorized).
+    let town = &all[VOTERS.len()];
+    let (socket, runtime) = node::process::quic_socket(town.addr, "town").unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let client =
+        node::mesh::quic_config::client_config(&town.identity, &clock, node::mesh::tls::transport_config()).unwrap();
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+        node::mesh::quic_config::endpoint_config(Seed(9)),
+        None,
+        socket,
+        runtime,
+    )
+    .unwrap();
+    let (conn, _) = node::mesh::tls::connect(&endpoint, client, all[leader].addr, &all[leader].name).await.unwrap();
+    let (mut send, mut recv) = node::mesh::streams::open(&conn, proto::wire::StreamKind::Raft).await.unwrap();
+    let _ = node::mesh::frames::write(&mut send, &control_plane::raft::network::RaftRequest::ReadIndex).await;
+    let refused = node::mesh::frames::read::<control_plane::raft::network::RaftReply>(&mut recv).await;
+    assert!(refused.is_err(), "a town must not be answered on a raft stream");
+    conn.close(0u32.into(), b"done");
+
+    // Restart every voter on its store: the lists come back whole. (The version moves on: a new
+    // leader commits a blank entry for its term.)
+    let before: Vec<ListEntry> =
+        voters[0].read(Duration::from_secs(5), |l| l.entries().cloned().collect()).await.unwrap();
+    for v in voters.drain(..) {
+        v.shutdown().await;
+    }
+    for s in stores.drain(..) {
+        s.close().await;
+    }
+    // The old endpoints may hold their ports while connections drain, so the voters come back
+    // on new ports, each told where the others are now.
+    let moved: BTreeMap<NodeId, SocketAddr> =
+        all.iter().take(VOTERS.len()).map(|s| (s.name.clone(), free_addr())).collect();
+    for (i, site) in all.iter().take(VOTERS.len()).enumerate() {
+        let (v, s) = start(site, &all, dirs[i].path(), i as u64 + 11, &moved).await;
+        voters.push(v);
+        stores.push(s);
+    }
+    let refs: Vec<&VoterNode> = voters.iter().collect();
+    leader_of(&refs).await;
+    for v in &voters {
+        let after: Vec<ListEntry> =
+            v.read(Duration::from_secs(10), |l| l.entries().cloned().collect()).await.expect("read after restart");
+        assert_eq!(after, before, "{} holds the same lists after the restart", v.name());
+    }
+    for v in voters {
+        v.shutdown().await;
+    }
+    for s in stores {
+        s.close().await;
+    }
+}
