@@ -1,6 +1,10 @@
 //! The command line of `yiwangctl`. The binary only calls [`main`]; everything it does is in
 //! [`crate::pki`] and [`crate::deploy`].
 
+mod operator;
+
+pub use operator::{ApiArgs, ListsCommand, RaftCommand, RevokeArgs};
+
 use crate::CtlError;
 use clap::{Args, Parser, Subcommand};
 use node::mesh::pki::{self as mesh_pki, DEFAULT_CA_DAYS, DEFAULT_CA_NAME, DEFAULT_NODE_DAYS};
@@ -16,6 +20,9 @@ use time::OffsetDateTime;
 ///
 /// Deployment: one topology file lists every site, its role, its QUIC address and its parents;
 /// `deploy generate` turns it into one ready directory per site. See docs/topology.md.
+///
+/// Sanctions lists: `lists`, `revoke` and `raft` call the operator API of any `yiwang-control`
+/// voter (--api, --token or YIWANG_API, YIWANG_TOKEN). Every call has a deadline (--deadline).
 #[derive(Debug, Parser)]
 #[command(name = "yiwangctl", version, propagate_version = true)]
 pub struct Cli {
@@ -31,6 +38,27 @@ pub enum Command {
     /// Generate per-site configs and certificates from a topology file.
     #[command(subcommand)]
     Deploy(DeployCommand),
+    /// Read and change the city's red and black lists (through the raft group).
+    Lists {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ListsCommand,
+    },
+    /// Revoke a node's certificate: every node the revocation reaches refuses it.
+    Revoke {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        revoke: RevokeArgs,
+    },
+    /// The sanctions lists' raft group.
+    Raft {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: RaftCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +204,9 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<String, CtlError> {
             }
             Ok(out)
         }
+        Command::Lists { api, command } => operator::lists(&api, command),
+        Command::Revoke { api, revoke } => operator::revoke(&api, revoke),
+        Command::Raft { api, command } => operator::raft(&api, command),
     }
 }
 

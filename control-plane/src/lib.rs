@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod pki;
@@ -34,6 +35,8 @@ pub enum CtlError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Api(#[from] client::ClientError),
 }
 
 fn pki_message(e: &PkiError) -> String {
