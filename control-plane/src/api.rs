@@ -438,6 +438,12 @@ pub fn raft_status(voter: &VoterNode) -> Value {
     let membership = m.membership_config.membership();
     let name_of = |id: &VoterId| membership.get_node(id).map(|v| v.name.clone()).unwrap_or_else(|| id.to_string());
     let last_log = m.last_log_index.unwrap_or(0);
+    // Under one read lock, so version, digest and count agree.
+    let (version, digest, entries) = {
+        let applied = voter.view().read();
+        let digest: String = applied.lists.digest().iter().map(|b| format!("{b:02x}")).collect();
+        (applied.lists.version(), digest, applied.lists.len())
+    };
     let replication: Vec<Value> = m
         .replication
         .as_ref()
@@ -460,7 +466,9 @@ pub fn raft_status(voter: &VoterNode) -> Value {
         "leader": m.current_leader.map(|l| name_of(&l)),
         "term": m.current_term,
         "last_log_index": last_log,
-        "applied_version": voter.view().read().lists.version(),
+        "applied_version": version,
+        "lists_digest": digest,
+        "entries": entries,
         "voters": voters,
         "replication": replication,
     })

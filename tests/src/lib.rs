@@ -2,6 +2,7 @@
 //! config written by the test, and speak plain HTTP/1.1 to it.
 
 pub mod onvif_device;
+pub mod relay;
 pub mod viid_device;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -166,19 +167,25 @@ impl NodeProcess {
     /// Start `yiwang-node run <args>` (no config file unless `args` names one) and wait until it
     /// has written `<data_dir>/listening.json`; `args` must point the node at `data_dir`.
     pub fn start_with_args(data_dir: &Path, args: &[&std::ffi::OsStr]) -> NodeProcess {
+        NodeProcess::start_bin("yiwang-node", data_dir, args)
+    }
+
+    /// Start `<binary> run <args>` (`yiwang-node` or `yiwang-control`) and wait until it has
+    /// written `<data_dir>/listening.json`.
+    pub fn start_bin(binary: &str, data_dir: &Path, args: &[&std::ffi::OsStr]) -> NodeProcess {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let listening_path = data_dir.join("listening.json");
         let _ = std::fs::remove_file(&listening_path);
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log")).expect("log file");
-        let child = Command::new(bin("yiwang-node"))
+        let child = Command::new(bin(binary))
             .arg("run")
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("YIWANG_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start yiwang-node");
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         let mut node = NodeProcess {
             child,
             data_dir: data_dir.to_path_buf(),
@@ -192,9 +199,9 @@ impl NodeProcess {
                 return node;
             }
             if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("yiwang-node exited early with {status}; log:\n{}", node.log());
+                panic!("{binary} exited early with {status}; log:\n{}", node.log());
             }
-            assert!(Instant::now() < deadline, "yiwang-node did not start within 30 s; log:\n{}", node.log());
+            assert!(Instant::now() < deadline, "{binary} did not start within 30 s; log:\n{}", node.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -68,6 +68,8 @@ pub enum TransportError {
     Mismatch(&'static str),
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    #[error("no connection within {0:?}")]
+    ConnectTimeout(Duration),
 }
 
 /// Connections to the other voters, shared by every openraft client of this voter.
@@ -116,6 +118,7 @@ impl Dialer {
         };
         let name = NodeId::new(voter.name.clone()).map_err(|e| TransportError::Name(voter.name.clone(), e))?;
         let (conn, _) = tls::connect(&self.endpoint, self.config.clone(), addr, &name).await?;
+        tracing::debug!(voter = %voter.name, %addr, "raft connection open");
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, conn.clone());
         Ok(conn)
     }
@@ -128,14 +131,31 @@ impl Dialer {
         request: &RaftRequest,
         limit: Duration,
     ) -> Result<RaftReply, TransportError> {
+        let conn = tokio::time::timeout(limit, self.connection(id, voter))
+            .await
+            .map_err(|_| TransportError::ConnectTimeout(limit))??;
+        // A peer that restarted (or a path that died) leaves a connection that looks open until
+        // the idle timeout: after a failed exchange, dial afresh rather than wait that out. The
+        // guard also covers openraft dropping this call at its own timeout, which it does.
+        let mut guard = ForgetUnlessAnswered { dialer: self, id, conn: conn.clone(), answered: false };
         let exchange = async {
-            let conn = self.connection(id, voter).await?;
             let (mut send, mut recv) = streams::open(&conn, StreamKind::Raft).await?;
             frames::write(&mut send, request).await?;
             let _ = send.finish();
             Ok::<_, TransportError>(frames::read::<RaftReply>(&mut recv).await?)
         };
-        tokio::time::timeout(limit, exchange).await.map_err(|_| TransportError::Timeout(limit))?
+        let result = tokio::time::timeout(limit, exchange).await.map_err(|_| TransportError::Timeout(limit)).flatten();
+        guard.answered = result.is_ok();
+        result
+    }
+
+    fn forget(&self, id: VoterId, conn: &quinn::Connection) {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        tracing::debug!(voter = id, "raft connection unanswered; dialling afresh next time");
+        if conns.get(&id).is_some_and(|c| c.stable_id() == conn.stable_id()) {
+            conns.remove(&id);
+            conn.close(quinn::VarInt::from_u32(0), b"unresponsive");
+        }
     }
 
     /// Close every connection (the voter is stopping).
@@ -151,6 +171,22 @@ impl RaftNetworkFactory<ListsRaft> for Dialer {
 
     async fn new_client(&mut self, target: VoterId, node: &Voter) -> VoterClient {
         VoterClient { dialer: self.clone(), target, voter: node.clone() }
+    }
+}
+
+/// Forgets a connection when dropped, unless the exchange on it was answered.
+struct ForgetUnlessAnswered<'a> {
+    dialer: &'a Dialer,
+    id: VoterId,
+    conn: quinn::Connection,
+    answered: bool,
+}
+
+impl Drop for ForgetUnlessAnswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.dialer.forget(self.id, &self.conn);
+        }
     }
 }
 
@@ -284,7 +320,10 @@ pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity
         let peer_id = peer.id.clone();
         streams.spawn(async move {
             let request: RaftRequest = match frames::read(&mut recv).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    tracing::debug!(peer = %peer_id, "raft request");
+                    r
+                }
                 Err(e) => {
                     tracing::warn!(peer = %peer_id, "unreadable raft request: {e}");
                     streams::refuse(&mut send, &mut recv, StreamRefusal::Malformed);

@@ -28,6 +28,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest one forwarded write or read-index request may take before it is tried again. A
+/// write retried after its answer was lost may be committed twice: an add then comes back
+/// refused as already listed, an import row replaces itself; the lists say what is in force.
+const FORWARD_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Longest a restarting voter may take to re-apply its committed log.
+const REPLAY_LIMIT: Duration = Duration::from_secs(120);
+
 /// Timings of the group. The defaults elect a new leader well within a second of losing one on
 /// a loaded two-core box: followers notice after 300 to 600 ms without a heartbeat.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,18 +173,20 @@ impl VoterNode {
         let transport = tls::transport_config();
         let server = quic_config::server_config(&parts.identity, &parts.clock, parts.seed, transport)?;
         let client = quic_config::client_config(&parts.identity, &parts.clock, tls::transport_config())?;
-        let endpoint = quinn::Endpoint::new_with_abstract_socket(
-            quic_config::endpoint_config(parts.seed.derive("raft endpoint")),
-            Some(server),
-            parts.socket,
-            parts.runtime,
-        )
-        .map_err(VoterError::Endpoint)?;
+        let mut endpoint_config = quic_config::endpoint_config(parts.seed.derive("raft endpoint"));
+        endpoint_config.reset_key(Arc::new(stable_reset_key(&parts.store, parts.seed).await?));
+        let endpoint =
+            quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(server), parts.socket, parts.runtime)
+                .map_err(VoterError::Endpoint)?;
         let routes = parts.routes.iter().map(|(n, a)| (voter_id(n), *a)).collect();
         let dialer = Dialer::new(endpoint.clone(), client, routes);
         let machine = ListsMachine::open(parts.store.clone())?;
         let view = machine.view();
-        let log = LogStore::new(parts.store.clone());
+        let mut log = LogStore::new(parts.store.clone());
+        let committed = openraft::storage::RaftLogStorage::read_committed(&mut log)
+            .await
+            .map_err(|e| VoterError::Start(e.to_string()))?
+            .map_or(0, |l| l.index);
         let id = voter_id(&name);
         let raft = runtime::seeded(parts.seed.derive("raft"), Raft::new(id, config, dialer.clone(), log, machine))
             .await
@@ -187,6 +197,18 @@ impl VoterNode {
         match raft.initialize(members.clone()).await {
             Ok(()) | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
             Err(e) => return Err(VoterError::Start(e.to_string())),
+        }
+        // The state machine lives in memory: openraft re-applies the committed log at start.
+        // Nothing is served until that is done, so this voter never reports a lower version
+        // than it did before it stopped.
+        let mut applied = view.version();
+        let replayed =
+            tokio::time::timeout(REPLAY_LIMIT, async { applied.wait_for(|v| *v >= committed).await.is_ok() });
+        if !matches!(replayed.await, Ok(true)) {
+            let _ = raft.shutdown().await;
+            return Err(VoterError::Start(format!(
+                "the committed log up to {committed} was not re-applied within {REPLAY_LIMIT:?}"
+            )));
         }
         let admission = Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>());
         let accept = tokio::spawn(accept_loop(endpoint.clone(), admission));
@@ -244,8 +266,8 @@ impl VoterNode {
                 Ok(written) => Ok(written),
                 Err(Forward::Failed(e)) => Err(e),
                 Err(Forward::To(voter)) => {
-                    let left = until.saturating_duration_since(tokio::time::Instant::now());
-                    match self.dialer.request(&voter, &RaftRequest::Propose(proposal.clone()), left).await {
+                    let limit = self.forward_limit(&voter, until)?;
+                    match self.dialer.request(&voter, &RaftRequest::Propose(proposal.clone()), limit).await {
                         Ok(RaftReply::Propose(r)) => r,
                         Ok(_) => Err(CallError::Raft("the leader answered a write with another reply".into())),
                         Err(e) => Err(CallError::Raft(format!("cannot reach the leader {}: {e}", voter.name))),
@@ -266,8 +288,8 @@ impl VoterNode {
                     Ok(index) => Ok(index),
                     Err(Forward::Failed(e)) => Err(e),
                     Err(Forward::To(voter)) => {
-                        let left = until.saturating_duration_since(tokio::time::Instant::now());
-                        match self.dialer.request(&voter, &RaftRequest::ReadIndex, left).await {
+                        let limit = self.forward_limit(&voter, until)?;
+                        match self.dialer.request(&voter, &RaftRequest::ReadIndex, limit).await {
                             Ok(RaftReply::ReadIndex(r)) => r,
                             Ok(_) => Err(CallError::Raft("the leader answered a read with another reply".into())),
                             Err(e) => Err(CallError::Raft(format!("cannot reach the leader {}: {e}", voter.name))),
@@ -283,6 +305,17 @@ impl VoterNode {
             Ok(false) => Err(CallError::Raft("the state machine stopped".into())),
             Err(_) => Err(self.no_quorum(deadline, format!("version {index} not applied here in time"))),
         }
+    }
+
+    /// How long one forwarded call to `leader` may take: what is left of the deadline, at most
+    /// [`FORWARD_ATTEMPT`], so a leader that died (and a connection that has not noticed yet)
+    /// costs one attempt, not the whole call. A voter that names itself leader without being
+    /// able to act as one (restored leadership it has lost) waits for the election instead.
+    fn forward_limit(&self, leader: &Voter, until: tokio::time::Instant) -> Result<Duration, CallError> {
+        if leader.name == self.name.as_str() {
+            return Err(CallError::Raft("this voter's leadership is not confirmed yet".into()));
+        }
+        Ok(until.saturating_duration_since(tokio::time::Instant::now()).min(FORWARD_ATTEMPT))
     }
 
     /// Run `attempt` until it succeeds, fails for good (refused, invalid), or `until` passes;
@@ -327,6 +360,25 @@ impl VoterNode {
         // is already gone), which nobody needs.
         self.endpoint.close(quinn::VarInt::from_u32(0), b"voter stopping");
     }
+}
+
+/// The key of this voter's stateless resets, the same across restarts: a peer still holding a
+/// connection to the voter's previous life gets a reset it recognises and drops the connection
+/// at once, instead of sending into it until the idle timeout. Made from the seed on first
+/// start and kept in the store.
+async fn stable_reset_key(store: &Store, seed: Seed) -> Result<ring::hmac::Key, VoterError> {
+    const TREE: &str = "raft/endpoint";
+    const KEY: &[u8] = b"reset-key";
+    let secret = match store.get(TREE, KEY).map_err(StoreFault::from)? {
+        Some(secret) => secret,
+        None => {
+            let secret = seed.derive_bytes("raft stateless reset key").to_vec();
+            let op = node::store::Op::Put { tree: TREE, key: KEY.to_vec(), value: secret.clone() };
+            store.commit(vec![op]).await.map_err(StoreFault::from)?;
+            secret
+        }
+    };
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret))
 }
 
 /// Where a call goes when this voter is not the leader.

@@ -1,0 +1,329 @@
+//! The sanctions lists' raft group as five real `yiwang-control` processes on loopback (the
+//! city and four counties), every voter reaching every other through a UDP relay the test can
+//! cut. Under a steady stream of list writes the leader is killed: no acknowledged write is
+//! lost and a new leader takes writes. Then the voters are cut 3 | 2: the minority refuses
+//! writes within their deadline with `no_quorum` while the majority goes on. After the heal
+//! every voter holds the same lists at the same version, and no voter ever reported a lower
+//! version than it had before, its restart included.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use yiwang_tests::relay::Relay;
+use yiwang_tests::{get_as, post_json_as, NodeProcess};
+
+const VOTERS: [(&str, &str); 5] =
+    [("city", "city"), ("county-a", "county"), ("county-b", "county"), ("county-c", "county"), ("county-d", "county")];
+const TOKEN: &str = "raft-test-operator-token";
+const DAY_MS: u64 = 86_400_000;
+
+struct Group {
+    dirs: Vec<std::path::PathBuf>,
+    procs: Vec<Option<NodeProcess>>,
+    /// Where each voter's API is now (it moves when a voter restarts).
+    api: Arc<Mutex<Vec<Option<SocketAddr>>>>,
+    /// relays[(i, j)]: voter i dials voter j through it.
+    relays: BTreeMap<(usize, usize), Relay>,
+}
+
+fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+impl Group {
+    fn start(root: &Path) -> Group {
+        let validity = node::mesh::pki::Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap();
+        let ca = node::mesh::pki::CityCa::generate("raft test CA", validity).unwrap();
+        let raft: Vec<SocketAddr> = VOTERS.iter().map(|_| free_udp()).collect();
+        let mut relays = BTreeMap::new();
+        for i in 0..VOTERS.len() {
+            for j in 0..VOTERS.len() {
+                if i != j {
+                    relays.insert((i, j), Relay::new(raft[j]));
+                }
+            }
+        }
+        let mut dirs = Vec::new();
+        for (i, (name, role)) in VOTERS.iter().enumerate() {
+            let dir = root.join(name);
+            let identity = proto::NodeIdentity { id: proto::NodeId::new(*name).unwrap(), role: role.parse().unwrap() };
+            ca.issue(&identity, validity).unwrap().write(&dir.join("pki"), ca.cert_pem(), false).unwrap();
+            let mut config = format!(
+                "data_dir = \"data\"\n[pki]\nca = \"pki/ca.pem\"\ncert = \"pki/node.pem\"\nkey = \"pki/node.key\"\n\
+                 [raft]\nlisten = \"{}\"\n",
+                raft[i]
+            );
+            for (j, (other, _)) in VOTERS.iter().enumerate() {
+                config.push_str(&format!("[[raft.voters]]\nname = \"{other}\"\naddr = \"{}\"\n", raft[j]));
+            }
+            for (j, (other, _)) in VOTERS.iter().enumerate() {
+                if i != j {
+                    config.push_str(&format!(
+                        "[[raft.routes]]\nname = \"{other}\"\naddr = \"{}\"\n",
+                        relays[&(i, j)].addr()
+                    ));
+                }
+            }
+            config.push_str(&format!(
+                "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"operator-test\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n"
+            ));
+            std::fs::write(dir.join("control.toml"), config).unwrap();
+            dirs.push(dir);
+        }
+        let mut group = Group { dirs, procs: Vec::new(), api: Arc::new(Mutex::new(vec![None; VOTERS.len()])), relays };
+        for i in 0..VOTERS.len() {
+            group.procs.push(None);
+            group.launch(i);
+        }
+        group
+    }
+
+    fn launch(&mut self, i: usize) {
+        let config = self.dirs[i].join("control.toml");
+        let p = NodeProcess::start_bin(
+            "yiwang-control",
+            &self.dirs[i].join("data"),
+            &["--config".as_ref(), config.as_os_str()],
+        );
+        let api: SocketAddr = p.listening["api"].as_str().unwrap().parse().unwrap();
+        self.api.lock().unwrap()[i] = Some(api);
+        self.procs[i] = Some(p);
+    }
+
+    fn kill(&mut self, i: usize) {
+        self.api.lock().unwrap()[i] = None;
+        self.procs[i].take().expect("running").kill();
+    }
+
+    fn api(&self, i: usize) -> SocketAddr {
+        self.api.lock().unwrap()[i].expect("voter running")
+    }
+
+    fn status(&self, i: usize) -> Value {
+        let r = get_as(self.api(i), TOKEN, "/api/v1/raft").expect("status");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// The voter that leads, as every running voter in `among` agrees, within 20 s.
+    fn leader(&self, among: &[usize]) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let leaders: BTreeSet<Option<String>> =
+                among.iter().map(|i| self.status(*i)["leader"].as_str().map(String::from)).collect();
+            if let [Some(name)] = leaders.iter().collect::<Vec<_>>()[..] {
+                if let Some(i) = VOTERS.iter().position(|(n, _)| n == name).filter(|i| among.contains(i)) {
+                    if self.status(i)["state"] == "leader" {
+                        return i;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader agreed among {among:?} within 20 s: {leaders:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Cut (or heal) every link between the two sides.
+    fn partition(&self, side: &[usize], cut: bool) {
+        for ((i, j), relay) in &self.relays {
+            if side.contains(i) != side.contains(j) {
+                relay.set_cut(cut);
+            }
+        }
+    }
+}
+
+fn entry(mmsi: u32, now_ms: u64) -> String {
+    json!({
+        "entry": {
+            "list": "black", "subject": format!("mmsi:{mmsi}"), "name": format!("vessel {mmsi}"),
+            "authority": "Municipal Ocean and Fisheries Bureau", "legal_basis": "Fisheries Law art. 38",
+            "effective": yiwang_now_rfc3339(now_ms - DAY_MS), "expires": yiwang_now_rfc3339(now_ms + 365 * DAY_MS),
+        },
+        "why": "fishing in the PMZ without a licence",
+    })
+    .to_string()
+}
+
+fn yiwang_now_rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Every MMSI on the black list, as a linearizable read at voter `i` sees it.
+fn listed(group: &Group, i: usize) -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    let mut after = String::new();
+    loop {
+        let path = format!("/api/v1/lists?list=black&limit=1000{after}");
+        let r = get_as(group.api(i), TOKEN, &path).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        for e in page["entries"].as_array().unwrap() {
+            out.insert(e["subject"].as_str().unwrap().trim_start_matches("mmsi:").parse().unwrap());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={}", next.replace(':', "%3A")),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
+    let tmp = tempfile::tempdir().unwrap();
+    // YIWANG_KEEP_TEST_DIRS=1 keeps every voter's directory and log for a look after a failure.
+    let (root, _cleanup) = if std::env::var_os("YIWANG_KEEP_TEST_DIRS").is_some() {
+        let kept = tmp.keep();
+        eprintln!("raft test dir: {}", kept.display());
+        (kept, None)
+    } else {
+        (tmp.path().to_path_buf(), Some(tmp))
+    };
+    let mut group = Group::start(&root);
+    let everyone: Vec<usize> = (0..VOTERS.len()).collect();
+    let first = group.leader(&everyone);
+
+    // Every voter's applied version, watched throughout: it must never go down.
+    let stop = Arc::new(AtomicBool::new(false));
+    let regressions: Arc<Mutex<Vec<String>>> = Arc::default();
+    let watcher = {
+        let (api, stop, regressions) = (group.api.clone(), stop.clone(), regressions.clone());
+        std::thread::spawn(move || {
+            let mut highest = [0u64; VOTERS.len()];
+            while !stop.load(Ordering::Relaxed) {
+                for (i, high) in highest.iter_mut().enumerate() {
+                    let Some(addr) = api.lock().unwrap()[i] else { continue };
+                    let Ok(r) = get_as(addr, TOKEN, "/api/v1/raft") else { continue };
+                    let Some(v) = r.json()["applied_version"].as_u64() else { continue };
+                    if v < *high {
+                        regressions.lock().unwrap().push(format!("{} reported {v} after {high}", VOTERS[i].0));
+                    }
+                    *high = (*high).max(v);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+
+    // A writer adding vessels at whichever voter is up, remembering every acknowledged one.
+    let acked: Arc<Mutex<BTreeSet<u32>>> = Arc::default();
+    let next_mmsi = Arc::new(AtomicU32::new(412_000_000));
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (api, acked, next_mmsi, writing) = (group.api.clone(), acked.clone(), next_mmsi.clone(), writing.clone());
+        std::thread::spawn(move || {
+            let mut turn = 0usize;
+            while writing.load(Ordering::Relaxed) {
+                turn += 1;
+                let Some(addr) = api.lock().unwrap()[turn % VOTERS.len()] else { continue };
+                let mmsi = next_mmsi.fetch_add(1, Ordering::Relaxed);
+                if let Ok(r) = post_json_as(addr, TOKEN, "/api/v1/lists?deadline_ms=3000", &entry(mmsi, now_ms())) {
+                    if r.status == 201 {
+                        acked.lock().unwrap().insert(mmsi);
+                    }
+                }
+            }
+        })
+    };
+    let wait_acks = |n: usize, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let start = acked.lock().unwrap().len();
+        while acked.lock().unwrap().len() < start + n {
+            assert!(Instant::now() < deadline, "{what}: fewer than {n} writes acknowledged in 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_acks(50, "before the leader is killed");
+    group.kill(first);
+    let killed_at = Instant::now();
+    let rest: Vec<usize> = everyone.iter().copied().filter(|i| *i != first).collect();
+    let second = group.leader(&rest);
+    wait_acks(50, "after the leader was killed");
+    eprintln!(
+        "{} killed; {} leads; writes resumed {:?} after the kill",
+        VOTERS[first].0,
+        VOTERS[second].0,
+        killed_at.elapsed()
+    );
+    group.launch(first);
+    wait_acks(20, "after the old leader came back");
+    writing.store(false, Ordering::Relaxed);
+    writer.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let held = listed(&group, first);
+    let lost: Vec<_> = acked.difference(&held).collect();
+    assert!(lost.is_empty(), "{} acknowledged writes lost across the leader kill: {lost:?}", lost.len());
+
+    // Cut 3 | 2, the current leader on the minority side when it can be.
+    let leader = group.leader(&everyone);
+    let minority: Vec<usize> =
+        std::iter::once(leader).chain(everyone.iter().copied().filter(|i| *i != leader).take(1)).collect();
+    let majority: Vec<usize> = everyone.iter().copied().filter(|i| !minority.contains(i)).collect();
+    group.partition(&minority, true);
+    for &i in &minority {
+        let started = Instant::now();
+        let r = post_json_as(
+            group.api(i),
+            TOKEN,
+            "/api/v1/lists?deadline_ms=2000",
+            &entry(499_000_000 + i as u32, now_ms()),
+        )
+        .unwrap();
+        let took = started.elapsed();
+        assert_eq!(r.status, 503, "a minority voter ({}) must refuse a write: {}", VOTERS[i].0, r.body);
+        assert_eq!(r.json()["code"], "no_quorum", "{}", r.body);
+        assert!(r.json()["message"].as_str().unwrap().contains("holds version"), "{}", r.body);
+        assert!(took < Duration::from_millis(3_500), "the refusal took {took:?}, past its 2 s deadline");
+        // It still says what it has.
+        assert!(group.status(i)["applied_version"].as_u64().unwrap() > 0);
+    }
+    let majority_leader = group.leader(&majority);
+    let mut during = Vec::new();
+    for k in 0..10u32 {
+        let at = majority[k as usize % majority.len()];
+        let r = post_json_as(group.api(at), TOKEN, "/api/v1/lists?deadline_ms=5000", &entry(498_000_000 + k, now_ms()))
+            .unwrap();
+        assert_eq!(r.status, 201, "the majority ({} leads) takes writes: {}", VOTERS[majority_leader].0, r.body);
+        during.push(498_000_000 + k);
+    }
+
+    // Heal: every voter reaches the same lists at the same version.
+    group.partition(&minority, false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let converged = loop {
+        let states: BTreeSet<(u64, String)> = everyone
+            .iter()
+            .map(|i| {
+                let s = group.status(*i);
+                (s["applied_version"].as_u64().unwrap(), s["lists_digest"].as_str().unwrap().to_string())
+            })
+            .collect();
+        if states.len() == 1 {
+            break states.into_iter().next().unwrap();
+        }
+        assert!(Instant::now() < deadline, "voters did not converge within 30 s of the heal: {states:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for &i in &minority {
+        let held = listed(&group, i);
+        assert!(during.iter().all(|m| held.contains(m)), "{} caught up with the majority's writes", VOTERS[i].0);
+        assert!(!held.contains(&(499_000_000 + i as u32)), "the refused minority write never took effect");
+        assert!(acked.is_subset(&held));
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let regressions = regressions.lock().unwrap();
+    assert!(regressions.is_empty(), "versions went backwards: {regressions:?}");
+    eprintln!("converged at version {} with {} acknowledged writes", converged.0, acked.len() + during.len());
+}
