@@ -25,8 +25,9 @@
 //! [`MAX_IMPORT_ROWS`] data rows. Whether an entry has already expired is not judged here: that
 //! depends on when the import is proposed, and [`super::Lists::validate`] checks it.
 //!
-//! The parser is written out here (about a hundred lines) rather than taken from a crate: the
-//! rules above are small, and errors need the line of the cell, not of the record.
+//! The reader is written out here rather than taken from a crate: the rules above are small, it
+//! adds no dependency to the node, and errors need the line where the offending cell starts
+//! (a quoted cell before it may span lines), not just the record's.
 
 use super::entry::{
     check_period, check_text, Lines, ListEntry, Need, MAX_AUTHORITY_CHARS, MAX_IMPORT_ROWS, MAX_LEGAL_BASIS_CHARS,
