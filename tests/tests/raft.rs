@@ -41,9 +41,9 @@ impl Group {
         let raft: Vec<SocketAddr> = VOTERS.iter().map(|_| free_udp()).collect();
         let mut relays = BTreeMap::new();
         for i in 0..VOTERS.len() {
-            for j in 0..VOTERS.len() {
+            for (j, target) in raft.iter().enumerate() {
                 if i != j {
-                    relays.insert((i, j), Relay::new(raft[j]));
+                    relays.insert((i, j), Relay::new(*target));
                 }
             }
         }

@@ -144,7 +144,10 @@ impl Dialer {
             let _ = send.finish();
             Ok::<_, TransportError>(frames::read::<RaftReply>(&mut recv).await?)
         };
-        let result = tokio::time::timeout(limit, exchange).await.map_err(|_| TransportError::Timeout(limit)).flatten();
+        let result = match tokio::time::timeout(limit, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout(limit)),
+        };
         guard.answered = result.is_ok();
         result
     }
