@@ -35,9 +35,10 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(60);
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 /// Largest page of entries.
 pub const MAX_PAGE: usize = 1_000;
-/// An import is proposed in log entries of at most this many encoded bytes each, so every
-/// entry, and every batch of entries replicated to a follower, fits the mesh's frames.
-pub const IMPORT_CHUNK_BYTES: usize = 256 * 1024;
+/// An import is proposed in log entries of at most this many encoded bytes each: small enough
+/// that a follower receives, stores and acknowledges one within a heartbeat interval (see
+/// `raft::network::MAX_APPEND_BYTES`), large enough that 100,000 rows are some 400 entries.
+pub const IMPORT_CHUNK_BYTES: usize = 32 * 1024;
 
 #[derive(Clone)]
 pub struct ControlState {
@@ -432,8 +433,10 @@ async fn revocations(
 
 /// The raft group as this voter sees it, without asking anyone (so it answers on a minority
 /// side too): its state, the leader, the term, the voters, and (on the leader) how far each
-/// follower has replicated.
-pub fn raft_status(voter: &VoterNode) -> Value {
+/// follower has replicated. With `digest`, also a SHA-256 of the applied lists (it reads
+/// every entry, under the state machine's read lock: ask for it to compare replicas, not on
+/// every poll).
+pub fn raft_status(voter: &VoterNode, digest: bool) -> Value {
     let m: openraft::RaftMetrics<VoterId, Voter> = voter.metrics();
     let membership = m.membership_config.membership();
     let name_of = |id: &VoterId| membership.get_node(id).map(|v| v.name.clone()).unwrap_or_else(|| id.to_string());
@@ -441,7 +444,8 @@ pub fn raft_status(voter: &VoterNode) -> Value {
     // Under one read lock, so version, digest and count agree.
     let (version, digest, entries) = {
         let applied = voter.view().read();
-        let digest: String = applied.lists.digest().iter().map(|b| format!("{b:02x}")).collect();
+        let digest: Option<String> =
+            digest.then(|| applied.lists.digest().iter().map(|b| format!("{b:02x}")).collect());
         (applied.lists.version(), digest, applied.lists.len())
     };
     let replication: Vec<Value> = m
@@ -474,7 +478,18 @@ pub fn raft_status(voter: &VoterNode) -> Value {
     })
 }
 
-async fn status(State(state): State<ControlState>, caller: Caller) -> Result<Json<Value>> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    #[serde(default)]
+    digest: bool,
+}
+
+async fn status(
+    State(state): State<ControlState>,
+    caller: Caller,
+    Query(q): Query<StatusQuery>,
+) -> Result<Json<Value>> {
     may_read(&caller)?;
-    Ok(Json(raft_status(&state.voter)))
+    Ok(Json(raft_status(&state.voter, q.digest)))
 }

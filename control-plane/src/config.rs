@@ -10,9 +10,9 @@
 //!
 //! [raft]
 //! listen = "0.0.0.0:7900"            # QUIC, mutual TLS
-//! heartbeat = "100ms"
-//! election_timeout_min = "300ms"
-//! election_timeout_max = "600ms"
+//! heartbeat = "40ms"
+//! election_timeout_min = "120ms"
+//! election_timeout_max = "280ms"
 //! call_deadline = "3s"               # a write or read with no deadline of its own
 //! snapshot_every = 5000              # log entries between snapshots
 //!
@@ -194,7 +194,7 @@ mod tests {
         config.check().unwrap();
         assert_eq!(config.raft.voters.len(), 3);
         assert_eq!(config.raft.routes[0].addr, "127.0.0.1:17902");
-        assert_eq!(config.raft.settings().election_timeout_max, Duration::from_millis(600));
+        assert_eq!(config.raft.settings().election_timeout_max, Duration::from_millis(280));
     }
 
     #[test]
@@ -204,7 +204,7 @@ mod tests {
             .replace("name = \"county-b\"\naddr = \"10.20.2.1:7900\"", "name = \"city\"\naddr = \"10.20.2.1:7900\"");
         let c: ControlConfig = toml::from_str(&twice).unwrap();
         assert!(c.check().unwrap_err().contains("twice"));
-        let slow = base.replace("heartbeat = \"100ms\"", "heartbeat = \"1s\"");
+        let slow = base.replace("heartbeat = \"40ms\"", "heartbeat = \"1s\"");
         let c: ControlConfig = toml::from_str(&slow).unwrap();
         assert!(c.check().unwrap_err().contains("heartbeat <"));
         let addr = base.replace("10.20.1.1:7900", "county-a:7900");

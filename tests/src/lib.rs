@@ -4,6 +4,7 @@
 pub mod onvif_device;
 pub mod relay;
 pub mod viid_device;
+pub mod voters;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -6,136 +6,15 @@
 //! every voter holds the same lists at the same version, and no voter ever reported a lower
 //! version than it had before, its restart included.
 
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
+use serde_json::json;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use yiwang_tests::relay::Relay;
-use yiwang_tests::{get_as, post_json_as, NodeProcess};
+use yiwang_tests::voters::{Group, TOKEN, VOTERS};
+use yiwang_tests::{get_as, post_json_as};
 
-const VOTERS: [(&str, &str); 5] =
-    [("city", "city"), ("county-a", "county"), ("county-b", "county"), ("county-c", "county"), ("county-d", "county")];
-const TOKEN: &str = "raft-test-operator-token";
 const DAY_MS: u64 = 86_400_000;
-
-struct Group {
-    dirs: Vec<std::path::PathBuf>,
-    procs: Vec<Option<NodeProcess>>,
-    /// Where each voter's API is now (it moves when a voter restarts).
-    api: Arc<Mutex<Vec<Option<SocketAddr>>>>,
-    /// relays[(i, j)]: voter i dials voter j through it.
-    relays: BTreeMap<(usize, usize), Relay>,
-}
-
-fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-impl Group {
-    fn start(root: &Path) -> Group {
-        let validity = node::mesh::pki::Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap();
-        let ca = node::mesh::pki::CityCa::generate("raft test CA", validity).unwrap();
-        let raft: Vec<SocketAddr> = VOTERS.iter().map(|_| free_udp()).collect();
-        let mut relays = BTreeMap::new();
-        for i in 0..VOTERS.len() {
-            for (j, target) in raft.iter().enumerate() {
-                if i != j {
-                    relays.insert((i, j), Relay::new(*target));
-                }
-            }
-        }
-        let mut dirs = Vec::new();
-        for (i, (name, role)) in VOTERS.iter().enumerate() {
-            let dir = root.join(name);
-            let identity = proto::NodeIdentity { id: proto::NodeId::new(*name).unwrap(), role: role.parse().unwrap() };
-            ca.issue(&identity, validity).unwrap().write(&dir.join("pki"), ca.cert_pem(), false).unwrap();
-            let mut config = format!(
-                "data_dir = \"data\"\n[pki]\nca = \"pki/ca.pem\"\ncert = \"pki/node.pem\"\nkey = \"pki/node.key\"\n\
-                 [raft]\nlisten = \"{}\"\n",
-                raft[i]
-            );
-            for (j, (other, _)) in VOTERS.iter().enumerate() {
-                config.push_str(&format!("[[raft.voters]]\nname = \"{other}\"\naddr = \"{}\"\n", raft[j]));
-            }
-            for (j, (other, _)) in VOTERS.iter().enumerate() {
-                if i != j {
-                    config.push_str(&format!(
-                        "[[raft.routes]]\nname = \"{other}\"\naddr = \"{}\"\n",
-                        relays[&(i, j)].addr()
-                    ));
-                }
-            }
-            config.push_str(&format!(
-                "[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nname = \"operator-test\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n"
-            ));
-            std::fs::write(dir.join("control.toml"), config).unwrap();
-            dirs.push(dir);
-        }
-        let mut group = Group { dirs, procs: Vec::new(), api: Arc::new(Mutex::new(vec![None; VOTERS.len()])), relays };
-        for i in 0..VOTERS.len() {
-            group.procs.push(None);
-            group.launch(i);
-        }
-        group
-    }
-
-    fn launch(&mut self, i: usize) {
-        let config = self.dirs[i].join("control.toml");
-        let p = NodeProcess::start_bin(
-            "yiwang-control",
-            &self.dirs[i].join("data"),
-            &["--config".as_ref(), config.as_os_str()],
-        );
-        let api: SocketAddr = p.listening["api"].as_str().unwrap().parse().unwrap();
-        self.api.lock().unwrap()[i] = Some(api);
-        self.procs[i] = Some(p);
-    }
-
-    fn kill(&mut self, i: usize) {
-        self.api.lock().unwrap()[i] = None;
-        self.procs[i].take().expect("running").kill();
-    }
-
-    fn api(&self, i: usize) -> SocketAddr {
-        self.api.lock().unwrap()[i].expect("voter running")
-    }
-
-    fn status(&self, i: usize) -> Value {
-        let r = get_as(self.api(i), TOKEN, "/api/v1/raft").expect("status");
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    }
-
-    /// The voter that leads, as every running voter in `among` agrees, within 20 s.
-    fn leader(&self, among: &[usize]) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let leaders: BTreeSet<Option<String>> =
-                among.iter().map(|i| self.status(*i)["leader"].as_str().map(String::from)).collect();
-            if let [Some(name)] = leaders.iter().collect::<Vec<_>>()[..] {
-                if let Some(i) = VOTERS.iter().position(|(n, _)| n == name).filter(|i| among.contains(i)) {
-                    if self.status(i)["state"] == "leader" {
-                        return i;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "no leader agreed among {among:?} within 20 s: {leaders:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Cut (or heal) every link between the two sides.
-    fn partition(&self, side: &[usize], cut: bool) {
-        for ((i, j), relay) in &self.relays {
-            if side.contains(i) != side.contains(j) {
-                relay.set_cut(cut);
-            }
-        }
-    }
-}
 
 fn entry(mmsi: u32, now_ms: u64) -> String {
     json!({
@@ -305,7 +184,7 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
         let states: BTreeSet<(u64, String)> = everyone
             .iter()
             .map(|i| {
-                let s = group.status(*i);
+                let s = group.status_with_digest(*i);
                 (s["applied_version"].as_u64().unwrap(), s["lists_digest"].as_str().unwrap().to_string())
             })
             .collect();

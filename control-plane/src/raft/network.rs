@@ -134,30 +134,19 @@ impl Dialer {
         let conn = tokio::time::timeout(limit, self.connection(id, voter))
             .await
             .map_err(|_| TransportError::ConnectTimeout(limit))??;
-        // A peer that restarted (or a path that died) leaves a connection that looks open until
-        // the idle timeout: after a failed exchange, dial afresh rather than wait that out. The
-        // guard also covers openraft dropping this call at its own timeout, which it does.
-        let mut guard = ForgetUnlessAnswered { dialer: self, id, conn: conn.clone(), answered: false };
         let exchange = async {
             let (mut send, mut recv) = streams::open(&conn, StreamKind::Raft).await?;
             frames::write(&mut send, request).await?;
             let _ = send.finish();
             Ok::<_, TransportError>(frames::read::<RaftReply>(&mut recv).await?)
         };
-        let result = match tokio::time::timeout(limit, exchange).await {
+        // A slow answer is not a dead connection: it is kept (a new one would start from a
+        // cold congestion window). A peer that restarted answers the old connection with a
+        // stateless reset it recognises (the keys survive restarts), which closes it, and the
+        // next call dials afresh.
+        match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout(limit)),
-        };
-        guard.answered = result.is_ok();
-        result
-    }
-
-    fn forget(&self, id: VoterId, conn: &quinn::Connection) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        tracing::debug!(voter = id, "raft connection unanswered; dialling afresh next time");
-        if conns.get(&id).is_some_and(|c| c.stable_id() == conn.stable_id()) {
-            conns.remove(&id);
-            conn.close(quinn::VarInt::from_u32(0), b"unresponsive");
         }
     }
 
@@ -174,22 +163,6 @@ impl RaftNetworkFactory<ListsRaft> for Dialer {
 
     async fn new_client(&mut self, target: VoterId, node: &Voter) -> VoterClient {
         VoterClient { dialer: self.clone(), target, voter: node.clone() }
-    }
-}
-
-/// Forgets a connection when dropped, unless the exchange on it was answered.
-struct ForgetUnlessAnswered<'a> {
-    dialer: &'a Dialer,
-    id: VoterId,
-    conn: quinn::Connection,
-    answered: bool,
-}
-
-impl Drop for ForgetUnlessAnswered<'_> {
-    fn drop(&mut self) {
-        if !self.answered {
-            self.dialer.forget(self.id, &self.conn);
-        }
     }
 }
 
@@ -220,12 +193,24 @@ impl VoterClient {
     }
 }
 
-/// Most entries whose encoding fits a frame: openraft retries with fewer when told the
-/// payload is too large.
-fn fits_frame(rpc: &AppendEntriesRequest<ListsRaft>) -> bool {
-    // Encoding twice for a large batch is the price of a byte limit openraft 0.9 lacks; batches
-    // are small except during catch-up.
-    proto::codec::encode_frame_payload(&RaftRequest::Append(rpc.clone())).is_ok()
+/// Most bytes of log entries in one AppendEntries. openraft 0.9 gives an append one heartbeat
+/// interval (40 ms by default) to be sent, made durable on the follower and answered, and has
+/// no byte limit of its own: a catch-up batch of large import entries would never make it.
+/// Past this, the call answers "payload too large" and openraft retries at once with fewer
+/// entries.
+pub const MAX_APPEND_BYTES: usize = 512 << 10;
+
+fn fits(rpc: &AppendEntriesRequest<ListsRaft>) -> bool {
+    // Sizing by encoding: the price of a byte limit openraft 0.9 lacks. Batches are one or a
+    // few entries except during catch-up.
+    let mut bytes = 0;
+    for entry in &rpc.entries {
+        bytes += proto::codec::encode(entry).map_or(usize::MAX, |b| b.len());
+        if bytes > MAX_APPEND_BYTES {
+            return false;
+        }
+    }
+    true
 }
 
 impl RaftNetwork<ListsRaft> for VoterClient {
@@ -234,7 +219,7 @@ impl RaftNetwork<ListsRaft> for VoterClient {
         rpc: AppendEntriesRequest<ListsRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<VoterId>, RPCError<VoterId, Voter, RaftError<VoterId>>> {
-        if rpc.entries.len() > 1 && !fits_frame(&rpc) {
+        if rpc.entries.len() > 1 && !fits(&rpc) {
             let hint = (rpc.entries.len() as u64 / 2).max(1);
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
         }

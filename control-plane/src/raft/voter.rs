@@ -36,8 +36,12 @@ const FORWARD_ATTEMPT: Duration = Duration::from_secs(1);
 /// Longest a restarting voter may take to re-apply its committed log.
 const REPLAY_LIMIT: Duration = Duration::from_secs(120);
 
-/// Timings of the group. The defaults elect a new leader well within a second of losing one on
-/// a loaded two-core box: followers notice after 300 to 600 ms without a heartbeat.
+/// Timings of the group. openraft 0.9 lets a follower of a committed leader stand for
+/// election only after `election_timeout_max` (its lease on the leader) plus a random timeout
+/// in `[election_timeout_min, election_timeout_max)` without a heartbeat, so losing a leader
+/// costs 400 to 560 ms with the defaults, and a new leader takes writes within a second (the
+/// raft benchmark's `failover_p99`). The heartbeat interval also bounds one AppendEntries (see
+/// `network::MAX_APPEND_BYTES`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftSettings {
@@ -57,9 +61,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(300),
-            election_timeout_max: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(40),
+            election_timeout_min: Duration::from_millis(120),
+            election_timeout_max: Duration::from_millis(280),
             call_deadline: Duration::from_secs(3),
             snapshot_every: 5_000,
         }
@@ -266,11 +270,9 @@ impl VoterNode {
                 Ok(written) => Ok(written),
                 Err(Forward::Failed(e)) => Err(e),
                 Err(Forward::To(voter)) => {
-                    let limit = self.forward_limit(&voter, until)?;
-                    match self.dialer.request(&voter, &RaftRequest::Propose(proposal.clone()), limit).await {
-                        Ok(RaftReply::Propose(r)) => r,
-                        Ok(_) => Err(CallError::Raft("the leader answered a write with another reply".into())),
-                        Err(e) => Err(CallError::Raft(format!("cannot reach the leader {}: {e}", voter.name))),
+                    match self.forward(&voter, RaftRequest::Propose(proposal.clone()), until).await? {
+                        RaftReply::Propose(r) => r,
+                        _ => Err(CallError::Raft("the leader answered a write with another reply".into())),
                     }
                 }
             }
@@ -287,14 +289,10 @@ impl VoterNode {
                 match leader_read_index(&self.raft).await {
                     Ok(index) => Ok(index),
                     Err(Forward::Failed(e)) => Err(e),
-                    Err(Forward::To(voter)) => {
-                        let limit = self.forward_limit(&voter, until)?;
-                        match self.dialer.request(&voter, &RaftRequest::ReadIndex, limit).await {
-                            Ok(RaftReply::ReadIndex(r)) => r,
-                            Ok(_) => Err(CallError::Raft("the leader answered a read with another reply".into())),
-                            Err(e) => Err(CallError::Raft(format!("cannot reach the leader {}: {e}", voter.name))),
-                        }
-                    }
+                    Err(Forward::To(voter)) => match self.forward(&voter, RaftRequest::ReadIndex, until).await? {
+                        RaftReply::ReadIndex(r) => r,
+                        _ => Err(CallError::Raft("the leader answered a read with another reply".into())),
+                    },
                 }
             })
             .await?;
@@ -307,15 +305,33 @@ impl VoterNode {
         }
     }
 
-    /// How long one forwarded call to `leader` may take: what is left of the deadline, at most
-    /// [`FORWARD_ATTEMPT`], so a leader that died (and a connection that has not noticed yet)
-    /// costs one attempt, not the whole call. A voter that names itself leader without being
-    /// able to act as one (restored leadership it has lost) waits for the election instead.
-    fn forward_limit(&self, leader: &Voter, until: tokio::time::Instant) -> Result<Duration, CallError> {
+    /// Send `request` to `leader` and wait for its answer: at most what is left of the deadline,
+    /// at most [`FORWARD_ATTEMPT`], and only while this voter still takes `leader` for the
+    /// leader. When a follower stops hearing from a dead leader it stands for election and
+    /// forgets it; the call is then abandoned at once and retried with the new leader, rather
+    /// than waiting out a connection to a voter that is gone. A voter that names itself leader
+    /// without being able to act as one (leadership restored after a restart, lost since)
+    /// waits for the election instead.
+    async fn forward(
+        &self,
+        leader: &Voter,
+        request: RaftRequest,
+        until: tokio::time::Instant,
+    ) -> Result<RaftReply, CallError> {
         if leader.name == self.name.as_str() {
             return Err(CallError::Raft("this voter's leadership is not confirmed yet".into()));
         }
-        Ok(until.saturating_duration_since(tokio::time::Instant::now()).min(FORWARD_ATTEMPT))
+        let leader_id = NodeId::new(leader.name.clone()).map(|n| voter_id(&n)).ok();
+        let limit = until.saturating_duration_since(tokio::time::Instant::now()).min(FORWARD_ATTEMPT);
+        let mut metrics = self.raft.metrics();
+        tokio::select! {
+            reply = self.dialer.request(leader, &request, limit) => {
+                reply.map_err(|e| CallError::Raft(format!("cannot reach the leader {}: {e}", leader.name)))
+            }
+            _ = metrics.wait_for(|m| m.current_leader != leader_id) => {
+                Err(CallError::Raft(format!("{} is no longer the leader", leader.name)))
+            }
+        }
     }
 
     /// Run `attempt` until it succeeds, fails for good (refused, invalid), or `until` passes;
