@@ -493,3 +493,117 @@ async fn status(
     may_read(&caller)?;
     Ok(Json(raft_status(&state.voter, q.digest)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// `(METHOD, path)` of every route in [`router`], read from this file's source.
+    fn served() -> BTreeSet<(String, String)> {
+        let source = include_str!("api.rs");
+        let router = &source[source.find("pub fn router").unwrap()..source.find("type Result<T>").unwrap()];
+        let mut out = BTreeSet::new();
+        for line in router.lines().filter(|l| l.trim_start().starts_with(".route(")) {
+            let path = line.split('"').nth(1).unwrap().to_string();
+            let handlers = line.split_once(',').unwrap().1;
+            for method in ["get", "post", "put", "delete"] {
+                if handlers.contains(&format!("{method}(")) {
+                    out.insert((method.to_string(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_openapi_document_is_openapi_3_0_and_covers_every_route() {
+        let parsed: openapiv3::OpenAPI = serde_json::from_str(OPENAPI).expect("OpenAPI 3.0");
+        assert!(parsed.openapi.starts_with("3.0."));
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "delete"] {
+                if let Some(op) = item.get(method) {
+                    documented.insert((method.to_string(), path.clone()));
+                    if path.starts_with("/api/") {
+                        let codes = op["responses"].as_object().unwrap();
+                        assert!(codes.contains_key("401") && codes.contains_key("403"), "{method} {path}: 401 and 403");
+                        if method != "get" || path != "/api/v1/raft" {
+                            assert!(
+                                codes.contains_key("503"),
+                                "{method} {path}: a call with a deadline can find no quorum"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(served(), documented, "served routes and documented operations differ");
+        let mut refs = Vec::new();
+        fn walk<'a>(v: &'a Value, refs: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                        refs.push(r);
+                    }
+                    m.values().for_each(|w| walk(w, refs));
+                }
+                Value::Array(a) => a.iter().for_each(|w| walk(w, refs)),
+                _ => {}
+            }
+        }
+        walk(&doc, &mut refs);
+        for r in refs {
+            assert!(doc.pointer(&r[1..]).is_some(), "dangling $ref {r}");
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_through_their_json_form() {
+        let body = EntryJson {
+            list: "black".into(),
+            subject: "mmsi:412345678".into(),
+            name: "Lu Yu 1234".into(),
+            authority: "Municipal Ocean and Fisheries Bureau".into(),
+            legal_basis: "Fisheries Law art. 38".into(),
+            effective: "2026-12-01".into(),
+            expires: "2027-12-01T00:00:00Z".into(),
+            note: String::new(),
+            in_force: false,
+        };
+        let entry = body.entry().unwrap();
+        assert_eq!(entry.subject, SubjectId::Mmsi(412_345_678));
+        let shown = EntryJson::show(&entry, entry.effective_ms);
+        assert!(shown.in_force);
+        assert_eq!(shown.effective, "2026-12-01T00:00:00Z");
+        assert_eq!(shown.entry().unwrap(), entry);
+        let bad = EntryJson { subject: "person:123".into(), ..body };
+        assert_eq!(bad.entry().unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn imports_are_cut_into_chunks_that_keep_row_order() {
+        let actor = Actor { who: "op".into(), why: "test".into() };
+        let entry = |mmsi: u32| ListEntry {
+            list: ListKind::Red,
+            subject: SubjectId::Mmsi(mmsi),
+            name: "x".repeat(150),
+            authority: "a".into(),
+            legal_basis: "b".into(),
+            effective_ms: 0,
+            expires_ms: 1,
+            note: String::new(),
+        };
+        let rows: Vec<ListEntry> = (0..2_000).map(|i| entry(412_000_000 + i)).collect();
+        let chunks = import_chunks(rows.clone(), &actor, 0).unwrap();
+        assert!(chunks.len() > 1);
+        let mut again = Vec::new();
+        for p in &chunks {
+            assert!(proto::codec::encode(p).unwrap().len() <= IMPORT_CHUNK_BYTES + 1024);
+            let Command::Import { entries } = &p.command else { panic!("an import") };
+            again.extend(entries.iter().cloned());
+        }
+        assert_eq!(again, rows);
+    }
+}

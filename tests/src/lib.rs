@@ -335,3 +335,28 @@ pub fn urlencode(s: &str) -> String {
 pub fn form(pairs: &[(&str, &str)]) -> String {
     pairs.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
 }
+
+/// An OpenAPI 3.0 schema as JSON Schema (draft 4) sees it: `nullable` becomes a `null` type.
+pub fn openapi_to_json_schema(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    match v {
+        Value::Object(m) => {
+            let mut out: serde_json::Map<String, Value> =
+                m.iter().map(|(k, v)| (k.clone(), openapi_to_json_schema(v))).collect();
+            if out.remove("nullable") == Some(Value::Bool(true)) {
+                if !out.contains_key("type") {
+                    // `allOf: [{$ref}]` made nullable.
+                    return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
+                }
+                let t = out["type"].clone();
+                out.insert("type".into(), json!([t, "null"]));
+                if let Some(Value::Array(e)) = out.get_mut("enum") {
+                    e.push(Value::Null);
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(openapi_to_json_schema).collect()),
+        other => other.clone(),
+    }
+}

@@ -65,30 +65,6 @@ reported = "1s"
 // ---------------------------------------------------------------------------------------------
 // A client that checks every answer against the node's OpenAPI document.
 
-/// OpenAPI 3.0 schema objects as JSON Schema draft 4: `nullable: true` becomes a `null` type.
-fn to_json_schema(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut out: serde_json::Map<String, Value> =
-                m.iter().map(|(k, v)| (k.clone(), to_json_schema(v))).collect();
-            if out.remove("nullable") == Some(Value::Bool(true)) {
-                if !out.contains_key("type") {
-                    // `allOf: [{$ref}]` made nullable.
-                    return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
-                }
-                let t = out["type"].clone();
-                out.insert("type".into(), json!([t, "null"]));
-                if let Some(Value::Array(e)) = out.get_mut("enum") {
-                    e.push(Value::Null);
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(to_json_schema).collect()),
-        other => other.clone(),
-    }
-}
-
 struct Api {
     addr: SocketAddr,
     doc: Value,
@@ -128,8 +104,8 @@ impl Api {
             .entry(key.to_string())
             .or_insert_with(|| {
                 let root = json!({
-                    "allOf": [to_json_schema(schema)],
-                    "components": { "schemas": to_json_schema(&self.doc["components"]["schemas"]) },
+                    "allOf": [yiwang_tests::openapi_to_json_schema(schema)],
+                    "components": { "schemas": yiwang_tests::openapi_to_json_schema(&self.doc["components"]["schemas"]) },
                 });
                 Arc::new(
                     jsonschema::options()

@@ -12,7 +12,39 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use yiwang_tests::voters::{Group, TOKEN, VOTERS};
-use yiwang_tests::{get_as, post_json_as};
+use yiwang_tests::{get, get_as, openapi_to_json_schema, post_json_as};
+
+const OFFICIAL_OPENAPI_3_0_SCHEMA: &str = include_str!("../../node/src/api/openapi-3.0-schema.json");
+
+/// The control plane's OpenAPI document, checked against the official schema, and a check of
+/// answers against its component schemas.
+struct Documented {
+    doc: serde_json::Value,
+}
+
+impl Documented {
+    fn fetch(group: &Group) -> Documented {
+        let r = get(group.api(0), "/openapi.json").unwrap();
+        assert_eq!(r.status, 200);
+        let doc = r.json();
+        let official: serde_json::Value = serde_json::from_str(OFFICIAL_OPENAPI_3_0_SCHEMA).unwrap();
+        let validator = jsonschema::draft4::new(&official).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "the control plane's openapi.json is not OpenAPI 3.0: {errors:#?}");
+        Documented { doc }
+    }
+
+    fn check(&self, schema: &str, value: &serde_json::Value) {
+        let root = json!({
+            "allOf": [{ "$ref": format!("#/components/schemas/{schema}") }],
+            "components": { "schemas": openapi_to_json_schema(&self.doc["components"]["schemas"]) },
+        });
+        let v = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&root).unwrap();
+        let errors: Vec<String> = v.iter_errors(value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{schema} does not match openapi.json: {errors:#?}\n{value:#}");
+    }
+}
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -40,7 +72,7 @@ fn now_ms() -> u64 {
 }
 
 /// Every MMSI on the black list, as a linearizable read at voter `i` sees it.
-fn listed(group: &Group, i: usize) -> BTreeSet<u32> {
+fn listed(group: &Group, documented: &Documented, i: usize) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
     let mut after = String::new();
     loop {
@@ -48,6 +80,7 @@ fn listed(group: &Group, i: usize) -> BTreeSet<u32> {
         let r = get_as(group.api(i), TOKEN, &path).unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
         let page = r.json();
+        documented.check("Page", &page);
         for e in page["entries"].as_array().unwrap() {
             out.insert(e["subject"].as_str().unwrap().trim_start_matches("mmsi:").parse().unwrap());
         }
@@ -72,6 +105,11 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
     let mut group = Group::start(&root);
     let everyone: Vec<usize> = (0..VOTERS.len()).collect();
     let first = group.leader(&everyone);
+    let documented = Documented::fetch(&group);
+    documented.check("RaftStatus", &group.status_with_digest(first));
+    let r = post_json_as(group.api(first), TOKEN, "/api/v1/lists", &entry(411_999_999, now_ms())).unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    documented.check("Written", &r.json());
 
     // Every voter's applied version, watched throughout: it must never go down.
     let stop = Arc::new(AtomicBool::new(false));
@@ -140,7 +178,7 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
     writing.store(false, Ordering::Relaxed);
     writer.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    let held = listed(&group, first);
+    let held = listed(&group, &documented, first);
     let lost: Vec<_> = acked.difference(&held).collect();
     assert!(lost.is_empty(), "{} acknowledged writes lost across the leader kill: {lost:?}", lost.len());
 
@@ -162,6 +200,7 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
         let took = started.elapsed();
         assert_eq!(r.status, 503, "a minority voter ({}) must refuse a write: {}", VOTERS[i].0, r.body);
         assert_eq!(r.json()["code"], "no_quorum", "{}", r.body);
+        documented.check("Error", &r.json());
         assert!(r.json()["message"].as_str().unwrap().contains("holds version"), "{}", r.body);
         assert!(took < Duration::from_millis(3_500), "the refusal took {took:?}, past its 2 s deadline");
         // It still says what it has.
@@ -195,7 +234,7 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
         std::thread::sleep(Duration::from_millis(50));
     };
     for &i in &minority {
-        let held = listed(&group, i);
+        let held = listed(&group, &documented, i);
         assert!(during.iter().all(|m| held.contains(m)), "{} caught up with the majority's writes", VOTERS[i].0);
         assert!(!held.contains(&(499_000_000 + i as u32)), "the refused minority write never took effect");
         assert!(acked.is_subset(&held));
