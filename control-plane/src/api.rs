@@ -8,6 +8,7 @@
 //! reads an operator or auditor token; the token's name is recorded as who, and every write
 //! must say why.
 
+use crate::raft::changes::Change;
 use crate::raft::voter::{CallError, VoterNode, Written};
 use crate::raft::{Voter, VoterId};
 use axum::body::Bytes;
@@ -57,7 +58,9 @@ pub fn router(state: ControlState) -> Router {
     Router::new()
         .route("/api/v1/lists", get(list).post(add))
         .route("/api/v1/lists/import", post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)))
+        .route("/api/v1/lists/changes", get(changes))
         .route("/api/v1/lists/{list}/{subject}", put(amend).get(show).delete(remove))
+        .route("/api/v1/lists/{list}/{subject}/history", get(history))
         .route("/api/v1/revocations", post(revoke).get(revocations))
         .route("/api/v1/raft", get(status))
         .route("/openapi.json", get(openapi))
@@ -389,6 +392,91 @@ async fn show(
     }
 }
 
+/// A change as the API shows it: who did what, when, why, and what came of it.
+fn change_json(c: &Change, only: Option<(ListKind, &SubjectId)>, now_ms: u64) -> Value {
+    let p = &c.proposal;
+    let mut v = json!({
+        "version": c.version,
+        "command": p.command.name(),
+        "who": p.actor.who,
+        "why": p.actor.why,
+        "proposed": rfc3339(p.proposed_ms),
+    });
+    match &c.outcome {
+        node::sanctions::Outcome::Applied { changed, .. } => {
+            v["applied"] = json!(true);
+            v["changed"] = json!(changed);
+        }
+        node::sanctions::Outcome::Refused { reason, .. } => {
+            v["applied"] = json!(false);
+            v["refused"] = json!(reason);
+        }
+    }
+    match &p.command {
+        Command::Add { entry } | Command::Amend { entry } => v["entry"] = json!(EntryJson::show(entry, now_ms)),
+        Command::Remove { list, subject } => {
+            v["list"] = json!(list.as_str());
+            v["subject"] = json!(subject.to_string());
+        }
+        Command::Import { entries } => {
+            v["rows"] = json!(entries.len());
+            if let Some((list, subject)) = only {
+                if let Some(e) = entries.iter().find(|e| e.list == list && &e.subject == subject) {
+                    v["entry"] = json!(EntryJson::show(e, now_ms));
+                }
+            }
+        }
+        Command::RevokeCertificate { node, fingerprint } => {
+            v["node"] = json!(node);
+            v["fingerprint"] = json!(fingerprint);
+        }
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    /// Changes after this version (0: from the start).
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+    deadline_ms: Option<u64>,
+}
+
+/// `GET /api/v1/lists/changes`: every applied command after a version, in order; the lists'
+/// audit trail (who, why, when, outcome) and what the mesh distributes.
+async fn changes(
+    State(state): State<ControlState>,
+    caller: Caller,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Value>> {
+    may_read(&caller)?;
+    let limit = deadline(&state, &DeadlineQuery { deadline_ms: q.deadline_ms })?;
+    let page = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let (version, horizon, changes) = state.voter.changes(limit, q.after, page).await.map_err(call_error)?;
+    let now_ms = state.clock.now_ms();
+    let next = (changes.len() == page).then(|| changes.last().map(|c| c.version)).flatten();
+    let changes: Vec<Value> = changes.iter().map(|c| change_json(c, None, now_ms)).collect();
+    Ok(Json(json!({ "version": version, "horizon": horizon, "changes": changes, "next": next })))
+}
+
+/// `GET /api/v1/lists/{list}/{subject}/history`: every change that touched one subject.
+async fn history(
+    State(state): State<ControlState>,
+    caller: Caller,
+    Path((list, subject)): Path<(String, String)>,
+    Query(q): Query<DeadlineQuery>,
+) -> Result<Json<Value>> {
+    may_read(&caller)?;
+    let limit = deadline(&state, &q)?;
+    let (list, subject) = key(&list, &subject)?;
+    let (version, horizon, changes) = state.voter.history(limit, list, &subject, MAX_PAGE).await.map_err(call_error)?;
+    let now_ms = state.clock.now_ms();
+    let history: Vec<Value> = changes.iter().map(|c| change_json(c, Some((list, &subject)), now_ms)).collect();
+    Ok(Json(json!({ "version": version, "horizon": horizon, "history": history })))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
@@ -483,6 +571,9 @@ pub fn raft_status(voter: &VoterNode, digest: bool) -> Value {
 struct StatusQuery {
     #[serde(default)]
     digest: bool,
+    /// Accepted like every call's, and unused: the status asks no other voter.
+    #[allow(dead_code)]
+    deadline_ms: Option<u64>,
 }
 
 async fn status(

@@ -104,8 +104,18 @@ impl ApiClient {
                 }
             }
         };
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Body(format!("not JSON ({e}): {}", String::from_utf8_lossy(&body))))?;
+        let value: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            // An error the framework answered before any handler (a malformed query): text.
+            Err(_) if !status.is_success() => {
+                return Err(ClientError::Api {
+                    status: status.as_u16(),
+                    code: "error".into(),
+                    message: String::from_utf8_lossy(&body).trim().to_string(),
+                })
+            }
+            Err(e) => return Err(ClientError::Body(format!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))),
+        };
         if status.is_success() {
             return Ok(value);
         }

@@ -170,6 +170,30 @@ async fn three_voters_decide_once_for_everyone() {
     assert!(refused.is_err(), "a town must not be answered on a raft stream");
     conn.close(0u32.into(), b"done");
 
+    // Credit repair: the removal and its reason are in the subject's history, after the add,
+    // on every voter; the changes feed holds every applied command in version order.
+    let mut removal = proposal(412_000_003, now);
+    removal.command = Command::Remove { list: ListKind::Black, subject: SubjectId::Mmsi(412_000_003) };
+    removal.actor.why = "fine paid; decision 2026-131".into();
+    let removed = voters[follower].write(removal, Duration::from_secs(5)).await.expect("remove");
+    for v in &voters {
+        let (_, horizon, history) = v
+            .history(Duration::from_secs(5), ListKind::Black, &SubjectId::Mmsi(412_000_003), 100)
+            .await
+            .expect("history");
+        assert_eq!(horizon, 0);
+        let what: Vec<(&str, &str)> =
+            history.iter().map(|c| (c.proposal.command.name(), c.proposal.actor.why.as_str())).collect();
+        assert_eq!(what, [("add", "illegal fishing in the PMZ"), ("remove", "fine paid; decision 2026-131")]);
+        assert_eq!(history[1].version, removed.version);
+        let (_, _, changes) = v.changes(Duration::from_secs(5), 0, 1_000).await.expect("changes");
+        let versions: Vec<u64> = changes.iter().map(|c| c.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+        // Ten adds, the refused second add (recorded: it was decided too) and the removal.
+        assert_eq!(changes.len(), 12, "{versions:?}");
+        assert!(!changes[10].outcome.is_applied());
+    }
+
     // Restart every voter on its store: the lists come back whole. (The version moves on: a new
     // leader commits a blank entry for its term.)
     let before: Vec<ListEntry> =
@@ -195,6 +219,8 @@ async fn three_voters_decide_once_for_everyone() {
         let after: Vec<ListEntry> =
             v.read(Duration::from_secs(10), |l| l.entries().cloned().collect()).await.expect("read after restart");
         assert_eq!(after, before, "{} holds the same lists after the restart", v.name());
+        let (_, _, changes) = v.changes(Duration::from_secs(5), 0, 1_000).await.expect("changes after restart");
+        assert_eq!(changes.len(), 12, "{} keeps its record of changes", v.name());
     }
     for v in voters {
         v.shutdown().await;

@@ -271,6 +271,30 @@ fn generate_makes_a_ready_directory_per_site() {
         let c = node::config::NodeConfig::parse(without_mesh).unwrap();
         assert_eq!((c.node.id, c.node.role), (site.id.clone(), site.role));
         assert_eq!(Some(c.http.listen), site.http);
+
+        // The voters (city and counties in the example) get a yiwang-control config naming
+        // every voter; the others none.
+        let control = dir.join("control.toml");
+        match site.raft {
+            Some(raft) => {
+                let c = control_plane::config::ControlConfig::load(&control).unwrap();
+                assert_eq!(c.raft.listen, raft);
+                let voters: Vec<(String, String)> =
+                    c.raft.voters.iter().map(|v| (v.name.to_string(), v.addr.clone())).collect();
+                assert_eq!(
+                    voters,
+                    [
+                        ("city", "127.0.0.1:7950"),
+                        ("county-wendeng", "127.0.0.1:7951"),
+                        ("county-rongcheng", "127.0.0.1:7952")
+                    ]
+                    .map(|(n, a)| (n.to_string(), a.to_string()))
+                );
+                assert_eq!(c.pki.cert, dir.join("pki/node.pem"));
+                assert_eq!(c.data_dir, dir.join("control-data"));
+            }
+            None => assert!(!control.exists(), "{} is not a voter", site.id),
+        }
     }
 
     // Again: refused without --force; with it, the same CA signs new certificates.

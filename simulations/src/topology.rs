@@ -48,6 +48,7 @@ pub fn site(name: &str, role: Role, host: u8, parents: &[&str]) -> Site {
         role,
         mesh: SocketAddr::from(([10, 0, 0, host], MESH_PORT)),
         http: None,
+        raft: None,
         parents: parents.iter().map(|p| id(p)).collect(),
     }
 }
@@ -67,11 +68,19 @@ pub fn reference_city(n: usize) -> Vec<Site> {
     assert!((1..=MAX_NODES).contains(&n), "a generated city has 1 to {MAX_NODES} nodes, not {n}");
     let shape = CityShape::of(n);
     let city = id("city".into());
-    let mut sites = vec![Site { id: city.clone(), role: Role::City, mesh: address(0), http: None, parents: vec![] }];
+    let mut sites =
+        vec![Site { id: city.clone(), role: Role::City, mesh: address(0), http: None, raft: None, parents: vec![] }];
     let counties: Vec<NodeId> = (1..=shape.counties).map(|i| id(format!("county-{i}"))).collect();
     for c in &counties {
         let mesh = address(sites.len());
-        sites.push(Site { id: c.clone(), role: Role::County, mesh, http: None, parents: vec![city.clone()] });
+        sites.push(Site {
+            id: c.clone(),
+            role: Role::County,
+            mesh,
+            http: None,
+            raft: None,
+            parents: vec![city.clone()],
+        });
     }
     let parents = |i: usize| match counties.get(i % counties.len().max(1)) {
         Some(c) => vec![c.clone(), city.clone()],
@@ -79,12 +88,19 @@ pub fn reference_city(n: usize) -> Vec<Site> {
     };
     for i in 0..shape.towns {
         let mesh = address(sites.len());
-        sites.push(Site { id: id(format!("town-{}", i + 1)), role: Role::Town, mesh, http: None, parents: parents(i) });
+        sites.push(Site {
+            id: id(format!("town-{}", i + 1)),
+            role: Role::Town,
+            mesh,
+            http: None,
+            raft: None,
+            parents: parents(i),
+        });
     }
     for i in 0..shape.harbours {
         let mesh = address(sites.len());
         let id = id(format!("harbour-{}", i + 1));
-        sites.push(Site { id, role: Role::Harbour, mesh, http: None, parents: parents(i + 1) });
+        sites.push(Site { id, role: Role::Harbour, mesh, http: None, raft: None, parents: parents(i + 1) });
     }
     sites
 }

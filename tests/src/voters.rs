@@ -26,15 +26,13 @@ pub struct Group {
     relays: BTreeMap<(usize, usize), Relay>,
 }
 
-fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
 impl Group {
     pub fn start(root: &Path) -> Group {
         let validity = node::mesh::pki::Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap();
         let ca = node::mesh::pki::CityCa::generate("raft test CA", validity).unwrap();
-        let raft: Vec<SocketAddr> = VOTERS.iter().map(|_| free_udp()).collect();
+        // The voters' ports stay taken until the relays have bound theirs, so no relay gets one.
+        let held: Vec<UdpSocket> = VOTERS.iter().map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let raft: Vec<SocketAddr> = held.iter().map(|s| s.local_addr().unwrap()).collect();
         let mut relays = BTreeMap::new();
         for i in 0..VOTERS.len() {
             for (j, target) in raft.iter().enumerate() {
@@ -70,6 +68,7 @@ impl Group {
             std::fs::write(dir.join("control.toml"), config).unwrap();
             dirs.push(dir);
         }
+        drop(held);
         let mut group = Group { dirs, procs: Vec::new(), api: Arc::new(Mutex::new(vec![None; VOTERS.len()])), relays };
         for i in 0..VOTERS.len() {
             group.procs.push(None);

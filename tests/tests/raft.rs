@@ -48,6 +48,38 @@ impl Documented {
 
 const DAY_MS: u64 = 86_400_000;
 
+/// Run `yiwangctl` against voter `i`'s API: (exit success, stdout, stderr).
+fn yiwangctl(group: &Group, i: usize, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(yiwang_tests::bin("yiwangctl"))
+        .args(args)
+        .env("YIWANG_API", group.api(i).to_string())
+        .env("YIWANG_TOKEN", TOKEN)
+        .output()
+        .expect("run yiwangctl");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+const CLI_ADD: &[&str] = &[
+    "lists",
+    "add",
+    "--list",
+    "black",
+    "--subject",
+    "mmsi:412777777",
+    "--name",
+    "Lu Yu 777",
+    "--authority",
+    "Municipal Ocean and Fisheries Bureau",
+    "--legal-basis",
+    "Fisheries Law art. 38",
+    "--effective",
+    "2026-01-01",
+    "--expires",
+    "2030-01-01",
+    "--why",
+    "listed from the command line",
+];
+
 fn entry(mmsi: u32, now_ms: u64) -> String {
     json!({
         "entry": {
@@ -203,6 +235,11 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
         documented.check("Error", &r.json());
         assert!(r.json()["message"].as_str().unwrap().contains("holds version"), "{}", r.body);
         assert!(took < Duration::from_millis(3_500), "the refusal took {took:?}, past its 2 s deadline");
+        // So does the command line, within its own deadline, and says why.
+        let mut args = CLI_ADD.to_vec();
+        args.extend(["--deadline", "2s"]);
+        let (ok, _, err) = yiwangctl(&group, i, &args);
+        assert!(!ok && err.contains("no quorum"), "yiwangctl on the minority side: {err}");
         // It still says what it has.
         assert!(group.status(i)["applied_version"].as_u64().unwrap() > 0);
     }
@@ -239,6 +276,26 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
         assert!(!held.contains(&(499_000_000 + i as u32)), "the refused minority write never took effect");
         assert!(acked.is_subset(&held));
     }
+    // The operator's command line, at a follower: add, remove with a reason, read the history.
+    let at = everyone.iter().copied().find(|i| *i != group.leader(&everyone)).unwrap();
+    let (ok, out, err) = yiwangctl(&group, at, CLI_ADD);
+    assert!(ok && out.contains("added mmsi:412777777 to the black list at version"), "{out}{err}");
+    let (ok, out, err) =
+        yiwangctl(&group, at, &["lists", "remove", "black", "mmsi:412777777", "--why", "credit repaired: fine paid"]);
+    assert!(ok && out.contains("removed mmsi:412777777"), "{out}{err}");
+    let (ok, out, err) = yiwangctl(&group, at, &["lists", "history", "black", "mmsi:412777777"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("\tadd\t")
+            && lines[0].contains("operator-test")
+            && lines[0].contains("listed from the command line")
+    );
+    assert!(lines[1].contains("\tremove\t") && lines[1].contains("credit repaired: fine paid"), "{out}");
+    let (ok, out, err) = yiwangctl(&group, at, &["raft", "status"]);
+    assert!(ok && out.contains("follower in term") && out.contains("voter city at"), "{out}{err}");
+
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
     let regressions = regressions.lock().unwrap();

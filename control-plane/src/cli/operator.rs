@@ -10,21 +10,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the operator API is and how to call it.
+/// Where the operator API is and how to call it (before or after the subcommand).
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// The operator API of any voter (`[api] listen` in its config).
-    #[arg(long, value_name = "ADDR", env = "YIWANG_API", default_value = "127.0.0.1:7901")]
+    #[arg(long, value_name = "ADDR", env = "YIWANG_API", default_value = "127.0.0.1:7901", global = true)]
     pub api: SocketAddr,
     /// An operator (to change lists) or auditor (to read) token.
-    #[arg(long, value_name = "TOKEN", env = "YIWANG_TOKEN", hide_env_values = true)]
+    #[arg(long, value_name = "TOKEN", env = "YIWANG_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// A file holding the token (for instance the voter's `operator.token`).
-    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    #[arg(long, value_name = "FILE", conflicts_with = "token", global = true)]
     pub token_file: Option<PathBuf>,
     /// How long to wait for the call, quorum included. On the minority side of a partition a
     /// write fails when this runs out, saying which version that voter holds.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub deadline: Duration,
 }
 
@@ -34,6 +34,17 @@ pub enum ListsCommand {
     Show(ShowListArgs),
     /// Print one entry.
     Get { list: String, subject: String },
+    /// Print every change that touched one subject: version, time, command, who, why, outcome.
+    History { list: String, subject: String },
+    /// Print every change after a version, in order (the lists' audit trail).
+    Changes {
+        /// Changes after this version.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Put a subject on a list. Every entry names its authority, legal basis and period.
     Add(EntryArgs),
     /// Replace every field of a listed entry.
@@ -209,6 +220,38 @@ async fn show_all(client: &ApiClient, a: &ShowListArgs) -> Result<String, Client
     Ok(out)
 }
 
+/// One change, one line: version, time, command, who, why, outcome and what it was about.
+fn change_line(c: &Value) -> String {
+    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+    let outcome = if c["applied"].as_bool() == Some(true) {
+        format!("applied ({} changed)", c["changed"])
+    } else {
+        format!("refused: {}", s("refused"))
+    };
+    let about = match (c["entry"]["subject"].as_str(), c["subject"].as_str(), c["rows"].as_u64(), c["node"].as_str()) {
+        (Some(subject), _, Some(rows), _) => format!("{subject} among {rows} rows"),
+        (Some(subject), ..) => format!(
+            "{} {subject} until {}",
+            c["entry"]["list"].as_str().unwrap_or(""),
+            c["entry"]["expires"].as_str().unwrap_or("")
+        ),
+        (None, Some(subject), ..) => format!("{} {subject}", s("list")),
+        (None, None, Some(rows), _) => format!("{rows} rows"),
+        (None, None, None, Some(node)) => format!("certificate of {node}"),
+        _ => String::new(),
+    };
+    format!("{}\t{}\t{}\t{}\t{}\t{outcome}\t{}\n", c["version"], s("proposed"), s("command"), about, s("who"), s("why"))
+}
+
+fn horizon_note(v: &Value) -> String {
+    match v["horizon"].as_u64() {
+        Some(h) if h > 0 => {
+            format!("# this voter caught up from a snapshot: changes up to version {h} are not kept here\n")
+        }
+        _ => String::new(),
+    }
+}
+
 pub fn lists(api: &ApiArgs, command: ListsCommand) -> Result<String, CtlError> {
     let client = api.client()?;
     let entry_path = |list: &str, subject: &str| format!("/api/v1/lists/{}/{}", encode(list), encode(subject));
@@ -217,6 +260,27 @@ pub fn lists(api: &ApiArgs, command: ListsCommand) -> Result<String, CtlError> {
         ListsCommand::Get { list, subject } => block_on(async {
             let v = client.get(&entry_path(&list, &subject)).await?;
             Ok(format!("{}# version {}\n", entry_line(&v["entry"]), v["version"]))
+        }),
+        ListsCommand::History { list, subject } => block_on(async {
+            let v = client.get(&format!("{}/history", entry_path(&list, &subject))).await?;
+            let mut out = horizon_note(&v);
+            for c in v["history"].as_array().into_iter().flatten() {
+                out.push_str(&change_line(c));
+            }
+            out.push_str(&format!("# version {}\n", v["version"]));
+            Ok(out)
+        }),
+        ListsCommand::Changes { after, limit } => block_on(async {
+            let v = client.get(&format!("/api/v1/lists/changes?after={after}&limit={limit}")).await?;
+            let mut out = horizon_note(&v);
+            for c in v["changes"].as_array().into_iter().flatten() {
+                out.push_str(&change_line(c));
+            }
+            match v["next"].as_u64() {
+                Some(next) => out.push_str(&format!("# more: --after {next}\n")),
+                None => out.push_str(&format!("# version {}\n", v["version"])),
+            }
+            Ok(out)
         }),
         ListsCommand::Add(a) => block_on(async {
             let v = client.send_json(Method::POST, "/api/v1/lists", &entry_json(&a)).await?;

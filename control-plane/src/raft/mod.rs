@@ -5,6 +5,7 @@
 //! - [`runtime`]: tokio for openraft, with election randomness from the voter's seed.
 //! - [`log_store`] and [`state_machine`]: openraft's storage (v2) over the node's store, so the
 //!   same code runs on sled and on the simulator's disk.
+//! - [`changes`]: every applied command, kept for history, audit and distribution.
 //! - [`network`]: raft RPCs over QUIC between voters, admitted by certificate.
 //! - [`voter`]: one voter instance; writes and linearizable reads with deadlines.
 
@@ -12,6 +13,7 @@
 // storage and network function returns them.
 #![allow(clippy::result_large_err)]
 
+pub mod changes;
 pub mod log_store;
 pub mod network;
 pub mod runtime;
@@ -80,4 +82,6 @@ pub enum StoreFault {
     Codec(#[from] proto::codec::CodecError),
     #[error("the stored snapshot is missing chunk {0}")]
     MissingChunk(usize),
+    #[error("a malformed key in {0}")]
+    BadKey(&'static str),
 }

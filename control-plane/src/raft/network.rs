@@ -72,12 +72,23 @@ pub enum TransportError {
     ConnectTimeout(Duration),
 }
 
+/// How long a connection may go without a single answer, while calls on it time out, before it
+/// is taken for dead and dialled afresh. Longer than any one call's wait on a live but slow
+/// peer (an election timeout at most), so slowness alone never drops a connection.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// A connection to a voter and when it last carried an answer.
+struct Link {
+    conn: quinn::Connection,
+    answered: Arc<Mutex<tokio::time::Instant>>,
+}
+
 /// Connections to the other voters, shared by every openraft client of this voter.
 #[derive(Clone)]
 pub struct Dialer {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
-    conns: Arc<Mutex<BTreeMap<VoterId, quinn::Connection>>>,
+    conns: Arc<Mutex<BTreeMap<VoterId, Link>>>,
     /// Local address overrides (see `VoterParts::routes`).
     routes: Arc<BTreeMap<VoterId, SocketAddr>>,
 }
@@ -102,11 +113,16 @@ impl Dialer {
         self.call(voter_id(&name), voter, request, limit).await
     }
 
-    /// The open connection to `voter`, or a new one.
-    async fn connection(&self, id: VoterId, voter: &Voter) -> Result<quinn::Connection, TransportError> {
-        if let Some(conn) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            if conn.close_reason().is_none() {
-                return Ok(conn.clone());
+    /// The open connection to `voter` and its last-answer time, or a new one.
+    #[allow(clippy::type_complexity)]
+    async fn connection(
+        &self,
+        id: VoterId,
+        voter: &Voter,
+    ) -> Result<(quinn::Connection, Arc<Mutex<tokio::time::Instant>>), TransportError> {
+        if let Some(link) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            if link.conn.close_reason().is_none() {
+                return Ok((link.conn.clone(), link.answered.clone()));
             }
         }
         let addr: SocketAddr = match self.routes.get(&id) {
@@ -119,8 +135,22 @@ impl Dialer {
         let name = NodeId::new(voter.name.clone()).map_err(|e| TransportError::Name(voter.name.clone(), e))?;
         let (conn, _) = tls::connect(&self.endpoint, self.config.clone(), addr, &name).await?;
         tracing::debug!(voter = %voter.name, %addr, "raft connection open");
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, conn.clone());
-        Ok(conn)
+        let answered = Arc::new(Mutex::new(tokio::time::Instant::now()));
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Link { conn: conn.clone(), answered: answered.clone() });
+        Ok((conn, answered))
+    }
+
+    /// Drop the connection to `id` if it is still `conn`: the next call dials afresh.
+    fn forget(&self, id: VoterId, conn: &quinn::Connection) {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if conns.get(&id).is_some_and(|l| l.conn.stable_id() == conn.stable_id()) {
+            tracing::debug!(voter = id, "raft connection unanswered for {STALE_AFTER:?}; dialling afresh");
+            conns.remove(&id);
+            conn.close(quinn::VarInt::from_u32(0), b"unanswered");
+        }
     }
 
     /// Send one request to `voter` and wait for its reply, for at most `limit`.
@@ -131,29 +161,29 @@ impl Dialer {
         request: &RaftRequest,
         limit: Duration,
     ) -> Result<RaftReply, TransportError> {
-        let conn = tokio::time::timeout(limit, self.connection(id, voter))
+        let (conn, answered) = tokio::time::timeout(limit, self.connection(id, voter))
             .await
             .map_err(|_| TransportError::ConnectTimeout(limit))??;
+        // Judged when the call ends, however it ends (openraft drops calls at its own timeout).
+        let mut guard = StaleGuard { dialer: self, id, conn: conn.clone(), answered, ok: false };
         let exchange = async {
             let (mut send, mut recv) = streams::open(&conn, StreamKind::Raft).await?;
             frames::write(&mut send, request).await?;
             let _ = send.finish();
             Ok::<_, TransportError>(frames::read::<RaftReply>(&mut recv).await?)
         };
-        // A slow answer is not a dead connection: it is kept (a new one would start from a
-        // cold congestion window). A peer that restarted answers the old connection with a
-        // stateless reset it recognises (the keys survive restarts), which closes it, and the
-        // next call dials afresh.
-        match tokio::time::timeout(limit, exchange).await {
+        let result = match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,
             Err(_) => Err(TransportError::Timeout(limit)),
-        }
+        };
+        guard.ok = result.is_ok();
+        result
     }
 
     /// Close every connection (the voter is stopping).
     pub fn close(&self) {
-        for conn in std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner())).into_values() {
-            conn.close(quinn::VarInt::from_u32(0), b"voter stopping");
+        for link in std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner())).into_values() {
+            link.conn.close(quinn::VarInt::from_u32(0), b"voter stopping");
         }
     }
 }
@@ -163,6 +193,33 @@ impl RaftNetworkFactory<ListsRaft> for Dialer {
 
     async fn new_client(&mut self, target: VoterId, node: &Voter) -> VoterClient {
         VoterClient { dialer: self.clone(), target, voter: node.clone() }
+    }
+}
+
+/// At the end of a call: an answer refreshes the connection's last-answer time; a call that
+/// failed on a connection unanswered for [`STALE_AFTER`] drops it. A slow answer alone never
+/// does (a new connection starts from a cold congestion window), and a peer that restarted
+/// usually resets the old connection at once (its stateless-reset key survives restarts); this
+/// catches what neither does, as the five-voter test found: connections dialled by a restarted
+/// voter that stopped being answered.
+struct StaleGuard<'a> {
+    dialer: &'a Dialer,
+    id: VoterId,
+    conn: quinn::Connection,
+    answered: Arc<Mutex<tokio::time::Instant>>,
+    ok: bool,
+}
+
+impl Drop for StaleGuard<'_> {
+    fn drop(&mut self) {
+        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        let now = tokio::time::Instant::now();
+        if self.ok {
+            *answered = now;
+        } else if now.duration_since(*answered) > STALE_AFTER {
+            drop(answered);
+            self.dialer.forget(self.id, &self.conn);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! Readers (the operator API, distribution down the mesh) take a [`ListsView`]: the applied
 //! state behind a lock, and a watch of the applied version.
 
-use super::{io_error, ListsRaft, StoreFault, Voter, VoterId};
+use super::{changes, io_error, ListsRaft, StoreFault, Voter, VoterId};
 use node::sanctions::{Lists, Outcome};
 use node::store::{Op, Store};
 use openraft::storage::RaftStateMachine;
@@ -158,13 +158,18 @@ impl RaftStateMachine<ListsRaft> for ListsMachine {
         I::IntoIter: OptionalSend,
     {
         let mut outcomes = Vec::new();
+        let mut records = Vec::new();
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             for entry in entries {
                 let index = entry.log_id.index;
                 state.last_applied = Some(entry.log_id);
                 let outcome = match entry.payload {
-                    EntryPayload::Normal(ref proposal) => state.lists.apply(index, proposal),
+                    EntryPayload::Normal(proposal) => {
+                        let outcome = state.lists.apply(index, &proposal);
+                        records.push(changes::Change { version: index, proposal, outcome: outcome.clone() });
+                        outcome
+                    }
                     EntryPayload::Blank => {
                         state.lists.skip_to(index);
                         Outcome::Applied { version: index, changed: 0 }
@@ -177,6 +182,14 @@ impl RaftStateMachine<ListsRaft> for ListsMachine {
                 };
                 outcomes.push(outcome);
             }
+        }
+        // The record of what was applied, made durable before anyone is told (see `changes`).
+        let mut ops = Vec::new();
+        for change in &records {
+            ops.extend(changes::record(change).map_err(|e| io_error(StorageIOError::write_state_machine, &e))?);
+        }
+        if !ops.is_empty() {
+            self.store.commit(ops).await.map_err(|e| io_error(StorageIOError::write_state_machine, &e))?;
         }
         self.publish();
         Ok(outcomes)
@@ -202,6 +215,16 @@ impl RaftStateMachine<ListsRaft> for ListsMachine {
         let bytes = snapshot.into_inner();
         let applied: Applied = proto::codec::decode_snapshot(&bytes)
             .map_err(|e| io_error(|a| StorageIOError::read_snapshot(Some(meta.signature()), a), &e))?;
+        // Versions the snapshot covers were never applied here: their records are not kept.
+        let horizon = meta.last_log_id.map_or(0, |l| l.index);
+        if let Some(op) = changes::raise_horizon(&self.store, horizon)
+            .map_err(|e| io_error(|a| StorageIOError::write_snapshot(Some(meta.signature()), a), &e))?
+        {
+            self.store
+                .commit(vec![op])
+                .await
+                .map_err(|e| io_error(|a| StorageIOError::write_snapshot(Some(meta.signature()), a), &e))?;
+        }
         // Durable first: once installed, openraft may purge the log the snapshot replaces.
         write_snapshot(&self.store, meta, &bytes)
             .await

@@ -8,6 +8,7 @@
 //! minority side of a partition a write fails with [`CallError::NoQuorum`] when it runs out,
 //! rather than waiting for a quorum that is not there.
 
+use super::changes::{self, Change};
 use super::log_store::LogStore;
 use super::network::{Admission, Dialer, RaftReply, RaftRequest};
 use super::runtime;
@@ -17,7 +18,7 @@ use node::clock::SharedClock;
 use node::mesh::quic_config;
 use node::mesh::tls::{self, MeshIdentity};
 use node::rng::Seed;
-use node::sanctions::{Lists, Outcome, Proposal};
+use node::sanctions::{ListKind, Lists, Outcome, Proposal, SubjectId};
 use node::store::Store;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, RaftMetrics, ServerState};
@@ -150,6 +151,7 @@ pub struct Written {
 /// A running voter.
 pub struct VoterNode {
     name: NodeId,
+    store: Store,
     raft: Raft<ListsRaft>,
     view: ListsView,
     dialer: Dialer,
@@ -216,7 +218,7 @@ impl VoterNode {
         }
         let admission = Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>());
         let accept = tokio::spawn(accept_loop(endpoint.clone(), admission));
-        Ok(VoterNode { name, raft, view, dialer, endpoint, accept, settings: parts.settings })
+        Ok(VoterNode { name, store: parts.store, raft, view, dialer, endpoint, accept, settings: parts.settings })
     }
 }
 
@@ -361,6 +363,40 @@ impl VoterNode {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(self.settings.heartbeat);
         }
+    }
+
+    /// The changes after version `after` (at most `limit`), as of a linearizable read: the
+    /// version read at, this voter's horizon (see [`super::changes`]) and the changes.
+    pub async fn changes(
+        &self,
+        deadline: Duration,
+        after: u64,
+        limit: usize,
+    ) -> Result<(u64, u64, Vec<Change>), CallError> {
+        let version = self.read(deadline, |l| l.version()).await?;
+        let stored = || -> Result<_, StoreFault> {
+            Ok((changes::horizon(&self.store)?, changes::page(&self.store, after, limit)?))
+        };
+        let (horizon, page) = stored().map_err(|e| CallError::Raft(e.to_string()))?;
+        // Only what the read covers: a change applied since is for the next call.
+        Ok((version, horizon, page.into_iter().filter(|c| c.version <= version).collect()))
+    }
+
+    /// Every change to `subject` on `list`, as of a linearizable read: (version, horizon,
+    /// changes).
+    pub async fn history(
+        &self,
+        deadline: Duration,
+        list: ListKind,
+        subject: &SubjectId,
+        limit: usize,
+    ) -> Result<(u64, u64, Vec<Change>), CallError> {
+        let version = self.read(deadline, |l| l.version()).await?;
+        let stored = || -> Result<_, StoreFault> {
+            Ok((changes::horizon(&self.store)?, changes::history(&self.store, list, subject, limit)?))
+        };
+        let (horizon, history) = stored().map_err(|e| CallError::Raft(e.to_string()))?;
+        Ok((version, horizon, history.into_iter().filter(|c| c.version <= version).collect()))
     }
 
     /// Stop: raft first (no more elections or replication), then the endpoint.

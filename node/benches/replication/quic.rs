@@ -80,6 +80,7 @@ fn pair() -> Pair {
         role,
         mesh: SocketAddr::from(([127, 0, 0, 1], port)),
         http: None,
+        raft: None,
         parents: parents.iter().map(|p| NodeId::new(*p).unwrap()).collect(),
     };
     let topology = Topology::from_sites(vec![

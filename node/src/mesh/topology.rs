@@ -7,12 +7,14 @@
 //! role = "city"
 //! mesh = "127.0.0.1:7900"     # UDP address of the site's QUIC endpoint
 //! http = "127.0.0.1:7800"     # optional: where its HTTP API listens (for generated configs)
+//! raft = "127.0.0.1:7950"     # optional: its yiwang-control voter of the sanctions lists
 //! parents = []                # preferred parent first, then fallbacks
 //!
 //! [[site]]
 //! id = "county-wendeng"
 //! role = "county"
 //! mesh = "127.0.0.1:7901"
+//! raft = "127.0.0.1:7951"
 //! parents = ["city"]
 //!
 //! [[site]]
@@ -26,7 +28,8 @@
 //! name a certificate; roles are city, county, town or harbour; there is exactly one city and
 //! it has no parents; every other site has at least one parent; parents exist, are listed once
 //! and are of a higher tier (city above county above town and harbour), which also rules out
-//! cycles; mesh (and http) addresses are distinct with a non-zero port.
+//! cycles; mesh (and http) addresses are distinct with a non-zero port; only city and county
+//! sites have a `raft` address (the voters), distinct from every mesh address.
 
 use super::pki;
 use proto::{NodeId, Role};
@@ -76,6 +79,9 @@ pub struct Site {
     pub mesh: SocketAddr,
     /// Where the site's HTTP API listens, if the file says.
     pub http: Option<SocketAddr>,
+    /// Where the site's `yiwang-control` voter listens (UDP), if it runs one: the sites that
+    /// have one are the sanctions lists' voters. City and county sites only.
+    pub raft: Option<SocketAddr>,
     /// Preferred parent first, then fallbacks.
     pub parents: Vec<NodeId>,
 }
@@ -95,6 +101,8 @@ struct RawSite {
     mesh: String,
     #[serde(default)]
     http: Option<String>,
+    #[serde(default)]
+    raft: Option<String>,
     #[serde(default)]
     parents: Vec<String>,
 }
@@ -158,6 +166,17 @@ impl Topology {
             }
             if let Some(other) = mesh_addrs.insert(s.mesh, &s.id) {
                 return Err(err(&s.id, format!("mesh address {} is also {other}'s", s.mesh)));
+            }
+            if let Some(raft) = s.raft {
+                if !proto::authz::may_vote(s.role) {
+                    return Err(err(&s.id, format!("a {} site cannot be a voter of the sanctions lists (raft = {raft}); only the city and counties vote", s.role)));
+                }
+                if raft.port() == 0 {
+                    return Err(err(&s.id, format!("raft address {raft} needs a port other than 0: voters dial it")));
+                }
+                if let Some(other) = mesh_addrs.insert(raft, &s.id) {
+                    return Err(err(&s.id, format!("raft address {raft} is also {other}'s")));
+                }
             }
             if let Some(http) = s.http {
                 if let Some(other) = http_addrs.insert(http, &s.id) {
@@ -323,12 +342,19 @@ fn site_from_raw(i: usize, raw: RawSite) -> Result<Site, TopologyError> {
                 .map_err(|_| err(format!("http = {h:?} is not an IP address and port such as \"127.0.0.1:7800\"")))?,
         ),
     };
+    let raft = match raw.raft {
+        None => None,
+        Some(r) => Some(
+            r.parse::<SocketAddr>()
+                .map_err(|_| err(format!("raft = {r:?} is not an IP address and port such as \"10.0.0.1:7950\"")))?,
+        ),
+    };
     let parents = raw
         .parents
         .into_iter()
         .map(|p| NodeId::new(p.clone()).map_err(|e| err(format!("parent {p:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Site { id, role, mesh, http, parents })
+    Ok(Site { id, role, mesh, http, raft, parents })
 }
 
 /// A parent chain that comes back to where it started, as the list of sites along it.
@@ -561,6 +587,7 @@ parents = ["county-rongcheng"]
             role: Role::Town,
             mesh: "127.0.0.1:1".parse().unwrap(),
             http: None,
+            raft: None,
             parents: ids(parents),
         };
         let sites = vec![mk("a", &["b"]), mk("b", &["c", "d"]), mk("c", &[]), mk("d", &["a"])];
@@ -571,5 +598,20 @@ parents = ["county-rongcheng"]
         let sites = vec![mk("a", &["b", "c"]), mk("b", &["c"]), mk("c", &[])];
         let index: HashMap<NodeId, usize> = sites.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
         assert_eq!(find_cycle(&sites, &index), None);
+    }
+
+    #[test]
+    fn voters_are_city_and_county_sites_with_a_raft_address() {
+        let t = Topology::parse(&crate::doc_toml_example(include_str!("topology.rs"))).unwrap();
+        let voters: Vec<&str> = t.sites().iter().filter(|s| s.raft.is_some()).map(|s| s.id.as_str()).collect();
+        assert_eq!(voters, ["city", "county-wendeng"]);
+        let town = "[[site]]\nid = \"city\"\nrole = \"city\"\nmesh = \"127.0.0.1:7900\"\n\
+                    [[site]]\nid = \"town-a\"\nrole = \"town\"\nmesh = \"127.0.0.1:7910\"\nraft = \"127.0.0.1:7950\"\nparents = [\"city\"]\n";
+        let e = Topology::parse(town).unwrap_err().to_string();
+        assert!(e.contains("town-a") && e.contains("only the city and counties vote"), "{e}");
+        let clash = "[[site]]\nid = \"city\"\nrole = \"city\"\nmesh = \"127.0.0.1:7900\"\nraft = \"127.0.0.1:7900\"\n";
+        assert!(Topology::parse(clash).unwrap_err().to_string().contains("raft address 127.0.0.1:7900 is also city's"));
+        let bad = "[[site]]\nid = \"city\"\nrole = \"city\"\nmesh = \"127.0.0.1:7900\"\nraft = \"city:7950\"\n";
+        assert!(Topology::parse(bad).unwrap_err().to_string().contains("not an IP address"));
     }
 }
