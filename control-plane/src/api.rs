@@ -99,8 +99,8 @@ struct DeadlineQuery {
     deadline_ms: Option<u64>,
 }
 
-fn deadline(state: &ControlState, q: &DeadlineQuery) -> Result<Duration> {
-    match q.deadline_ms {
+fn deadline(state: &ControlState, deadline_ms: Option<u64>) -> Result<Duration> {
+    match deadline_ms {
         None => Ok(state.voter.default_deadline()),
         Some(0) => Err(ApiError::bad_request("deadline_ms must be above 0")),
         Some(ms) if Duration::from_millis(ms) > MAX_DEADLINE => {
@@ -208,7 +208,7 @@ async fn add(
 ) -> Result<(StatusCode, Json<Value>)> {
     let mut actor = may_write(&caller)?;
     actor.why = body.why;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let entry = body.entry.entry()?;
     let w = propose(&state, Command::Add { entry }, actor, limit).await?;
     let (_, body) = written(w);
@@ -224,7 +224,7 @@ async fn amend(
 ) -> Result<(StatusCode, Json<Value>)> {
     let mut actor = may_write(&caller)?;
     actor.why = body.why;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let entry = body.entry.entry()?;
     if key(&list, &subject)? != (entry.list, entry.subject.clone()) {
         return Err(ApiError::bad_request("the entry's list and subject must be the ones in the path"));
@@ -241,7 +241,7 @@ async fn remove(
 ) -> Result<(StatusCode, Json<Value>)> {
     let mut actor = may_write(&caller)?;
     actor.why = body.why;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let (list, subject) = key(&list, &subject)?;
     Ok(written(propose(&state, Command::Remove { list, subject }, actor, limit).await?))
 }
@@ -288,7 +288,7 @@ async fn import(
 ) -> Result<Json<Value>> {
     let mut actor = may_write(&caller)?;
     actor.why = q.why;
-    let limit = deadline(&state, &DeadlineQuery { deadline_ms: q.deadline_ms })?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the CSV is not UTF-8"))?;
     let entries = parse_import_csv(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let rows = entries.len();
@@ -337,7 +337,7 @@ struct ListQuery {
 /// linearizable read.
 async fn list(State(state): State<ControlState>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
     may_read(&caller)?;
-    let limit = deadline(&state, &DeadlineQuery { deadline_ms: q.deadline_ms })?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let only: Option<ListKind> = q
         .list
         .as_deref()
@@ -378,7 +378,7 @@ async fn show(
     Query(q): Query<DeadlineQuery>,
 ) -> Result<Json<Value>> {
     may_read(&caller)?;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let (list, subject) = key(&list, &subject)?;
     let now_ms = state.clock.now_ms();
     let (version, entry) = state
@@ -452,7 +452,7 @@ async fn changes(
     Query(q): Query<ChangesQuery>,
 ) -> Result<Json<Value>> {
     may_read(&caller)?;
-    let limit = deadline(&state, &DeadlineQuery { deadline_ms: q.deadline_ms })?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let page = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let (version, horizon, changes) = state.voter.changes(limit, q.after, page).await.map_err(call_error)?;
     let now_ms = state.clock.now_ms();
@@ -469,7 +469,7 @@ async fn history(
     Query(q): Query<DeadlineQuery>,
 ) -> Result<Json<Value>> {
     may_read(&caller)?;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let (list, subject) = key(&list, &subject)?;
     let (version, horizon, changes) = state.voter.history(limit, list, &subject, MAX_PAGE).await.map_err(call_error)?;
     let now_ms = state.clock.now_ms();
@@ -494,7 +494,7 @@ async fn revoke(
 ) -> Result<(StatusCode, Json<Value>)> {
     let mut actor = may_write(&caller)?;
     actor.why = body.why;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let command = Command::RevokeCertificate { node: body.node, fingerprint: body.fingerprint };
     let (_, body) = written(propose(&state, command, actor, limit).await?);
     Ok((StatusCode::CREATED, body))
@@ -506,7 +506,7 @@ async fn revocations(
     Query(q): Query<DeadlineQuery>,
 ) -> Result<Json<Value>> {
     may_read(&caller)?;
-    let limit = deadline(&state, &q)?;
+    let limit = deadline(&state, q.deadline_ms)?;
     let (version, revoked) = state
         .voter
         .read(limit, |lists| {

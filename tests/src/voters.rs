@@ -140,3 +140,44 @@ impl Group {
         }
     }
 }
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The JSON body that adds vessel `mmsi` to the black list, in force from a day before
+/// `now_ms` for a year.
+pub fn add_vessel(mmsi: u32, now_ms: u64, why: &str) -> String {
+    const DAY_MS: u64 = 86_400_000;
+    serde_json::json!({
+        "entry": {
+            "list": "black", "subject": format!("mmsi:{mmsi}"), "name": format!("vessel {mmsi}"),
+            "authority": "Municipal Ocean and Fisheries Bureau", "legal_basis": "Fisheries Law art. 38",
+            "effective": rfc3339(now_ms - DAY_MS), "expires": rfc3339(now_ms + 365 * DAY_MS),
+        },
+        "why": why,
+    })
+    .to_string()
+}
+
+/// A CSV header and `rows` vessels (from `first_mmsi` on) for the red list, for imports.
+pub fn import_csv(first_mmsi: u32, rows: u32, now_ms: u64) -> String {
+    const DAY_MS: u64 = 86_400_000;
+    let (from, to) = (rfc3339(now_ms - DAY_MS), rfc3339(now_ms + 365 * DAY_MS));
+    let mut csv = String::from("list,subject_kind,subject,name,authority,legal_basis,effective,expires,note\n");
+    for k in 0..rows {
+        csv.push_str(&format!(
+            "red,mmsi,{},vessel {k},Municipal Ocean and Fisheries Bureau,Fisheries Law art. 38,{from},{to},bench\n",
+            first_mmsi + k
+        ));
+    }
+    csv
+}

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use yiwang_tests::voters::{Group, TOKEN, VOTERS};
+use yiwang_tests::voters::{add_vessel, now_ms, Group, TOKEN, VOTERS};
 use yiwang_tests::{get, get_as, openapi_to_json_schema, post_json_as};
 
 const OFFICIAL_OPENAPI_3_0_SCHEMA: &str = include_str!("../../node/src/api/openapi-3.0-schema.json");
@@ -46,8 +46,6 @@ impl Documented {
     }
 }
 
-const DAY_MS: u64 = 86_400_000;
-
 /// Run `yiwangctl` against voter `i`'s API: (exit success, stdout, stderr).
 fn yiwangctl(group: &Group, i: usize, args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(yiwang_tests::bin("yiwangctl"))
@@ -81,26 +79,7 @@ const CLI_ADD: &[&str] = &[
 ];
 
 fn entry(mmsi: u32, now_ms: u64) -> String {
-    json!({
-        "entry": {
-            "list": "black", "subject": format!("mmsi:{mmsi}"), "name": format!("vessel {mmsi}"),
-            "authority": "Municipal Ocean and Fisheries Bureau", "legal_basis": "Fisheries Law art. 38",
-            "effective": yiwang_now_rfc3339(now_ms - DAY_MS), "expires": yiwang_now_rfc3339(now_ms + 365 * DAY_MS),
-        },
-        "why": "fishing in the PMZ without a licence",
-    })
-    .to_string()
-}
-
-fn yiwang_now_rfc3339(ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    add_vessel(mmsi, now_ms, "fishing in the PMZ without a licence")
 }
 
 /// Every MMSI on the black list, as a linearizable read at voter `i` sees it.

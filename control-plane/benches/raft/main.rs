@@ -11,38 +11,16 @@
 //!
 //! Ends with the headline figures, one per line.
 
-use serde_json::json;
 use std::time::{Duration, Instant};
-use yiwang_tests::voters::{Group, TOKEN, VOTERS};
+use yiwang_tests::voters::{add_vessel, import_csv, now_ms, Group, TOKEN, VOTERS};
 use yiwang_tests::{post_json_as, request};
 
 const WRITES: usize = 1_000;
 const IMPORT_ROWS: u32 = 100_000;
 const FAILOVER_TRIALS: usize = 20;
-const DAY_MS: u64 = 86_400_000;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn rfc3339(ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
 
 fn entry(mmsi: u32) -> String {
-    let now = now_ms();
-    json!({
-        "entry": {
-            "list": "black", "subject": format!("mmsi:{mmsi}"), "name": format!("vessel {mmsi}"),
-            "authority": "Municipal Ocean and Fisheries Bureau", "legal_basis": "Fisheries Law art. 38",
-            "effective": rfc3339(now - DAY_MS), "expires": rfc3339(now + 365 * DAY_MS),
-        },
-        "why": "benchmark",
-    })
-    .to_string()
+    add_vessel(mmsi, now_ms(), "benchmark")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -92,16 +70,7 @@ fn main() {
     let sled = sled_flushes(WRITES);
 
     // Bulk import.
-    let now = now_ms();
-    let mut csv = String::from("list,subject_kind,subject,name,authority,legal_basis,effective,expires,note\n");
-    for k in 0..IMPORT_ROWS {
-        csv.push_str(&format!(
-            "red,mmsi,{},vessel {k},Municipal Ocean and Fisheries Bureau,Fisheries Law art. 38,{},{},bench\n",
-            400_000_000 + k,
-            rfc3339(now - DAY_MS),
-            rfc3339(now + 365 * DAY_MS)
-        ));
-    }
+    let csv = import_csv(400_000_000, IMPORT_ROWS, now_ms());
     eprintln!("importing {IMPORT_ROWS} rows ({} MiB of CSV)", csv.len() >> 20);
     let t = Instant::now();
     let r = request(
