@@ -15,6 +15,7 @@
 //! election_timeout_max = "280ms"
 //! call_deadline = "3s"               # a write or read with no deadline of its own
 //! snapshot_every = 5000              # log entries between snapshots
+//! logs_kept = 1000                   # log entries kept behind a snapshot (lagging followers)
 //!
 //! [[raft.voters]]                    # the first voter set (this site among them)
 //! name = "city"
@@ -91,6 +92,8 @@ pub struct RaftConfig {
     pub call_deadline: Duration,
     #[serde(default = "defaults::snapshot_every")]
     pub snapshot_every: u64,
+    #[serde(default = "defaults::logs_kept")]
+    pub logs_kept: u64,
 }
 
 /// The defaults are [`RaftSettings::default`]'s: one definition.
@@ -110,6 +113,9 @@ mod defaults {
     }
     pub fn snapshot_every() -> u64 {
         RaftSettings::default().snapshot_every
+    }
+    pub fn logs_kept() -> u64 {
+        RaftSettings::default().logs_kept
     }
 }
 
@@ -140,6 +146,7 @@ impl RaftConfig {
             election_timeout_max: self.election_timeout_max,
             call_deadline: self.call_deadline,
             snapshot_every: self.snapshot_every,
+            logs_kept: self.logs_kept,
         }
     }
 }

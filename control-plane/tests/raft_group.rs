@@ -55,6 +55,17 @@ async fn start(
     seed: u64,
     moved: &BTreeMap<NodeId, SocketAddr>,
 ) -> (VoterNode, Store) {
+    start_with(site, all, dir, seed, moved, RaftSettings::default()).await
+}
+
+async fn start_with(
+    site: &Site,
+    all: &[Site],
+    dir: &Path,
+    seed: u64,
+    moved: &BTreeMap<NodeId, SocketAddr>,
+    settings: RaftSettings,
+) -> (VoterNode, Store) {
     let clock: SharedClock = Arc::new(SystemClock);
     let store = Store::open(dir, site.name.clone(), clock.clone(), StoreConfig::default(), Metrics::unregistered())
         .expect("open the store");
@@ -67,7 +78,7 @@ async fn start(
         seed: Seed(seed),
         socket,
         runtime,
-        settings: RaftSettings::default(),
+        settings,
         voters: all.iter().take(VOTERS.len()).map(|s| (s.name.clone(), s.addr.to_string())).collect(),
         routes: moved.clone(),
     })
@@ -226,6 +237,69 @@ async fn three_voters_decide_once_for_everyone() {
         v.shutdown().await;
     }
     for s in stores {
+        s.close().await;
+    }
+}
+
+/// Bind `addr` for a voter restarting in this process: the endpoint it had may hold the port
+/// for a moment while its connections drain.
+fn rebind(addr: SocketAddr) -> SocketAddr {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while UdpSocket::bind(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{addr} still taken 10 s after its voter stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_left_behind_catches_up_from_a_snapshot() {
+    let dirs: Vec<tempfile::TempDir> = (0..VOTERS.len()).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ca = CityCa::generate("test CA", Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap()).unwrap();
+    let all = sites(&ca, &[]);
+    // A snapshot every 10 entries and no log kept behind it: a voter that misses more than
+    // that can only catch up from a snapshot.
+    let settings = RaftSettings { snapshot_every: 10, logs_kept: 0, ..RaftSettings::default() };
+    let none = BTreeMap::new();
+    let mut voters = Vec::new();
+    let mut stores = Vec::new();
+    for (i, site) in all.iter().enumerate() {
+        let (v, s) = start_with(site, &all, dirs[i].path(), i as u64 + 21, &none, settings.clone()).await;
+        voters.push(Some(v));
+        stores.push(Some(s));
+    }
+    let refs: Vec<&VoterNode> = voters.iter().flatten().collect();
+    let leader = leader_of(&refs).await;
+    let behind = (leader + 1) % VOTERS.len();
+    voters[behind].take().unwrap().shutdown().await;
+    stores[behind].take().unwrap().close().await;
+
+    let now = now_ms();
+    for mmsi in 412_100_000..412_100_040 {
+        voters[leader].as_ref().unwrap().write(proposal(mmsi, now), Duration::from_secs(5)).await.expect("write");
+    }
+    let expected: Vec<ListEntry> = voters[leader]
+        .as_ref()
+        .unwrap()
+        .read(Duration::from_secs(5), |l| l.entries().cloned().collect())
+        .await
+        .unwrap();
+    assert_eq!(expected.len(), 40);
+
+    rebind(all[behind].addr);
+    let (v, s) = start_with(&all[behind], &all, dirs[behind].path(), 99, &none, settings.clone()).await;
+    let held: Vec<ListEntry> = v.read(Duration::from_secs(20), |l| l.entries().cloned().collect()).await.expect("read");
+    assert_eq!(held, expected, "the voter left behind holds the lists after catching up");
+    // It installed a snapshot, so its record of changes starts after what the snapshot covers.
+    let (_, horizon, changes) = v.changes(Duration::from_secs(5), 0, 1_000).await.unwrap();
+    assert!(horizon > 0, "caught up from a snapshot, not from the log");
+    assert!(changes.iter().all(|c| c.version > horizon));
+    voters[behind] = Some(v);
+    stores[behind] = Some(s);
+    for v in voters.into_iter().flatten() {
+        v.shutdown().await;
+    }
+    for s in stores.into_iter().flatten() {
         s.close().await;
     }
 }

@@ -57,6 +57,9 @@ pub struct RaftSettings {
     pub call_deadline: Duration,
     /// Log entries between snapshots.
     pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot, so a follower that lags by less catches up from
+    /// the log rather than by a whole snapshot.
+    pub logs_kept: u64,
 }
 
 impl Default for RaftSettings {
@@ -67,6 +70,7 @@ impl Default for RaftSettings {
             election_timeout_max: Duration::from_millis(280),
             call_deadline: Duration::from_secs(3),
             snapshot_every: 5_000,
+            logs_kept: 1_000,
         }
     }
 }
@@ -83,6 +87,7 @@ impl RaftSettings {
             snapshot_max_chunk_size: 1 << 20,
             install_snapshot_timeout: 10_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.logs_kept,
             ..Default::default()
         };
         config.validate().map_err(|e| VoterError::Settings(e.to_string()))
