@@ -9,12 +9,12 @@
 //! must say why.
 
 use crate::raft::changes::Change;
-use crate::raft::voter::{CallError, VoterNode, Written};
+use crate::raft::voter::{CallError, MemberChange, VoterNode, Written};
 use crate::raft::{Voter, VoterId};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use node::api::time::rfc3339;
 use node::api::{ApiError, Caller};
@@ -63,6 +63,8 @@ pub fn router(state: ControlState) -> Router {
         .route("/api/v1/lists/{list}/{subject}/history", get(history))
         .route("/api/v1/revocations", post(revoke).get(revocations))
         .route("/api/v1/raft", get(status))
+        .route("/api/v1/raft/members", post(add_member))
+        .route("/api/v1/raft/members/{name}", delete(remove_member))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -564,6 +566,64 @@ pub fn raft_status(voter: &VoterNode, digest: bool) -> Value {
         "voters": voters,
         "replication": replication,
     })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    /// The site's node id (its certificate must name a voting role: city or county).
+    name: String,
+    /// Where its `yiwang-control` (started with `join = true`) listens.
+    addr: String,
+    /// Add as a voter (default) or only as a learner that receives the log.
+    #[serde(default = "yes")]
+    voter: bool,
+    why: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn why_given(why: &str) -> Result<()> {
+    if why.trim().is_empty() {
+        return Err(ApiError::bad_request("why is required: say why the group changes"));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/raft/members`: add a site to the group (the leader waits until it has caught
+/// up before making it a voter).
+async fn add_member(
+    State(state): State<ControlState>,
+    caller: Caller,
+    Query(q): Query<DeadlineQuery>,
+    Json(body): Json<MemberBody>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let actor = may_write(&caller)?;
+    why_given(&body.why)?;
+    let limit = deadline(&state, q.deadline_ms)?;
+    let change = MemberChange::Add { name: body.name.clone(), addr: body.addr.clone(), voter: body.voter };
+    let index = state.voter.change_members(change, limit).await.map_err(call_error)?;
+    tracing::info!(who = %actor.who, why = %body.why, site = %body.name, addr = %body.addr, voter = body.voter, index, "raft member added");
+    Ok((StatusCode::CREATED, Json(json!({ "index": index, "status": raft_status(&state.voter, false) }))))
+}
+
+/// `DELETE /api/v1/raft/members/{name}`: remove a site from the group.
+async fn remove_member(
+    State(state): State<ControlState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<DeadlineQuery>,
+    Json(body): Json<WhyBody>,
+) -> Result<Json<Value>> {
+    let actor = may_write(&caller)?;
+    why_given(&body.why)?;
+    let limit = deadline(&state, q.deadline_ms)?;
+    let index =
+        state.voter.change_members(MemberChange::Remove { name: name.clone() }, limit).await.map_err(call_error)?;
+    tracing::info!(who = %actor.who, why = %body.why, site = %name, index, "raft member removed");
+    Ok(Json(json!({ "index": index, "status": raft_status(&state.voter, false) })))
 }
 
 #[derive(Debug, Deserialize)]

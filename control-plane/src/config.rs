@@ -16,6 +16,7 @@
 //! call_deadline = "3s"               # a write or read with no deadline of its own
 //! snapshot_every = 5000              # log entries between snapshots
 //! logs_kept = 1000                   # log entries kept behind a snapshot (lagging followers)
+//! join = false                       # true: a site joining a running group (`yiwangctl raft add`)
 //!
 //! [[raft.voters]]                    # the first voter set (this site among them)
 //! name = "city"
@@ -94,6 +95,10 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
     #[serde(default = "defaults::logs_kept")]
     pub logs_kept: u64,
+    /// A site joining a group that already runs: it forms no group of its own and waits to be
+    /// added by an operator.
+    #[serde(default)]
+    pub join: bool,
 }
 
 /// The defaults are [`RaftSettings::default`]'s: one definition.

@@ -54,6 +54,7 @@ pub async fn start(config: &ControlConfig, parts: ControlParts) -> Result<Runnin
             settings: config.raft.settings(),
             voters,
             routes,
+            join: config.raft.join,
         })
         .await?,
     );

@@ -3,7 +3,7 @@
 //! voter, keep what they applied across a restart (and find each other on new addresses), and refuse raft traffic from a site whose
 //! certificate is not a voter's.
 
-use control_plane::raft::voter::{CallError, RaftSettings, VoterNode, VoterParts};
+use control_plane::raft::voter::{CallError, MemberChange, RaftSettings, VoterNode, VoterParts};
 use node::clock::{SharedClock, SystemClock};
 use node::mesh::pki::{CityCa, Validity};
 use node::mesh::tls::MeshIdentity;
@@ -81,6 +81,7 @@ async fn start_with(
         settings,
         voters: all.iter().take(VOTERS.len()).map(|s| (s.name.clone(), s.addr.to_string())).collect(),
         routes: moved.clone(),
+        join: false,
     })
     .await
     .expect("start the voter");
@@ -308,4 +309,93 @@ async fn a_voter_left_behind_catches_up_from_a_snapshot() {
     for s in stores.into_iter().flatten() {
         s.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_add_and_remove_voters() {
+    let dirs: Vec<tempfile::TempDir> = (0..VOTERS.len() + 1).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ca = CityCa::generate("test CA", Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap()).unwrap();
+    let all = sites(&ca, &[("county-c", Role::County)]);
+    let none = BTreeMap::new();
+    let mut voters = Vec::new();
+    let mut stores = Vec::new();
+    for (i, site) in all.iter().take(VOTERS.len()).enumerate() {
+        let (v, s) = start(site, &all, dirs[i].path(), i as u64 + 31, &none).await;
+        voters.push(v);
+        stores.push(s);
+    }
+    let refs: Vec<&VoterNode> = voters.iter().collect();
+    let leader = leader_of(&refs).await;
+    let now = now_ms();
+    voters[leader].write(proposal(412_200_001, now), Duration::from_secs(5)).await.unwrap();
+
+    // County C starts with `join`: it forms no group of its own and waits.
+    let joiner = &all[VOTERS.len()];
+    let clock: SharedClock = Arc::new(SystemClock);
+    let store = Store::open(
+        dirs[VOTERS.len()].path(),
+        joiner.name.clone(),
+        clock.clone(),
+        StoreConfig::default(),
+        Metrics::unregistered(),
+    )
+    .unwrap();
+    let (socket, runtime) = node::process::quic_socket(joiner.addr, "raft endpoint").unwrap();
+    let new = VoterNode::start(VoterParts {
+        identity: joiner.identity.clone(),
+        clock,
+        store: store.clone(),
+        seed: Seed(41),
+        socket,
+        runtime,
+        settings: RaftSettings::default(),
+        voters: all.iter().map(|s| (s.name.clone(), s.addr.to_string())).collect(),
+        routes: BTreeMap::new(),
+        join: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(new.metrics().membership_config.membership().voter_ids().count(), 0, "a joiner forms no group");
+
+    // Added at a follower (forwarded to the leader): it catches up and votes.
+    let follower = (leader + 1) % VOTERS.len();
+    let add = MemberChange::Add { name: "county-c".into(), addr: joiner.addr.to_string(), voter: true };
+    voters[follower].change_members(add, Duration::from_secs(10)).await.expect("add county-c");
+    let voter_names = |v: &VoterNode| -> Vec<String> {
+        let m = v.metrics();
+        let membership = m.membership_config.membership();
+        let mut names: Vec<String> =
+            membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.name.clone())).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(voter_names(&voters[leader]), ["city", "county-a", "county-b", "county-c"]);
+    let held = new.read(Duration::from_secs(5), |l| l.len()).await.expect("the new voter reads");
+    assert_eq!(held, 1, "the new voter holds what was decided before it joined");
+
+    // A voter removed, then it and one more stopped: two of the three voters left are a
+    // quorum, where two of four would not have been.
+    let gone = (leader + 2) % VOTERS.len();
+    let removed_name = VOTERS[gone].to_string();
+    let remove = MemberChange::Remove { name: removed_name.clone() };
+    voters[leader].change_members(remove, Duration::from_secs(10)).await.expect("remove");
+    assert!(!voter_names(&voters[leader]).contains(&removed_name));
+    let mut voters: Vec<Option<VoterNode>> = voters.into_iter().map(Some).collect();
+    voters[gone].take().unwrap().shutdown().await;
+    voters[follower].take().unwrap().shutdown().await;
+    let w =
+        new.write(proposal(412_200_002, now), Duration::from_secs(10)).await.expect("write without the removed voter");
+    assert!(w.version > 0);
+    // Bad changes are refused before they reach the group.
+    let bad = MemberChange::Add { name: "county-d".into(), addr: "county-d:7950".into(), voter: true };
+    let leading = voters[leader].as_ref().unwrap();
+    assert!(matches!(leading.change_members(bad, Duration::from_secs(5)).await, Err(CallError::Invalid(_))));
+    for v in voters.into_iter().flatten() {
+        v.shutdown().await;
+    }
+    new.shutdown().await;
+    for s in stores {
+        s.close().await;
+    }
+    store.close().await;
 }

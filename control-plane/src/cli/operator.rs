@@ -132,6 +132,27 @@ pub enum RaftCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a site to the group. Start its yiwang-control first, with `join = true` in its
+    /// [raft] section; the leader brings it up to date, then makes it a voter.
+    Add {
+        /// The site's node id (its certificate must name the city or a county).
+        #[arg(long)]
+        name: String,
+        /// Where its yiwang-control listens (IP:port).
+        #[arg(long)]
+        addr: String,
+        /// Only as a learner that receives the log, not as a voter.
+        #[arg(long)]
+        learner: bool,
+        #[arg(long)]
+        why: String,
+    },
+    /// Remove a site from the group.
+    Remove {
+        name: String,
+        #[arg(long)]
+        why: String,
+    },
 }
 
 impl ApiArgs {
@@ -316,7 +337,24 @@ pub fn revoke(api: &ApiArgs, a: RevokeArgs) -> Result<String, CtlError> {
 
 pub fn raft(api: &ApiArgs, command: RaftCommand) -> Result<String, CtlError> {
     let client = api.client()?;
-    let RaftCommand::Status { json } = command;
+    let json = match command {
+        RaftCommand::Status { json } => json,
+        RaftCommand::Add { name, addr, learner, why } => {
+            return block_on(async {
+                let body = json!({ "name": name, "addr": addr, "voter": !learner, "why": why });
+                let v = client.send_json(Method::POST, "/api/v1/raft/members", &body).await?;
+                let kind = if learner { "learner" } else { "voter" };
+                Ok(format!("added {name} as a {kind} at log index {}\n", v["index"]))
+            })
+        }
+        RaftCommand::Remove { name, why } => {
+            return block_on(async {
+                let path = format!("/api/v1/raft/members/{}", encode(&name));
+                let v = client.send_json(Method::DELETE, &path, &json!({ "why": why })).await?;
+                Ok(format!("removed {name} at log index {}\n", v["index"]))
+            })
+        }
+    };
     block_on(async {
         let v = client.get("/api/v1/raft").await?;
         if json {

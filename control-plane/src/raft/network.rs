@@ -7,7 +7,7 @@
 //! county; `proto::authz::may_vote`) and which is a member of the group, or configured as a
 //! voter, is served. Anyone else gets the stream refused with `StreamRefusal::Unauthorized`.
 
-use super::voter::{self, CallError, Forward, Written};
+use super::voter::{self, CallError, Forward, MemberChange, Written};
 use super::{voter_id, ListsRaft, Voter, VoterId};
 use node::mesh::frames::{self, FrameError};
 use node::mesh::streams;
@@ -40,6 +40,8 @@ pub enum RaftRequest {
     Propose(Proposal),
     /// A follower asking the leader for the read index of a linearizable read.
     ReadIndex,
+    /// A membership change forwarded to the leader.
+    Members(MemberChange),
 }
 
 /// Its answer: what the receiving voter's `Raft` returned.
@@ -50,6 +52,7 @@ pub enum RaftReply {
     Snapshot(Result<InstallSnapshotResponse<VoterId>, RaftError<VoterId, InstallSnapshotError>>),
     Propose(Result<Written, CallError>),
     ReadIndex(Result<u64, CallError>),
+    Members(Result<u64, CallError>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -337,6 +340,16 @@ impl Admission {
     }
 }
 
+/// A forwarded call's answer: what the leader did, or that it leads no more (the caller's
+/// deadline decides what happens next; calls are never forwarded twice).
+fn led<T>(result: Result<T, Forward>) -> Result<T, CallError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(Forward::Failed(e)) => Err(e),
+        Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
+    }
+}
+
 /// Serve raft RPCs on one accepted connection until it closes.
 pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity, admission: Admission) {
     let mut streams = tokio::task::JoinSet::new();
@@ -388,11 +401,10 @@ pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity
                         Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
                     })
                 }
-                RaftRequest::ReadIndex => RaftReply::ReadIndex(match voter::leader_read_index(&raft).await {
-                    Ok(index) => Ok(index),
-                    Err(Forward::Failed(e)) => Err(e),
-                    Err(Forward::To(_)) => Err(CallError::Raft("not the leader any more".into())),
-                }),
+                RaftRequest::ReadIndex => RaftReply::ReadIndex(led(voter::leader_read_index(&raft).await)),
+                RaftRequest::Members(change) => {
+                    RaftReply::Members(led(voter::leader_change_members(&raft, change).await))
+                }
             };
             if frames::write(&mut send, &reply).await.is_ok() {
                 let _ = send.finish();

@@ -109,6 +109,9 @@ pub struct VoterParts {
     /// How this site reaches a voter when that differs from the address in the membership
     /// (a NAT, a relay): local routing, never replicated.
     pub routes: BTreeMap<NodeId, SocketAddr>,
+    /// A site joining a group that already runs: it forms no group of its own and waits for
+    /// an operator to add it ([`VoterNode::change_members`] at any voter of the group).
+    pub join: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,9 +208,11 @@ impl VoterNode {
         // Every configured voter proposes the same first membership; openraft takes it only on
         // a voter whose log and vote are empty, so a restart or a second proposal changes
         // nothing.
-        match raft.initialize(members.clone()).await {
-            Ok(()) | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(VoterError::Start(e.to_string())),
+        if !parts.join {
+            match raft.initialize(members.clone()).await {
+                Ok(()) | Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(VoterError::Start(e.to_string())),
+            }
         }
         // The state machine lives in memory: openraft re-applies the committed log at start.
         // Nothing is served until that is done, so this voter never reports a lower version
@@ -370,6 +375,28 @@ impl VoterNode {
         }
     }
 
+    /// Add a site to the group (as a learner that receives the log, then, with `voter`, as a
+    /// voter) or remove one, through the leader, within `deadline`. An added site must run
+    /// `yiwang-control` with `join` set, and its certificate must name a voting role, or the
+    /// group's traffic to it is refused. Returns the log index of the change.
+    pub async fn change_members(&self, change: MemberChange, deadline: Duration) -> Result<u64, CallError> {
+        change.check()?;
+        let until = tokio::time::Instant::now() + deadline;
+        self.retrying(until, deadline, || async {
+            match leader_change_members(&self.raft, change.clone()).await {
+                Ok(index) => Ok(index),
+                Err(Forward::Failed(e)) => Err(e),
+                Err(Forward::To(voter)) => {
+                    match self.forward(&voter, RaftRequest::Members(change.clone()), until).await? {
+                        RaftReply::Members(r) => r,
+                        _ => Err(CallError::Raft("the leader answered a membership change with another reply".into())),
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     /// The changes after version `after` (at most `limit`), as of a linearizable read: the
     /// version read at, this voter's horizon (see [`super::changes`]) and the changes.
     pub async fn changes(
@@ -457,6 +484,69 @@ fn forward_or_fail<E: std::fmt::Display>(
         },
         RaftError::Fatal(f) => Forward::Failed(CallError::Raft(f.to_string())),
     }
+}
+
+/// A change to the group's membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Add `name`, listening at `addr`: as a learner, and as a voter if `voter`.
+    Add { name: String, addr: String, voter: bool },
+    /// Remove `name` from the voters and the group.
+    Remove { name: String },
+}
+
+impl MemberChange {
+    fn check(&self) -> Result<(), CallError> {
+        let name = match self {
+            MemberChange::Add { name, addr, .. } => {
+                addr.parse::<SocketAddr>()
+                    .map_err(|_| CallError::Invalid(format!("addr {addr:?} is not an IP address and port")))?;
+                name
+            }
+            MemberChange::Remove { name } => name,
+        };
+        NodeId::new(name.clone()).map(|_| ()).map_err(|e| CallError::Invalid(format!("name {name:?}: {e}")))
+    }
+}
+
+/// Make `change` if this voter leads; otherwise say who does.
+pub(crate) async fn leader_change_members(raft: &Raft<ListsRaft>, change: MemberChange) -> Result<u64, Forward> {
+    let fail = |e: String| Forward::Failed(CallError::Raft(e));
+    let id_of = |name: &str| NodeId::new(name.to_string()).map(|n| voter_id(&n)).map_err(|e| fail(e.to_string()));
+    let forward = |e| {
+        forward_or_fail(e, |api| match api {
+            ClientWriteError::ForwardToLeader(f) => Some(f.leader_node.clone()),
+            ClientWriteError::ChangeMembershipError(_) => None,
+        })
+    };
+    let result = match &change {
+        MemberChange::Add { name, addr, voter } => {
+            let id = id_of(name)?;
+            let members = raft.metrics().borrow().membership_config.membership().clone();
+            if let Some(other) = members.get_node(&id).filter(|v| v.name != *name) {
+                return Err(Forward::Failed(CallError::Invalid(format!(
+                    "{name} maps to the same raft id as {}; rename one",
+                    other.name
+                ))));
+            }
+            // Blocking: returns once the learner has caught up, so promoting it next does not
+            // leave the group waiting on a voter that holds nothing yet.
+            let added =
+                raft.add_learner(id, Voter { name: name.clone(), addr: addr.clone() }, true).await.map_err(forward)?;
+            if *voter {
+                raft.change_membership(openraft::ChangeMembers::AddVoterIds([id].into()), false)
+                    .await
+                    .map_err(forward)?
+            } else {
+                added
+            }
+        }
+        MemberChange::Remove { name } => {
+            let id = id_of(name)?;
+            raft.change_membership(openraft::ChangeMembers::RemoveVoters([id].into()), false).await.map_err(forward)?
+        }
+    };
+    Ok(result.log_id.index)
 }
 
 /// Commit `proposal` if this voter leads; otherwise say who does.
