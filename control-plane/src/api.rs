@@ -36,6 +36,8 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(60);
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 /// Largest page of entries.
 pub const MAX_PAGE: usize = 1_000;
+/// Import log entries proposed at once (see `import`).
+pub const IMPORT_IN_FLIGHT: usize = 4;
 /// An import is proposed in log entries of at most this many encoded bytes each: small enough
 /// that a follower receives, stores and acknowledges one within a heartbeat interval (see
 /// `raft::network::MAX_APPEND_BYTES`), large enough that 100,000 rows are some 400 entries.
@@ -279,9 +281,10 @@ fn import_chunks(entries: Vec<ListEntry>, actor: &Actor, now_ms: u64) -> Result<
 }
 
 /// `POST /api/v1/lists/import?why=…`, a CSV body. Every row is checked before anything is
-/// proposed; then the rows go in order, in log entries of at most [`IMPORT_CHUNK_BYTES`]. If
-/// the deadline runs out part way, the answer says how many rows were committed (each
-/// committed chunk stays committed; running the same import again is harmless: rows replace).
+/// proposed; then the rows go in log entries of at most [`IMPORT_CHUNK_BYTES`],
+/// [`IMPORT_IN_FLIGHT`] at a time. If the deadline runs out part way, the answer says how many
+/// rows were committed (each committed chunk stays committed; running the same import again is
+/// harmless: rows replace).
 async fn import(
     State(state): State<ControlState>,
     caller: Caller,
@@ -299,26 +302,47 @@ async fn import(
     for p in &proposals {
         Lists::validate(p).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    let started = tokio::time::Instant::now();
+    let until = tokio::time::Instant::now() + limit;
     let (mut committed, mut changed, mut version) = (0usize, 0u64, 0u64);
-    for p in proposals {
-        let n = match &p.command {
-            Command::Import { entries } => entries.len(),
-            _ => 0,
-        };
-        let left = limit.saturating_sub(started.elapsed());
-        match state.voter.write(p, left).await {
-            Ok(w) => {
+    let mut failed: Option<CallError> = None;
+    // Several chunks in flight, so the leader appends and applies them in batches. A CSV names
+    // each subject once (parse_import_csv refuses repeats), so the order in which chunks
+    // commit changes nothing.
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut pending = proposals.into_iter();
+    loop {
+        while failed.is_none() && in_flight.len() < IMPORT_IN_FLIGHT {
+            let Some(p) = pending.next() else { break };
+            let n = match &p.command {
+                Command::Import { entries } => entries.len(),
+                _ => 0,
+            };
+            let voter = state.voter.clone();
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            in_flight.spawn(async move { (n, voter.write(p, left).await) });
+        }
+        let Some(done) = in_flight.join_next().await else { break };
+        match done {
+            Ok((n, Ok(w))) => {
                 committed += n;
                 changed += u64::from(w.changed);
-                version = w.version;
+                version = version.max(w.version);
+            }
+            Ok((_, Err(e))) => {
+                failed.get_or_insert(e);
             }
             Err(e) => {
-                let mut err = call_error(e);
-                err.message = format!("{} ({committed} of {rows} rows committed before this)", err.message);
-                return Err(err);
+                failed.get_or_insert(CallError::Raft(format!("an import task failed: {e}")));
             }
         }
+    }
+    if let Some(e) = failed {
+        let mut err = call_error(e);
+        err.message = format!(
+            "{} ({committed} of {rows} rows committed; importing again is harmless: rows replace)",
+            err.message
+        );
+        return Err(err);
     }
     Ok(Json(json!({ "rows": rows, "committed": committed, "changed": changed, "version": version })))
 }
