@@ -79,6 +79,7 @@ pub fn show(file: &Path, now: OffsetDateTime) -> Result<String, CtlError> {
         let _ = writeln!(out, "  not before: {}", date(info.validity.not_before));
         let _ = writeln!(out, "  not after:  {}", date(info.validity.not_after));
         let _ = writeln!(out, "  status:     {}", status(&info.validity, now));
+        let _ = writeln!(out, "  sha256:     {}", mesh_pki::fingerprint(der));
     }
     Ok(out)
 }

@@ -25,6 +25,8 @@ struct Site {
     name: NodeId,
     identity: MeshIdentity,
     addr: SocketAddr,
+    /// Its certificate's fingerprint, as a revocation names it.
+    fingerprint: String,
 }
 
 fn sites(ca: &CityCa, extra: &[(&str, Role)]) -> Vec<Site> {
@@ -37,7 +39,8 @@ fn sites(ca: &CityCa, extra: &[(&str, Role)]) -> Vec<Site> {
         let cert = ca.issue(&NodeIdentity { id: id.clone(), role }, validity).unwrap();
         let identity =
             MeshIdentity::from_der(vec![ca.cert_der().clone()], vec![cert.cert_der().clone()], cert.key_der()).unwrap();
-        out.push(Site { name: id, identity, addr: free_addr() });
+        let fingerprint = node::mesh::pki::fingerprint(cert.cert_der());
+        out.push(Site { name: id, identity, addr: free_addr(), fingerprint });
     }
     out
 }
@@ -398,4 +401,47 @@ async fn operators_add_and_remove_voters() {
         s.close().await;
     }
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_voter_is_cut_off() {
+    let dirs: Vec<tempfile::TempDir> = (0..VOTERS.len()).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ca = CityCa::generate("test CA", Validity::days_from(time::OffsetDateTime::now_utc(), 30).unwrap()).unwrap();
+    let all = sites(&ca, &[]);
+    let none = BTreeMap::new();
+    let mut voters = Vec::new();
+    let mut stores = Vec::new();
+    for (i, site) in all.iter().enumerate() {
+        let (v, s) = start(site, &all, dirs[i].path(), i as u64 + 51, &none).await;
+        voters.push(v);
+        stores.push(s);
+    }
+    let refs: Vec<&VoterNode> = voters.iter().collect();
+    let leader = leader_of(&refs).await;
+    let revoked = (leader + 1) % VOTERS.len();
+    let kept = (leader + 2) % VOTERS.len();
+    let now = now_ms();
+    let revoke = Proposal {
+        command: Command::RevokeCertificate {
+            node: VOTERS[revoked].into(),
+            fingerprint: all[revoked].fingerprint.clone(),
+        },
+        actor: Actor { who: "operator-li".into(), why: "the county's box was stolen".into() },
+        proposed_ms: now,
+    };
+    voters[leader].write(revoke, Duration::from_secs(5)).await.expect("revoke");
+    // The other two go on deciding; the revoked voter can no longer reach any of them.
+    voters[kept].write(proposal(412_300_001, now), Duration::from_secs(5)).await.expect("a write without it");
+    match voters[revoked].write(proposal(412_300_002, now), Duration::from_secs(2)).await {
+        Err(CallError::NoQuorum { .. }) => {}
+        other => panic!("a voter whose certificate is revoked must not get a write through: {other:?}"),
+    }
+    let listed = voters[kept].read(Duration::from_secs(5), |l| l.len()).await.unwrap();
+    assert_eq!(listed, 1, "only the write made by the voters in good standing");
+    for v in voters {
+        v.shutdown().await;
+    }
+    for s in stores {
+        s.close().await;
+    }
 }

@@ -5,6 +5,7 @@ use node::mesh::pki::{self, CertInfo};
 use node::mesh::tls::MeshIdentity;
 use node::mesh::topology::Topology;
 use proto::{NodeId, NodeIdentity, Role};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -111,6 +112,10 @@ fn init_issue_show() {
     {
         assert!(shown.contains(line), "{line:?} missing from:\n{shown}");
     }
+    // The fingerprint a revocation names: SHA-256 of the certificate's DER.
+    let der = node::mesh::pki::load_certs(&town_dir.join("node.pem")).unwrap().remove(0);
+    let expected: String = sha2::Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(shown.contains(&format!("sha256:     {expected}")), "{shown}");
     let shown = ok(&["pki", "show", s(&ca_dir.join("ca.pem"))]);
     assert!(shown.contains("CA certificate") && !shown.contains("node:"), "{shown}");
 

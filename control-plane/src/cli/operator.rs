@@ -115,7 +115,8 @@ pub struct RevokeArgs {
     /// The node whose certificate is revoked.
     #[arg(long)]
     pub node: String,
-    /// SHA-256 of the certificate's DER, 64 lowercase hex digits.
+    /// SHA-256 of the certificate's DER, 64 lowercase hex digits (`yiwangctl pki show` prints
+    /// it as `sha256`).
     #[arg(long)]
     pub fingerprint: String,
     /// Why it is revoked; recorded with your token's name.

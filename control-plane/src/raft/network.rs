@@ -6,7 +6,10 @@
 //! Authorization is by certificate: only a site whose certificate names a voting role (city,
 //! county; `proto::authz::may_vote`) and which is a member of the group, or configured as a
 //! voter, is served. Anyone else gets the stream refused with `StreamRefusal::Unauthorized`.
+//! A certificate the applied lists revoke is refused both ways: its connections are closed when
+//! the revocation is applied, and new ones are closed as soon as they are made.
 
+use super::state_machine::ListsView;
 use super::voter::{self, CallError, Forward, MemberChange, Written};
 use super::{voter_id, ListsRaft, Voter, VoterId};
 use node::mesh::frames::{self, FrameError};
@@ -73,6 +76,8 @@ pub enum TransportError {
     Timeout(Duration),
     #[error("no connection within {0:?}")]
     ConnectTimeout(Duration),
+    #[error("the certificate of voter {0} is revoked")]
+    Revoked(String),
 }
 
 /// How long a connection may go without a single answer, while calls on it time out, before it
@@ -80,9 +85,11 @@ pub enum TransportError {
 /// peer (an election timeout at most), so slowness alone never drops a connection.
 const STALE_AFTER: Duration = Duration::from_secs(1);
 
-/// A connection to a voter and when it last carried an answer.
+/// A connection to a voter, the fingerprint of the certificate it showed, and when it last
+/// carried an answer.
 struct Link {
     conn: quinn::Connection,
+    fingerprint: Option<String>,
     answered: Arc<Mutex<tokio::time::Instant>>,
 }
 
@@ -94,6 +101,8 @@ pub struct Dialer {
     conns: Arc<Mutex<BTreeMap<VoterId, Link>>>,
     /// Local address overrides (see `VoterParts::routes`).
     routes: Arc<BTreeMap<VoterId, SocketAddr>>,
+    /// The applied lists, for revoked certificates.
+    view: ListsView,
 }
 
 impl Dialer {
@@ -101,8 +110,9 @@ impl Dialer {
         endpoint: quinn::Endpoint,
         config: quinn::ClientConfig,
         routes: BTreeMap<VoterId, SocketAddr>,
+        view: ListsView,
     ) -> Dialer {
-        Dialer { endpoint, config, conns: Arc::default(), routes: Arc::new(routes) }
+        Dialer { endpoint, config, conns: Arc::default(), routes: Arc::new(routes), view }
     }
 
     /// Send `request` to `voter` (named as the membership names it).
@@ -123,9 +133,17 @@ impl Dialer {
         id: VoterId,
         voter: &Voter,
     ) -> Result<(quinn::Connection, Arc<Mutex<tokio::time::Instant>>), TransportError> {
-        if let Some(link) = self.conns.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            if link.conn.close_reason().is_none() {
-                return Ok((link.conn.clone(), link.answered.clone()));
+        {
+            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(link) = conns.get(&id) {
+                if revoked(&self.view, link.fingerprint.as_deref()) {
+                    link.conn.close(quinn::VarInt::from_u32(REVOKED), b"certificate revoked");
+                    conns.remove(&id);
+                    return Err(TransportError::Revoked(voter.name.clone()));
+                }
+                if link.conn.close_reason().is_none() {
+                    return Ok((link.conn.clone(), link.answered.clone()));
+                }
             }
         }
         let addr: SocketAddr = match self.routes.get(&id) {
@@ -137,12 +155,15 @@ impl Dialer {
         };
         let name = NodeId::new(voter.name.clone()).map_err(|e| TransportError::Name(voter.name.clone(), e))?;
         let (conn, _) = tls::connect(&self.endpoint, self.config.clone(), addr, &name).await?;
+        let fingerprint = tls::peer_fingerprint(&conn);
+        if revoked(&self.view, fingerprint.as_deref()) {
+            conn.close(quinn::VarInt::from_u32(REVOKED), b"certificate revoked");
+            return Err(TransportError::Revoked(voter.name.clone()));
+        }
         tracing::debug!(voter = %voter.name, %addr, "raft connection open");
         let answered = Arc::new(Mutex::new(tokio::time::Instant::now()));
-        self.conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Link { conn: conn.clone(), answered: answered.clone() });
+        let link = Link { conn: conn.clone(), fingerprint, answered: answered.clone() };
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, link);
         Ok((conn, answered))
     }
 
@@ -241,9 +262,12 @@ impl VoterClient {
     ) -> Result<RaftReply, RPCError<VoterId, Voter, E>> {
         match self.dialer.call(self.target, &self.voter, &request, option.hard_ttl()).await {
             Ok(reply) => Ok(reply),
-            Err(e @ (TransportError::Tls(_) | TransportError::Address { .. } | TransportError::Name(..))) => {
-                Err(RPCError::Unreachable(Unreachable::new(&e)))
-            }
+            Err(
+                e @ (TransportError::Tls(_)
+                | TransportError::Address { .. }
+                | TransportError::Name(..)
+                | TransportError::Revoked(_)),
+            ) => Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
         }
     }
@@ -319,11 +343,13 @@ pub struct Admission {
     raft: Raft<ListsRaft>,
     /// Voters from the configuration, admitted before any membership is committed.
     configured: BTreeSet<VoterId>,
+    /// The applied lists, for revoked certificates.
+    view: ListsView,
 }
 
 impl Admission {
-    pub fn new(raft: Raft<ListsRaft>, configured: BTreeSet<VoterId>) -> Admission {
-        Admission { raft, configured }
+    pub fn new(raft: Raft<ListsRaft>, configured: BTreeSet<VoterId>, view: ListsView) -> Admission {
+        Admission { raft, configured, view }
     }
 
     fn admits(&self, peer: &proto::NodeIdentity) -> bool {
@@ -350,13 +376,38 @@ fn led<T>(result: Result<T, Forward>) -> Result<T, CallError> {
     }
 }
 
-/// Serve raft RPCs on one accepted connection until it closes.
+/// Whether the lists this voter applied revoke the certificate with `fingerprint`.
+fn revoked(view: &ListsView, fingerprint: Option<&str>) -> bool {
+    fingerprint.is_some_and(|f| view.read().lists.is_revoked(f))
+}
+
+/// The application close code of a connection whose certificate is revoked.
+const REVOKED: u32 = 0x52;
+
+/// Serve raft RPCs on one accepted connection until it closes, or until the lists revoke the
+/// peer's certificate (checked when it connects and again at every version applied).
 pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity, admission: Admission) {
+    let fingerprint = tls::peer_fingerprint(&conn);
+    let mut version = admission.view.version();
     let mut streams = tokio::task::JoinSet::new();
     loop {
-        let (mut send, mut recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(_) => break,
+        if revoked(&admission.view, fingerprint.as_deref()) {
+            tracing::warn!(peer = %peer.id, "closing a raft connection: the peer's certificate is revoked");
+            conn.close(quinn::VarInt::from_u32(REVOKED), b"certificate revoked");
+            break;
+        }
+        let (mut send, mut recv) = tokio::select! {
+            biased;
+            changed = version.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+            accepted = conn.accept_bi() => match accepted {
+                Ok(s) => s,
+                Err(_) => break,
+            },
         };
         match streams::read_kind(&mut recv, streams::HEADER_TIMEOUT).await {
             Ok(StreamKind::Raft) if admission.admits(&peer) => {}

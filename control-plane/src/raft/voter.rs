@@ -192,10 +192,10 @@ impl VoterNode {
         let endpoint =
             quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(server), parts.socket, parts.runtime)
                 .map_err(VoterError::Endpoint)?;
-        let routes = parts.routes.iter().map(|(n, a)| (voter_id(n), *a)).collect();
-        let dialer = Dialer::new(endpoint.clone(), client, routes);
         let machine = ListsMachine::open(parts.store.clone())?;
         let view = machine.view();
+        let routes = parts.routes.iter().map(|(n, a)| (voter_id(n), *a)).collect();
+        let dialer = Dialer::new(endpoint.clone(), client, routes, view.clone());
         let mut log = LogStore::new(parts.store.clone());
         let committed = openraft::storage::RaftLogStorage::read_committed(&mut log)
             .await
@@ -226,7 +226,7 @@ impl VoterNode {
                 "the committed log up to {committed} was not re-applied within {REPLAY_LIMIT:?}"
             )));
         }
-        let admission = Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>());
+        let admission = Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>(), view.clone());
         let accept = tokio::spawn(accept_loop(endpoint.clone(), admission));
         Ok(VoterNode { name, store: parts.store, raft, view, dialer, endpoint, accept, settings: parts.settings })
     }

@@ -459,6 +459,12 @@ pub fn parse_key_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, P
 }
 
 /// Every certificate in a PEM file.
+/// A certificate's fingerprint: the lowercase hex SHA-256 of its DER, as revocations name it.
+pub fn fingerprint(der: &CertificateDer<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     parse_certs_pem(&read_pem_file(path)?, &path.display().to_string())
 }

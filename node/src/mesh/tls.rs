@@ -278,6 +278,13 @@ pub fn peer_identity(conn: &quinn::Connection) -> Result<NodeIdentity, TlsError>
     pki::cert_identity(leaf).map_err(TlsError::PeerCertificate)
 }
 
+/// The fingerprint ([`pki::fingerprint`]) of the peer's leaf certificate on this connection.
+pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
+    let any = conn.peer_identity()?;
+    let certs = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().map(pki::fingerprint)
+}
+
 /// The application protocol agreed on a connection.
 pub fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?.downcast::<HandshakeData>().ok()?.protocol
