@@ -185,9 +185,11 @@ impl VoterNode {
         }
         let config = Arc::new(parts.settings.openraft(&name)?);
         let transport = tls::transport_config();
-        let server = quic_config::server_config(&parts.identity, &parts.clock, parts.seed, transport)?;
+        // The raft endpoint's own stream of the seed, apart from the site's mesh endpoint's.
+        let endpoint_seed = parts.seed.derive("raft endpoint");
+        let server = quic_config::server_config(&parts.identity, &parts.clock, endpoint_seed, transport)?;
         let client = quic_config::client_config(&parts.identity, &parts.clock, tls::transport_config())?;
-        let mut endpoint_config = quic_config::endpoint_config(parts.seed.derive("raft endpoint"));
+        let mut endpoint_config = quic_config::endpoint_config(endpoint_seed);
         endpoint_config.reset_key(Arc::new(stable_reset_key(&parts.store, parts.seed).await?));
         let endpoint =
             quinn::Endpoint::new_with_abstract_socket(endpoint_config, Some(server), parts.socket, parts.runtime)
