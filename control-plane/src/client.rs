@@ -1,7 +1,7 @@
 //! The operator API's client, as `yiwangctl` uses it: one HTTP/1.1 request per call on its own
 //! connection, with a deadline over the whole exchange (connect, send, answer).
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -16,8 +16,8 @@ pub enum ClientError {
     Connect { addr: SocketAddr, source: std::io::Error },
     #[error("no answer from {addr} within {deadline:?}")]
     Timeout { addr: SocketAddr, deadline: Duration },
-    #[error("HTTP: {0}")]
-    Http(#[from] hyper::Error),
+    #[error(transparent)]
+    Exchange(#[from] node::http_client::ExchangeError),
     #[error("bad request: {0}")]
     Request(#[from] hyper::http::Error),
     #[error("the answer could not be read: {0}")]
@@ -72,8 +72,6 @@ impl ApiClient {
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
             .map_err(|source| ClientError::Connect { addr: self.addr, source })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         let request = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -81,29 +79,7 @@ impl ApiClient {
             .header(AUTHORIZATION, format!("Bearer {}", self.token))
             .header(CONTENT_TYPE, content_type)
             .body(Full::new(bytes::Bytes::from(body)))?;
-        let exchange = async {
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Body(e.to_string()))?
-                .to_bytes();
-            Ok::<_, ClientError>((status, body))
-        };
-        // The connection is driven beside the exchange, not in a spawned task.
-        tokio::pin!(connection, exchange);
-        let mut connection_done = false;
-        let (status, body) = loop {
-            tokio::select! {
-                biased;
-                r = &mut exchange => break r?,
-                r = &mut connection, if !connection_done => {
-                    r?;
-                    connection_done = true;
-                }
-            }
-        };
+        let (status, body) = node::http_client::exchange(stream, request, MAX_ANSWER_BYTES).await?;
         let value: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             // An error the framework answered before any handler (a malformed query): text.

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod feeds;
+pub mod http_client;
 pub mod ingest;
 pub mod instance;
 pub mod lists;

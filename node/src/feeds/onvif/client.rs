@@ -16,9 +16,10 @@ use crate::clock::{machine_now, sleep_until_timeout};
 use crate::config::OnvifSpec;
 use crate::feeds::camera::CameraMessage;
 use crate::feeds::sinks::{CameraFeed, JsonFeed};
+use crate::http_client::{self, ExchangeError};
 use crate::records::CameraEvent;
 use crate::rng::Rng;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HOST};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -56,6 +57,16 @@ pub enum OnvifError {
     Parse(#[from] ParseError),
     #[error("the answer has no {0}")]
     Missing(&'static str),
+}
+
+impl From<ExchangeError> for OnvifError {
+    fn from(e: ExchangeError) -> OnvifError {
+        match e {
+            ExchangeError::Http(e) => OnvifError::Http(e),
+            ExchangeError::TooLarge(_) => OnvifError::TooLarge,
+            ExchangeError::Body(e) => OnvifError::Body(e),
+        }
+    }
 }
 
 impl OnvifError {
@@ -138,37 +149,11 @@ async fn exchange_inner(target: &Target, op: Operation, envelope: String) -> Res
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|source| OnvifError::Connect { addr, source })?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let request = hyper::Request::post(target.path.as_str())
         .header(HOST, target.authority.as_str())
         .header(CONTENT_TYPE, format!("application/soap+xml; charset=utf-8; action=\"{}\"", op.action()))
         .body(Full::new(bytes::Bytes::from(envelope)))?;
-    let exchange = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                OnvifError::TooLarge
-            } else {
-                OnvifError::Body(e)
-            }
-        })?;
-        Ok::<_, OnvifError>((status, body.to_bytes()))
-    };
-    // The connection is driven here, beside the exchange, rather than in a spawned task.
-    // It may finish first (the camera closes after answering): then only the exchange is left.
-    tokio::pin!(connection, exchange);
-    let mut connection_done = false;
-    let (status, body) = loop {
-        tokio::select! {
-            biased;
-            r = &mut exchange => break r?,
-            r = &mut connection, if !connection_done => {
-                r?;
-                connection_done = true;
-            }
-        }
-    };
+    let (status, body) = http_client::exchange(stream, request, MAX_BODY_BYTES).await?;
     let parsed = parse::parse(&body);
     match parsed {
         Ok(Answer { fault: Some(fault), .. }) => Err(OnvifError::Fault { status: status.as_u16(), fault }),
