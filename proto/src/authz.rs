@@ -26,22 +26,24 @@ impl Direction {
 /// Whether entries of `kind` cross a link in direction `dir`.
 ///
 /// Alerts, escalations, summaries and the audit log go up; commands (answers to escalations)
-/// come down to the event's owner; watchlists go everywhere. Raw detections, events and their
-/// transitions stay on the site that owns them.
+/// come down to the event's owner, committed sanctions lists down to every site; watchlists go
+/// everywhere. Raw detections, events and their transitions stay on the site that owns them.
 pub fn travels(kind: Kind, dir: Direction) -> bool {
     match kind {
         Kind::Alert | Kind::Escalation | Kind::Summary | Kind::Audit => dir == Direction::Up,
-        Kind::Command => dir == Direction::Down,
+        Kind::Command | Kind::Sanctions => dir == Direction::Down,
         Kind::Watchlist => true,
         Kind::Detection | Kind::Event | Kind::Transition => false,
     }
 }
 
 /// Whether a node of `role` may originate entries of `kind`. Commands answer escalations, so
-/// only the tiers escalations go to (county, city) issue them.
+/// only the tiers escalations go to (county, city) issue them; sanctions lists are published
+/// only by the sites whose control plane votes on them.
 pub fn may_originate(role: Role, kind: Kind) -> bool {
     match kind {
         Kind::Command => matches!(role, Role::County | Role::City),
+        Kind::Sanctions => may_vote(role),
         _ => true,
     }
 }
@@ -53,12 +55,10 @@ pub fn may_vote(role: Role) -> bool {
 }
 
 /// The kinds that cross a link in direction `dir`, most urgent first: alerts and escalations,
-/// then commands and watchlists, then summaries, then the audit log. Catch-up after a partition
-/// drains in this order.
+/// then commands, sanctions lists and watchlists, then summaries, then the audit log. Catch-up
+/// after a partition drains in this order ([`Kind::REPLICATED`]'s).
 pub fn priority(dir: Direction) -> impl Iterator<Item = Kind> {
-    [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit]
-        .into_iter()
-        .filter(move |k| travels(*k, dir))
+    Kind::REPLICATED.into_iter().filter(move |k| travels(*k, dir))
 }
 
 /// Why a received entry was refused.
@@ -121,7 +121,11 @@ mod tests {
             priority(Direction::Up).collect::<Vec<_>>(),
             [Kind::Alert, Kind::Escalation, Kind::Watchlist, Kind::Summary, Kind::Audit]
         );
-        assert_eq!(priority(Direction::Down).collect::<Vec<_>>(), [Kind::Command, Kind::Watchlist]);
+        assert_eq!(priority(Direction::Down).collect::<Vec<_>>(), [Kind::Command, Kind::Sanctions, Kind::Watchlist]);
+        for kind in Kind::ALL {
+            let crosses = travels(kind, Direction::Up) || travels(kind, Direction::Down);
+            assert_eq!(crosses, Kind::REPLICATED.contains(&kind), "{kind}");
+        }
     }
 
     #[test]
@@ -134,5 +138,8 @@ mod tests {
         assert_eq!(check(Kind::Command, Down, Some(Role::County), false), Ok(()));
         assert_eq!(check(Kind::Watchlist, Down, Some(Role::County), false), Ok(()));
         assert_eq!(check(Kind::Watchlist, Up, None, true), Err(Refusal::UnknownOrigin));
+        assert_eq!(check(Kind::Sanctions, Down, Some(Role::County), false), Ok(()));
+        assert_eq!(check(Kind::Sanctions, Down, Some(Role::Town), false), Err(Refusal::RoleMayNotOriginate));
+        assert_eq!(check(Kind::Sanctions, Up, Some(Role::City), true), Err(Refusal::WrongDirection));
     }
 }

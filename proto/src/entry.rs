@@ -31,10 +31,13 @@ pub enum Kind {
     Audit,
     /// A watchlist change (add-wins set operation).
     Watchlist,
+    /// Committed versions of the city's sanctions lists, published down the mesh by the sites
+    /// whose control plane votes (see `node::sanctions::feed`).
+    Sanctions,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Detection,
         Kind::Alert,
         Kind::Event,
@@ -44,6 +47,19 @@ impl Kind {
         Kind::Summary,
         Kind::Audit,
         Kind::Watchlist,
+        Kind::Sanctions,
+    ];
+
+    /// The kinds that cross links (every kind [`crate::authz::travels`] some way), in the
+    /// order [`crate::authz::priority`] sends them.
+    pub const REPLICATED: [Kind; 7] = [
+        Kind::Alert,
+        Kind::Escalation,
+        Kind::Command,
+        Kind::Sanctions,
+        Kind::Watchlist,
+        Kind::Summary,
+        Kind::Audit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +73,7 @@ impl Kind {
             Kind::Summary => "summary",
             Kind::Audit => "audit",
             Kind::Watchlist => "watchlist",
+            Kind::Sanctions => "sanctions",
         }
     }
 

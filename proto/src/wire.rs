@@ -29,14 +29,17 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 pub enum StreamKind {
     /// Replication: [`SyncMsg`]s, the receiver of entries opening the stream.
     Sync = 1,
-    /// City-level consensus on sanctions lists (not served yet).
+    /// City-level consensus on sanctions lists, between voters' control planes.
     Raft = 2,
     /// Control messages between neighbours (not served yet).
     Control = 3,
+    /// A site's node reading committed list versions from its own site's control plane, to
+    /// publish them down the mesh.
+    ListsFeed = 4,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 3] = [StreamKind::Sync, StreamKind::Raft, StreamKind::Control];
+    pub const ALL: [StreamKind; 4] = [StreamKind::Sync, StreamKind::Raft, StreamKind::Control, StreamKind::ListsFeed];
 
     pub fn to_byte(self) -> u8 {
         self as u8
@@ -52,6 +55,7 @@ impl StreamKind {
             StreamKind::Sync => "sync",
             StreamKind::Raft => "raft",
             StreamKind::Control => "control",
+            StreamKind::ListsFeed => "lists-feed",
         }
     }
 }

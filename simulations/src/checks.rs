@@ -14,10 +14,6 @@ use proto::{Kind, NodeId};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// The kinds that cross links at all.
-pub const REPLICATED: [Kind; 6] =
-    [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit];
-
 /// One `(kind, origin, seq)` held with different contents by different nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
@@ -34,7 +30,7 @@ pub fn seq_conflicts(cluster: &Cluster) -> Vec<Conflict> {
     let mut seen: BTreeMap<(Kind, NodeId, u64), ([u8; 32], NodeId)> = BTreeMap::new();
     let mut conflicts: BTreeMap<(Kind, NodeId, u64), Conflict> = BTreeMap::new();
     for node in cluster.running() {
-        for kind in REPLICATED {
+        for kind in Kind::REPLICATED {
             for entry in node.store.all_entries(kind) {
                 let Ok(e) = entry else { continue };
                 let mut h = Sha256::new();

@@ -59,8 +59,7 @@ pub struct Outcome {
 }
 
 /// The kinds whose heads an outcome records: everything a node's own work puts on the mesh.
-pub const RECORDED: [Kind; 6] =
-    [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit];
+pub const RECORDED: [Kind; 7] = Kind::REPLICATED;
 
 /// What the workload remembers of one node, to make operations that make sense.
 #[derive(Default)]

@@ -227,7 +227,7 @@ impl Inner {
     ) -> Option<(quinn::SendStream, quinn::RecvStream)> {
         let (why, detail) = match streams::read_kind(&mut recv, HEADER_TIMEOUT).await {
             Ok(StreamKind::Sync) => return Some((send, recv)),
-            Ok(kind @ (StreamKind::Raft | StreamKind::Control)) => {
+            Ok(kind @ (StreamKind::Raft | StreamKind::Control | StreamKind::ListsFeed)) => {
                 (StreamRefusal::NotServed, format!("a {kind} stream, which this node does not serve"))
             }
             Err(e @ HeaderError::Unknown(_)) => (StreamRefusal::UnknownKind, e.to_string()),

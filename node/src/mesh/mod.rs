@@ -139,7 +139,7 @@ pub struct Mesh {
 /// What this node holds of every kind that travels, per origin.
 fn load_heads(store: &Store) -> Result<HashMap<Kind, VersionVector>, StoreError> {
     let mut heads = HashMap::new();
-    for kind in [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Watchlist, Kind::Summary, Kind::Audit] {
+    for kind in Kind::REPLICATED {
         heads.insert(kind, VersionVector::clone(&store.heads(kind)));
     }
     Ok(heads)

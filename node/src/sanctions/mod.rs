@@ -14,6 +14,8 @@
 //!   ([`Lists::validate`]), which the operator API runs before proposing.
 //! - [`machine`]: [`Lists`], its apply, queries and digest, and its snapshot form.
 //! - [`import`]: CSV text to entries for a bulk [`Command::Import`].
+//! - [`feed`]: how committed versions travel down the mesh to every node, and the applier that
+//!   takes them in order there.
 //!
 //! Time enters only as numbers: `proposed_ms` in a proposal (is an entry already expired?) and
 //! `now_ms` in [`Lists::matches`] (is it in force?). Expired entries stay listed until removed,
@@ -21,6 +23,7 @@
 
 pub mod entry;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod import;
 pub mod machine;
