@@ -4,11 +4,13 @@
 //! acknowledgement the feed sees.
 
 use crate::clock::SharedClock;
+use crate::enforcement::Enforced;
 use crate::feeds::ais::AisMessage;
 use crate::feeds::camera::{is_signal_loss, CameraMessage, HealthChange};
 use crate::metrics::{AlertLabels, HitLabels, Metrics};
 use crate::records::{self, Alert, AuditRecord, Detection, PlateRead, Subject, VehicleRead, VesselReport};
 use crate::rules::watchlist::{WatchEntry, Watchlist};
+use crate::sanctions::{ListEntry, Lists, SubjectId};
 use crate::store::{Appended, Op, Store, StoreError};
 use crate::vessels::VesselDesk;
 use proto::Kind;
@@ -74,6 +76,8 @@ pub struct Ingest {
     clock: SharedClock,
     metrics: Metrics,
     watchlist: WatchlistHandle,
+    /// The sanctions lists in force, checked beside the watchlist.
+    sanctions: Enforced,
     vessels: Arc<Mutex<VesselDesk>>,
     /// Woken after a commit that raised alerts, so the event desk turns them into events now
     /// rather than at its next poll.
@@ -104,17 +108,63 @@ impl Batch {
         Ok(())
     }
 
-    /// The hits of a plate read on the watchlist.
+    /// The hits of a plate read on the watchlist and the sanctions lists.
     fn plate_hits(
         &mut self,
-        list: &Watchlist,
+        lists: &InForce,
         read: &PlateRead,
         at: Option<(f64, f64)>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        for entry in list.plate_hits(&read.plate, now_ms) {
+        for entry in lists.watchlist.plate_hits(&read.plate, now_ms) {
             self.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, at, now_ms)?;
         }
+        if lists.sanctions.is_empty() {
+            return Ok(());
+        }
+        // A plate the lists' rules cannot read as a registration can be on no list.
+        if let Ok(subject) = SubjectId::parse("registration", &read.plate) {
+            let seen = Seen { place: &read.checkpoint, seen_ms: read.seen_ms, at };
+            self.sanctions_hits(&lists.sanctions, &subject, &seen, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Hits of `subject` on the sanctions lists in force: an alert and an audit record each,
+    /// naming the list version that matched.
+    fn sanctions_hits(&mut self, lists: &Lists, subject: &SubjectId, seen: &Seen, now_ms: u64) -> Result<(), StoreError> {
+        for entry in lists.matches(subject, now_ms) {
+            self.sanctions_hit(entry, lists.version(), seen, now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn sanctions_hit(&mut self, entry: &ListEntry, version: u64, seen: &Seen, now_ms: u64) -> Result<(), StoreError> {
+        let audit = AuditRecord {
+            at_ms: now_ms,
+            actor: "rule:sanctions".into(),
+            action: "sanctions_hit".into(),
+            subject: entry.subject.to_string(),
+            why: format!(
+                "on the {} list ({}) of {} under {}, list version {version}; seen at {}",
+                entry.list, entry.name, entry.authority, entry.legal_basis, seen.place
+            ),
+        };
+        self.hits.push((entry.subject.kind_name(), format!("sanctions:{}", entry.list)));
+        self.alert(&Alert::SanctionsHit {
+            subject: entry.subject.clone(),
+            list: entry.list.to_string(),
+            name: entry.name.clone(),
+            authority: entry.authority.clone(),
+            legal_basis: entry.legal_basis.clone(),
+            expires_ms: entry.expires_ms,
+            list_version: version,
+            place: seen.place.to_string(),
+            seen_ms: seen.seen_ms,
+            lat: seen.at.map(|p| p.0),
+            lon: seen.at.map(|p| p.1),
+        })?;
+        self.ops.push(Op::Append { kind: Kind::Audit, payload: encode(&audit)? });
         Ok(())
     }
 
@@ -156,6 +206,19 @@ impl Batch {
     }
 }
 
+/// Where and when a subject was seen, for its hits.
+struct Seen<'a> {
+    place: &'a str,
+    seen_ms: u64,
+    at: Option<(f64, f64)>,
+}
+
+/// The lists a batch is checked against, taken once per batch so it sees one version of each.
+struct InForce {
+    watchlist: Arc<Watchlist>,
+    sanctions: Arc<Lists>,
+}
+
 fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
     records::encode(record).map_err(|e| StoreError::Codec(e.to_string()))
 }
@@ -173,13 +236,25 @@ impl Ingest {
             clock,
             metrics,
             watchlist,
+            sanctions: Enforced::default(),
             vessels: Arc::new(Mutex::new(vessels)),
             alert_signal: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
+    /// Check against `sanctions` (the node's lists in force) from now on.
+    pub fn enforcing(mut self, sanctions: Enforced) -> Ingest {
+        self.sanctions = sanctions;
+        self
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The watchlist and sanctions lists in force now.
+    fn in_force(&self) -> InForce {
+        InForce { watchlist: self.watchlist.current(), sanctions: self.sanctions.current() }
     }
 
     pub fn clock(&self) -> &SharedClock {
@@ -223,7 +298,7 @@ impl Ingest {
 
     /// Plate reads from a road checkpoint.
     pub async fn plates(&self, listener: &str, reads: Vec<PlateRead>) -> Result<Receipt, StoreError> {
-        let list = self.watchlist.current();
+        let list = self.in_force();
         let now = self.clock.now_ms();
         let mut batch = Batch::with_capacity(reads.len());
         for read in reads {
@@ -236,7 +311,7 @@ impl Ingest {
     /// Vehicles from a GA/T 1400 checkpoint: plate reads that know where the checkpoint is, so
     /// their hits carry its position.
     pub async fn vehicles(&self, listener: &str, reads: Vec<VehicleRead>) -> Result<Receipt, StoreError> {
-        let list = self.watchlist.current();
+        let list = self.in_force();
         let now = self.clock.now_ms();
         let mut batch = Batch::with_capacity(reads.len());
         for v in reads {
@@ -308,7 +383,7 @@ impl Ingest {
     /// Decoded AIS messages: fences and the vessel watchlist run on position reports; every
     /// vessel message is kept as a raw detection and updates the vessel's latest state.
     pub async fn ais_messages(&self, listener: &str, messages: Vec<AisMessage>) -> Result<Receipt, StoreError> {
-        let list = self.watchlist.current();
+        let InForce { watchlist: list, sanctions } = self.in_force();
         let now = self.clock.now_ms();
         let mut batch = Batch::with_capacity(messages.len() * 2);
         {
@@ -335,11 +410,16 @@ impl Ingest {
                 }
                 // A listed vessel reports every few seconds: one hit per sighting window, not per
                 // report (see VesselDesk::hit_due).
-                if list.check_mmsi(report.mmsi, now).is_some() && desk.hit_due(report.mmsi, now) {
+                let subject = SubjectId::Mmsi(report.mmsi);
+                let sanctioned = !sanctions.is_empty() && !sanctions.matches(&subject, now).is_empty();
+                let watched = list.check_mmsi(report.mmsi, now).is_some();
+                if (watched || sanctioned) && desk.hit_due(report.mmsi, now) {
                     let at = report.lat.zip(report.lon);
                     for entry in list.mmsi_hits(report.mmsi, now) {
                         batch.hit(entry, Subject::Mmsi(report.mmsi), listener, now, at, now)?;
                     }
+                    let seen = Seen { place: listener, seen_ms: now, at };
+                    batch.sanctions_hits(&sanctions, &subject, &seen, now)?;
                 }
                 batch.detection(&Detection::Vessel(report))?;
             }

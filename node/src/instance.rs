@@ -5,6 +5,7 @@ use crate::api::{self, ApiState};
 use crate::auth::Credentials;
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
+use crate::enforcement::{Enforced, Enforcer};
 use crate::events::Events;
 use crate::feeds::ais::DecoderConfig;
 use crate::feeds::ais_io::AisFeed;
@@ -65,6 +66,8 @@ pub struct RunningNode {
     pub ingest: Ingest,
     pub events: Events,
     pub lists: Lists,
+    /// The sanctions lists this node enforces.
+    pub sanctions: Enforced,
     pub mesh: Option<Mesh>,
     tasks: JoinSet<()>,
     /// The ONVIF subscribers, apart from `tasks` so a stop can wait for their Unsubscribes.
@@ -148,7 +151,13 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     let restored = desk.restore(&store)?;
     tracing::info!(vessels = restored, "vessel states restored");
 
-    let ingest = Ingest::new(store.clone(), clock.clone(), metrics.clone(), watchlist, desk);
+    // The sanctions lists in force before any input is taken: a restart enforces at least what
+    // it enforced before.
+    let sanctions = Enforced::default();
+    let enforcer = Enforcer::open(store.clone(), sanctions.clone(), metrics.clone()).await?;
+    tasks.spawn(enforcer.follow());
+    let ingest =
+        Ingest::new(store.clone(), clock.clone(), metrics.clone(), watchlist, desk).enforcing(sanctions.clone());
 
     for f in &config.feeds.ais {
         let decoder = DecoderConfig { fragment_timeout_ms: f.fragment_timeout_ms, ..DecoderConfig::default() };
@@ -237,8 +246,15 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
 
     let mesh = match mesh {
         Some(parts) => {
-            let (mesh, applied) =
-                Mesh::start(parts, store.clone(), clock.clone(), seed.derive("mesh"), metrics.clone(), &mut tasks)?;
+            let (mesh, applied) = Mesh::start(
+                parts,
+                store.clone(),
+                clock.clone(),
+                seed.derive("mesh"),
+                metrics.clone(),
+                sanctions.clone(),
+                &mut tasks,
+            )?;
             addresses.mesh = mesh.local_addr();
             tasks.spawn(apply_replicated(applied, events.clone(), lists.clone(), metrics.clone()));
             Some(mesh)
@@ -255,6 +271,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
             credentials: Arc::new(credentials),
             mesh: mesh.clone(),
             lists: lists.clone(),
+            sanctions: sanctions.clone(),
         });
         let ops = Router::new()
             .route("/metrics", get(metrics_text))
@@ -274,7 +291,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         }
     });
 
-    Ok(RunningNode { addresses, ingest, events, lists, mesh, tasks, subscriptions, stopping })
+    Ok(RunningNode { addresses, ingest, events, lists, sanctions, mesh, tasks, subscriptions, stopping })
 }
 
 /// Serve a GA/T 1400 listener and watch its devices' keepalives; returns where it bound.

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod enforcement;
 pub mod events;
 pub mod feeds;
 pub mod http_client;

@@ -43,8 +43,9 @@ pub struct OnvifLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HitLabels {
-    /// `plate` or `mmsi`.
+    /// `plate` or `mmsi` (watchlist), `registration` or `mmsi` (sanctions lists).
     pub subject: &'static str,
+    /// The watchlist's name, or `sanctions:red` / `sanctions:black`.
     pub list: String,
 }
 
@@ -95,6 +96,10 @@ pub struct Metrics {
     pub onvif_failures: Family<OnvifLabels, Counter>,
     pub vessels_tracked: Gauge,
     pub watchlist_entries: Gauge,
+    /// Version of the sanctions lists this node enforces.
+    pub sanctions_version: Gauge,
+    pub sanctions_entries: Gauge,
+    pub sanctions_malformed: Counter,
     /// Per peer: 0 up, 1 catching up, 2 degraded, 3 partitioned.
     pub link_state: Family<PeerLabels, Gauge>,
     pub mesh_entries_sent: Family<PeerLabels, Counter>,
@@ -129,6 +134,9 @@ impl Metrics {
             onvif_failures: Family::default(),
             vessels_tracked: Gauge::default(),
             watchlist_entries: Gauge::default(),
+            sanctions_version: Gauge::default(),
+            sanctions_entries: Gauge::default(),
+            sanctions_malformed: Counter::default(),
             link_state: Family::default(),
             mesh_entries_sent: Family::default(),
             mesh_bytes_sent: Family::default(),
@@ -191,6 +199,17 @@ impl Metrics {
         );
         r.register("vessels_tracked", "Vessels the fence tracker holds state for", m.vessels_tracked.clone());
         r.register("watchlist_entries", "Entries in the loaded watchlist", m.watchlist_entries.clone());
+        r.register(
+            "sanctions_version",
+            "Version (raft log index) of the sanctions lists this node enforces",
+            m.sanctions_version.clone(),
+        );
+        r.register("sanctions_entries", "Entries of the sanctions lists, in force or not", m.sanctions_entries.clone());
+        r.register(
+            "sanctions_malformed",
+            "Sanctions entries skipped as unreadable or inconsistent",
+            m.sanctions_malformed.clone(),
+        );
         r.register(
             "link_state",
             "Mesh link state: 0 up, 1 catching up, 2 degraded, 3 partitioned",

@@ -143,6 +143,23 @@ pub enum Alert {
         last_seen_ms: u64,
         silent_ms: u64,
     },
+    /// A plate or vessel on the city's sanctions lists, with the list version that said so.
+    SanctionsHit {
+        subject: crate::sanctions::SubjectId,
+        /// `red` or `black`.
+        list: String,
+        name: String,
+        authority: String,
+        legal_basis: String,
+        expires_ms: u64,
+        /// The version (raft log index) of the lists this node enforced when it matched.
+        list_version: u64,
+        /// Where: the checkpoint id, or the AIS listener.
+        place: String,
+        seen_ms: u64,
+        lat: Option<f64>,
+        lon: Option<f64>,
+    },
 }
 
 impl Alert {
@@ -159,6 +176,7 @@ impl Alert {
             Alert::CameraSignalLoss { .. } => "camera_signal_loss",
             Alert::Overdue { .. } => "overdue",
             Alert::CheckpointOffline { .. } => "checkpoint_offline",
+            Alert::SanctionsHit { .. } => "sanctions_hit",
         }
     }
 }

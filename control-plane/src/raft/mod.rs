@@ -7,6 +7,8 @@
 //!   same code runs on sled and on the simulator's disk.
 //! - [`changes`]: every applied command, kept for history, audit and distribution.
 //! - [`network`]: raft RPCs over QUIC between voters, admitted by certificate.
+//! - [`feed`]: the committed versions, read by the voter's own site's node to publish them
+//!   down the mesh.
 //! - [`voter`]: one voter instance; writes and linearizable reads with deadlines.
 
 // openraft's error types are large by design (they carry log ids, votes and nodes); every
@@ -14,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod changes;
+pub mod feed;
 pub mod log_store;
 pub mod network;
 pub mod runtime;

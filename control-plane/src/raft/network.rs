@@ -9,12 +9,14 @@
 //! A certificate the applied lists revoke is refused both ways: its connections are closed when
 //! the revocation is applied, and new ones are closed as soon as they are made.
 
+use super::feed::FeedServer;
 use super::state_machine::ListsView;
 use super::voter::{self, CallError, Forward, MemberChange, Written};
 use super::{voter_id, ListsRaft, Voter, VoterId};
 use node::mesh::frames::{self, FrameError};
 use node::mesh::streams;
 use node::mesh::tls::{self, TlsError};
+use node::sanctions::feed::FeedRequest;
 use node::sanctions::Proposal;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
@@ -341,6 +343,8 @@ impl RaftNetwork<ListsRaft> for VoterClient {
 #[derive(Clone)]
 pub struct Admission {
     raft: Raft<ListsRaft>,
+    /// Answers the site's node reading committed versions (`ListsFeed` streams).
+    feed: FeedServer,
     /// Voters from the configuration, admitted before any membership is committed.
     configured: BTreeSet<VoterId>,
     /// The applied lists, for revoked certificates.
@@ -348,8 +352,8 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(raft: Raft<ListsRaft>, configured: BTreeSet<VoterId>, view: ListsView) -> Admission {
-        Admission { raft, configured, view }
+    pub fn new(raft: Raft<ListsRaft>, configured: BTreeSet<VoterId>, view: ListsView, feed: FeedServer) -> Admission {
+        Admission { raft, configured, view, feed }
     }
 
     fn admits(&self, peer: &proto::NodeIdentity) -> bool {
@@ -381,8 +385,24 @@ fn revoked(view: &ListsView, fingerprint: Option<&str>) -> bool {
     fingerprint.is_some_and(|f| view.read().lists.is_revoked(f))
 }
 
+/// Answer one feed request on its own stream.
+async fn serve_feed(feed: FeedServer, mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: NodeId) {
+    let request: FeedRequest = match frames::read(&mut recv).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%peer, "unreadable lists feed request: {e}");
+            streams::refuse(&mut send, &mut recv, StreamRefusal::Malformed);
+            return;
+        }
+    };
+    let reply = feed.answer(request).await;
+    if frames::write(&mut send, &reply).await.is_ok() {
+        let _ = send.finish();
+    }
+}
+
 /// The application close code of a connection whose certificate is revoked.
-const REVOKED: u32 = 0x52;
+const REVOKED: u32 = tls::REVOKED_CLOSE_CODE;
 
 /// Serve raft RPCs on one accepted connection until it closes, or until the lists revoke the
 /// peer's certificate (checked when it connects and again at every version applied).
@@ -411,8 +431,13 @@ pub async fn serve_connection(conn: quinn::Connection, peer: proto::NodeIdentity
         };
         match streams::read_kind(&mut recv, streams::HEADER_TIMEOUT).await {
             Ok(StreamKind::Raft) if admission.admits(&peer) => {}
-            Ok(StreamKind::Raft) => {
-                tracing::warn!(peer = %peer.id, role = peer.role.as_str(), "raft traffic from a site that is not a voter refused");
+            Ok(StreamKind::ListsFeed) if admission.admits(&peer) => {
+                let feed = admission.feed.clone();
+                streams.spawn(serve_feed(feed, send, recv, peer.id.clone()));
+                continue;
+            }
+            Ok(kind @ (StreamKind::Raft | StreamKind::ListsFeed)) => {
+                tracing::warn!(peer = %peer.id, role = peer.role.as_str(), %kind, "a stream from a site that is not a voter refused");
                 streams::refuse(&mut send, &mut recv, StreamRefusal::Unauthorized);
                 continue;
             }

@@ -228,7 +228,9 @@ impl VoterNode {
                 "the committed log up to {committed} was not re-applied within {REPLAY_LIMIT:?}"
             )));
         }
-        let admission = Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>(), view.clone());
+        let feed = super::feed::FeedServer::new(parts.store.clone(), view.clone());
+        let admission =
+            Admission::new(raft.clone(), members.keys().copied().collect::<BTreeSet<_>>(), view.clone(), feed);
         let accept = tokio::spawn(accept_loop(endpoint.clone(), admission));
         Ok(VoterNode { name, store: parts.store, raft, view, dialer, endpoint, accept, settings: parts.settings })
     }

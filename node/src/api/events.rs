@@ -251,7 +251,7 @@ struct PageQuery {
     cursor: Option<u64>,
 }
 
-/// Watchlist hits, newest first: the alert entries that are hits.
+/// Watchlist and sanctions hits, newest first: the alert entries that are hits.
 async fn hits(
     State(s): State<ApiState>,
     Caller(who): Caller,
@@ -259,7 +259,7 @@ async fn hits(
 ) -> Result<Json<Value>> {
     let Query(q) = q?;
     if who.role == Role::GridWorker {
-        return Err(ApiError::forbidden("watchlist hits are for operators and auditors"));
+        return Err(ApiError::forbidden("hits are for operators and auditors"));
     }
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
@@ -274,7 +274,9 @@ async fn hits(
         if entry.seq >= upper {
             continue;
         }
-        if let Ok(alert @ Alert::WatchlistHit { .. }) = crate::records::decode::<Alert>(&entry.payload) {
+        if let Ok(alert @ (Alert::WatchlistHit { .. } | Alert::SanctionsHit { .. })) =
+            crate::records::decode::<Alert>(&entry.payload)
+        {
             if out.len() == limit {
                 next = Some(out.last().map_or(entry.seq, |(seq, _): &(u64, Value)| *seq));
                 break;

@@ -9,6 +9,7 @@ mod error;
 mod events;
 pub mod open311;
 mod openapi;
+mod sanctions;
 pub mod time;
 mod views;
 mod watchlist;
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub mesh: Option<crate::mesh::Mesh>,
     /// The watchlists: the file's entries and the mesh-wide edits.
     pub lists: crate::lists::Lists,
+    /// The sanctions lists this node enforces.
+    pub sanctions: crate::enforcement::Enforced,
 }
 
 /// The caller, from a valid bearer token.
@@ -79,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(events::routes())
         .merge(watchlist::routes())
+        .merge(sanctions::routes())
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

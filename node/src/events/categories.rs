@@ -71,4 +71,5 @@ pub const ALERT_CATEGORIES: &[&str] = &[
     "camera_offline",
     "camera_signal_loss",
     "checkpoint_offline",
+    "sanctions_hit",
 ];

@@ -790,6 +790,13 @@ fn alert_event(alert: &Alert, alert_seq: u64) -> Option<EventCreated> {
         Alert::CheckpointOffline { device, silent_ms, .. } => {
             (format!("checkpoint device {device} silent for {} s", silent_ms / 1000), None, None)
         }
+        Alert::SanctionsHit { subject, list, name, authority, legal_basis, list_version, place, lat, lon, .. } => (
+            format!(
+                "{subject} ({name}) seen at {place}: on the {list} list of {authority} under {legal_basis} (list version {list_version})"
+            ),
+            *lat,
+            *lon,
+        ),
         Alert::Overdue { .. } => return None,
     };
     Some(EventCreated {

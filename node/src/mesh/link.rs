@@ -80,6 +80,8 @@ pub enum SessionError {
     Protocol(#[from] ProtocolError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Revoked(String),
 }
 
 impl Inner {
@@ -159,6 +161,11 @@ impl Inner {
         };
         let result = tokio::select! {
             biased;
+            why = until_revoked(&self.enforced, &conn) => {
+                conn.close(super::tls::REVOKED_CLOSE_CODE.into(), b"certificate revoked");
+                self.refuse(peer.id.as_str(), "revoked", why.clone()).await;
+                Err(SessionError::Revoked(why))
+            }
             r = self.clone().serve_streams(conn.clone(), peer.clone(), relation, out_dir) => r,
             r = self.clone().inbound(conn.clone(), peer.clone(), relation, in_dir) => r,
         };
@@ -690,6 +697,23 @@ enum Done {
     Dialed(Result<(quinn::Connection, NodeIdentity), String>),
     Probed(Result<(), String>),
     SessionEnded(String),
+}
+
+/// Resolves when the sanctions lists in force revoke the certificate `conn`'s peer showed
+/// (at once if they already do), saying which version revoked it.
+async fn until_revoked(enforced: &crate::enforcement::Enforced, conn: &quinn::Connection) -> String {
+    let Some(fingerprint) = super::tls::peer_fingerprint(conn) else {
+        return std::future::pending().await;
+    };
+    let mut lists = enforced.subscribe();
+    loop {
+        if let Some((node, version)) = lists.borrow_and_update().revocation(&fingerprint) {
+            return format!("the certificate of {node} ({fingerprint}) is revoked by list version {version}");
+        }
+        if lists.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 fn take_live(live: &mut Vec<Live>, attempt: Attempt) -> Option<Live> {

@@ -9,11 +9,16 @@
 //! uplink's decisions, accepting children, the streams of a connection), `streams` (the kind
 //! header every stream starts with), `frames` (messages on a stream), `holdings` (the store as
 //! a sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
-//! (certificates), `topology` (the mesh file).
+//! (certificates), `topology` (the mesh file), `publisher` (at a voting site: the committed
+//! sanctions lists from its control plane onto the mesh).
+//!
+//! A certificate the sanctions lists in force revoke is refused: its connection is closed as
+//! soon as the handshake shows it, and an open one when the revocation arrives.
 
 pub mod frames;
 mod holdings;
 mod link;
+mod publisher;
 pub mod pki;
 pub mod quic_config;
 mod rate;
@@ -26,6 +31,7 @@ pub mod topology;
 pub mod uplink;
 
 use crate::clock::SharedClock;
+use crate::enforcement::Enforced;
 use crate::metrics::Metrics;
 use crate::rng::Seed;
 use crate::store::{Store, StoreError};
@@ -128,6 +134,8 @@ pub(crate) struct Inner {
     sessions: Mutex<HashMap<proto::NodeId, quinn::Connection>>,
     /// Received watchlist and command entries, once durable, for whoever applies them.
     applied: mpsc::Sender<Vec<Entry>>,
+    /// The sanctions lists in force: connections whose certificate they revoke are closed.
+    enforced: Enforced,
 }
 
 /// A running mesh endpoint. Cheap to clone.
@@ -155,6 +163,7 @@ impl Mesh {
         clock: SharedClock,
         seed: Seed,
         metrics: Metrics,
+        enforced: Enforced,
         tasks: &mut JoinSet<()>,
     ) -> Result<(Mesh, mpsc::Receiver<Vec<Entry>>), MeshError> {
         let me = parts.identity.identity().clone();
@@ -170,6 +179,7 @@ impl Mesh {
         }
         let parents: Vec<topology::Site> =
             site.parents.iter().filter_map(|p| parts.topology.site(p).cloned()).collect();
+        let voter = site.raft;
         let server = quic_config::server_config(&parts.identity, &clock, seed, parts.settings.transport())?;
         let client = quic_config::client_config(&parts.identity, &clock, parts.settings.transport())?;
         let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
@@ -194,8 +204,13 @@ impl Mesh {
             status: StatusTable::default(),
             sessions: Mutex::new(HashMap::new()),
             applied,
+            enforced,
         });
         tasks.spawn(inner.clone().accept_loop());
+        if let Some(voter) = voter {
+            // A voting site publishes what its control plane commits, for every site below.
+            tasks.spawn(inner.clone().publish_loop(voter, seed.rng("sanctions publisher")));
+        }
         if !parents.is_empty() {
             // The reconnect jitter, like every random draw of the mesh, comes from the node's
             // seed: from the OS in the binary (so the sites behind one county spread their

@@ -279,6 +279,10 @@ pub fn peer_identity(conn: &quinn::Connection) -> Result<NodeIdentity, TlsError>
 }
 
 /// The fingerprint ([`pki::fingerprint`]) of the peer's leaf certificate on this connection.
+/// The application close code of a connection refused because the sanctions lists revoke the
+/// peer's certificate (the mesh's and the voters' alike).
+pub const REVOKED_CLOSE_CODE: u32 = 0x52;
+
 pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
     let any = conn.peer_identity()?;
     let certs = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
