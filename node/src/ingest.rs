@@ -132,7 +132,13 @@ impl Batch {
 
     /// Hits of `subject` on the sanctions lists in force: an alert and an audit record each,
     /// naming the list version that matched.
-    fn sanctions_hits(&mut self, lists: &Lists, subject: &SubjectId, seen: &Seen, now_ms: u64) -> Result<(), StoreError> {
+    fn sanctions_hits(
+        &mut self,
+        lists: &Lists,
+        subject: &SubjectId,
+        seen: &Seen,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         for entry in lists.matches(subject, now_ms) {
             self.sanctions_hit(entry, lists.version(), seen, now_ms)?;
         }

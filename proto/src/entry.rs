@@ -52,15 +52,8 @@ impl Kind {
 
     /// The kinds that cross links (every kind [`crate::authz::travels`] some way), in the
     /// order [`crate::authz::priority`] sends them.
-    pub const REPLICATED: [Kind; 7] = [
-        Kind::Alert,
-        Kind::Escalation,
-        Kind::Command,
-        Kind::Sanctions,
-        Kind::Watchlist,
-        Kind::Summary,
-        Kind::Audit,
-    ];
+    pub const REPLICATED: [Kind; 7] =
+        [Kind::Alert, Kind::Escalation, Kind::Command, Kind::Sanctions, Kind::Watchlist, Kind::Summary, Kind::Audit];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -27,6 +27,43 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A test's directory: removed when dropped, unless `YIWANG_KEEP_TEST_DIRS` is set, which
+/// keeps it (its path is printed) for a look at the nodes' data and logs after a failure.
+pub struct TestDir {
+    path: PathBuf,
+    _removed_on_drop: Option<tempfile::TempDir>,
+}
+
+impl TestDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A fresh [`TestDir`] for the test `name`.
+pub fn test_dir(name: &str) -> TestDir {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    if std::env::var_os("YIWANG_KEEP_TEST_DIRS").is_some() {
+        let kept = tmp.keep();
+        eprintln!("{name} test dir: {}", kept.display());
+        TestDir { path: kept, _removed_on_drop: None }
+    } else {
+        TestDir { path: tmp.path().to_path_buf(), _removed_on_drop: Some(tmp) }
+    }
+}
+
+/// Poll `check` every 250 ms until it passes; panic with its last complaint after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("{what} did not happen within {limit:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
 /// A running `yiwang-node run` process.
 pub struct NodeProcess {
     pub child: Child,

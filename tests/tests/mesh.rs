@@ -13,8 +13,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use yiwang_tests::{bin, export, get_as, post_json_as, NodeProcess};
+use std::time::Duration;
+use yiwang_tests::{bin, export, get_as, post_json_as, wait_until, NodeProcess};
 
 const SITES: &[(&str, &str, &[&str])] = &[
     ("city", "city", &[]),
@@ -155,17 +155,6 @@ impl Mesh {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if Instant::now() > deadline => panic!("{what} did not happen within {limit:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
 /// Towns report events and escalate every other one for as long as `run` is set. Returns the
 /// acknowledged escalations per town.
 /// A town's acknowledged escalations: (event id, escalation number).
@@ -210,15 +199,8 @@ fn traffic(mesh: &Mesh, run: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Esc
 
 #[test]
 fn a_mesh_converges_through_kills_restarts_and_failover() {
-    // YIWANG_KEEP_TEST_DIRS=1 keeps the nodes' directories and logs for a look afterwards.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = yiwang_tests::test_dir("mesh");
     let dir = tmp.path().to_path_buf();
-    let _cleanup = if std::env::var_os("YIWANG_KEEP_TEST_DIRS").is_some() {
-        eprintln!("mesh test dir: {}", tmp.keep().display());
-        None
-    } else {
-        Some(tmp)
-    };
     let mut mesh = Mesh::generate(&dir);
     for (id, _, _) in SITES {
         mesh.start(id);

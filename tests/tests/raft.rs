@@ -104,16 +104,8 @@ fn listed(group: &Group, documented: &Documented, i: usize) -> BTreeSet<u32> {
 
 #[test]
 fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
-    let tmp = tempfile::tempdir().unwrap();
-    // YIWANG_KEEP_TEST_DIRS=1 keeps every voter's directory and log for a look after a failure.
-    let (root, _cleanup) = if std::env::var_os("YIWANG_KEEP_TEST_DIRS").is_some() {
-        let kept = tmp.keep();
-        eprintln!("raft test dir: {}", kept.display());
-        (kept, None)
-    } else {
-        (tmp.path().to_path_buf(), Some(tmp))
-    };
-    let mut group = Group::start(&root);
+    let root = yiwang_tests::test_dir("raft");
+    let mut group = Group::start(root.path());
     let everyone: Vec<usize> = (0..VOTERS.len()).collect();
     let first = group.leader(&everyone);
     let documented = Documented::fetch(&group);

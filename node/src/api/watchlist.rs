@@ -281,8 +281,14 @@ mod tests {
         credentials.add_token(OP, Identity { name: "op-li".into(), role: Role::Operator });
         credentials.add_token(AUD, Identity { name: "aud-wu".into(), role: Role::Auditor });
         credentials.add_token(WORKER, Identity { name: "worker-7".into(), role: Role::GridWorker });
-        let router =
-            super::super::router(ApiState { events, ingest, credentials: Arc::new(credentials), mesh: None, lists, sanctions: Default::default() });
+        let router = super::super::router(ApiState {
+            events,
+            ingest,
+            credentials: Arc::new(credentials),
+            mesh: None,
+            lists,
+            sanctions: Default::default(),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

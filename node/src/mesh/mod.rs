@@ -18,8 +18,8 @@
 pub mod frames;
 mod holdings;
 mod link;
-mod publisher;
 pub mod pki;
+mod publisher;
 pub mod quic_config;
 mod rate;
 pub mod status;

@@ -94,7 +94,11 @@ impl Inner {
         };
         match self.ask(conn, voter, &request).await? {
             FeedReply::Changes { horizon, .. } if after < horizon => {
-                tracing::info!(after, horizon, "the site's voter holds no changes after our version: publishing a snapshot");
+                tracing::info!(
+                    after,
+                    horizon,
+                    "the site's voter holds no changes after our version: publishing a snapshot"
+                );
                 self.publish_snapshot(conn, voter).await
             }
             FeedReply::Changes { through, changes, .. } if through > after => {
