@@ -15,7 +15,7 @@ use crate::feeds::viid::{self, ViidFeed};
 use crate::feeds::{http_ingest, onvif, tcp_json};
 use crate::ingest::{Ingest, WatchlistHandle};
 use crate::lists::Lists;
-use crate::mesh::{Mesh, MeshParts};
+use crate::mesh::{Local, Mesh, MeshParts};
 use crate::metrics::Metrics;
 use crate::rng::Seed;
 use crate::rules::{fence, watchlist};
@@ -252,7 +252,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
                 clock.clone(),
                 seed.derive("mesh"),
                 metrics.clone(),
-                sanctions.clone(),
+                Local { enforced: sanctions.clone(), events: events.clone() },
                 &mut tasks,
             )?;
             addresses.mesh = mesh.local_addr();

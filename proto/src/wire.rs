@@ -11,6 +11,7 @@
 //! codec.
 
 use crate::entry::{Entry, Kind};
+use crate::ids::NodeId;
 use crate::vv::VersionVector;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,8 @@ pub enum StreamKind {
     Sync = 1,
     /// City-level consensus on sanctions lists, between voters' control planes.
     Raft = 2,
-    /// Control messages between neighbours (not served yet).
+    /// Control messages from a child to its parent: [`ControlMsg`]s, the child opening the
+    /// stream.
     Control = 3,
     /// A site's node reading committed list versions from its own site's control plane, to
     /// publish them down the mesh.
@@ -114,6 +116,49 @@ pub enum SyncMsg {
     Ack { id: u64, refused: u32 },
 }
 
+/// Most reports in one [`ControlMsg::Reports`]: one per site of the largest topology.
+pub const MAX_REPORTS: usize = 4096;
+/// Most links one report lists.
+pub const MAX_REPORT_LINKS: usize = 4096;
+
+/// One link as a node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkBrief {
+    pub peer: NodeId,
+    /// `parent` or `child`.
+    pub parent: bool,
+    /// 0 up, 1 catching up, 2 degraded, 3 partitioned (the `link_state` metric's codes).
+    pub state: u8,
+    /// Entries the node holds that the peer has not acknowledged.
+    pub backlog: u64,
+}
+
+/// What a node says of itself up the mesh, for the city's view of every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: NodeId,
+    /// The node's clock when it made the report, ms since the epoch.
+    pub at_ms: u64,
+    /// Version of the sanctions lists it enforces.
+    pub lists_version: u64,
+    pub open_events: u64,
+    pub overdue_events: u64,
+    pub links: Vec<LinkBrief>,
+    /// Filled in by the parent that took the report from the node itself: that parent, its
+    /// clock then, and the node's clock minus the parent's (ms, half the round trip allowed
+    /// for). Zero and `None` as the node sends it.
+    pub via: Option<NodeId>,
+    pub seen_ms: u64,
+    pub clock_offset_ms: i64,
+}
+
+/// A message on a [`StreamKind::Control`] stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlMsg {
+    /// The sender's own report first, then the latest it holds of each site below it.
+    Reports(Vec<NodeReport>),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +172,6 @@ mod tests {
         let named = (0..=u8::MAX).filter(|b| StreamKind::from_byte(*b).is_some()).count();
         assert_eq!(named, StreamKind::ALL.len());
         assert_eq!(StreamKind::from_byte(0), None);
-        assert_eq!(StreamKind::from_byte(4), None);
+        assert_eq!(StreamKind::from_byte(5), None);
     }
 }

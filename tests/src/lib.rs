@@ -27,6 +27,44 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The official JSON Schema of OpenAPI 3.0 documents.
+pub const OFFICIAL_OPENAPI_3_0_SCHEMA: &str = include_str!("../../node/src/api/openapi-3.0-schema.json");
+
+/// An OpenAPI document (a node's or the control plane's), checked against the official schema,
+/// and a check of answers against its component schemas.
+pub struct Documented {
+    doc: serde_json::Value,
+}
+
+impl Documented {
+    pub fn new(doc: serde_json::Value) -> Documented {
+        let official: serde_json::Value = serde_json::from_str(OFFICIAL_OPENAPI_3_0_SCHEMA).unwrap();
+        let validator = jsonschema::draft4::new(&official).unwrap();
+        let errors: Vec<String> =
+            validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "the document is not OpenAPI 3.0: {errors:#?}");
+        Documented { doc }
+    }
+
+    /// Fetch `/openapi.json` from `api`.
+    pub fn fetch(api: SocketAddr) -> Documented {
+        let r = get(api, "/openapi.json").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        Documented::new(r.json())
+    }
+
+    /// Assert that `value` matches the component schema `schema`.
+    pub fn check(&self, schema: &str, value: &serde_json::Value) {
+        let root = serde_json::json!({
+            "allOf": [{ "$ref": format!("#/components/schemas/{schema}") }],
+            "components": { "schemas": openapi_to_json_schema(&self.doc["components"]["schemas"]) },
+        });
+        let v = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&root).unwrap();
+        let errors: Vec<String> = v.iter_errors(value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{schema} does not match openapi.json: {errors:#?}\n{value:#}");
+    }
+}
+
 /// A test's directory: removed when dropped, unless `YIWANG_KEEP_TEST_DIRS` is set, which
 /// keeps it (its path is printed) for a look at the nodes' data and logs after a failure.
 pub struct TestDir {

@@ -29,7 +29,6 @@ const NODE_ID: &str = "town-api";
 /// A class A position report from gpsd's test corpus: MMSI 244660274 at 52.8553950 N, 5.6782833 E.
 const AIS_REPORT: &str = "!AIVDM,1,1,,B,13aDp<PP000IwSlN?Wm@0?wN2<1T,0*29";
 const MMSI: u64 = 244660274;
-const OFFICIAL_OPENAPI_3_0_SCHEMA: &str = include_str!("../../node/src/api/openapi-3.0-schema.json");
 
 /// A config with an operator, two grid workers and an auditor; hazards must be dispatched
 /// within a second. `extra` is appended (feeds, watchlist).
@@ -289,7 +288,7 @@ fn started(extra: &str) -> (tempfile::TempDir, PathBuf, NodeProcess, Api) {
 
 #[test]
 fn openapi_document_is_valid_openapi_3_0() {
-    let schema: Value = serde_json::from_str(OFFICIAL_OPENAPI_3_0_SCHEMA).unwrap();
+    let schema: Value = serde_json::from_str(yiwang_tests::OFFICIAL_OPENAPI_3_0_SCHEMA).unwrap();
     let validator = jsonschema::draft4::new(&schema).expect("the official schema compiles");
     let doc: Value = serde_json::from_str(include_str!("../../node/src/api/openapi.json")).unwrap();
     let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();

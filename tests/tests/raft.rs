@@ -6,45 +6,12 @@
 //! every voter holds the same lists at the same version, and no voter ever reported a lower
 //! version than it had before, its restart included.
 
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use yiwang_tests::voters::{add_vessel, now_ms, Group, TOKEN, VOTERS};
-use yiwang_tests::{get, get_as, openapi_to_json_schema, post_json_as};
-
-const OFFICIAL_OPENAPI_3_0_SCHEMA: &str = include_str!("../../node/src/api/openapi-3.0-schema.json");
-
-/// The control plane's OpenAPI document, checked against the official schema, and a check of
-/// answers against its component schemas.
-struct Documented {
-    doc: serde_json::Value,
-}
-
-impl Documented {
-    fn fetch(group: &Group) -> Documented {
-        let r = get(group.api(0), "/openapi.json").unwrap();
-        assert_eq!(r.status, 200);
-        let doc = r.json();
-        let official: serde_json::Value = serde_json::from_str(OFFICIAL_OPENAPI_3_0_SCHEMA).unwrap();
-        let validator = jsonschema::draft4::new(&official).unwrap();
-        let errors: Vec<String> =
-            validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
-        assert!(errors.is_empty(), "the control plane's openapi.json is not OpenAPI 3.0: {errors:#?}");
-        Documented { doc }
-    }
-
-    fn check(&self, schema: &str, value: &serde_json::Value) {
-        let root = json!({
-            "allOf": [{ "$ref": format!("#/components/schemas/{schema}") }],
-            "components": { "schemas": openapi_to_json_schema(&self.doc["components"]["schemas"]) },
-        });
-        let v = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&root).unwrap();
-        let errors: Vec<String> = v.iter_errors(value).map(|e| format!("{e} at {}", e.instance_path())).collect();
-        assert!(errors.is_empty(), "{schema} does not match openapi.json: {errors:#?}\n{value:#}");
-    }
-}
+use yiwang_tests::{get_as, post_json_as, Documented};
 
 /// Run `yiwangctl` against voter `i`'s API: (exit success, stdout, stderr).
 fn yiwangctl(group: &Group, i: usize, args: &[&str]) -> (bool, String, String) {
@@ -108,7 +75,7 @@ fn five_voters_lose_nothing_through_a_leader_kill_and_a_partition() {
     let mut group = Group::start(root.path());
     let everyone: Vec<usize> = (0..VOTERS.len()).collect();
     let first = group.leader(&everyone);
-    let documented = Documented::fetch(&group);
+    let documented = Documented::fetch(group.api(0));
     documented.check("RaftStatus", &group.status_with_digest(first));
     let r = post_json_as(group.api(first), TOKEN, "/api/v1/lists", &entry(411_999_999, now_ms())).unwrap();
     assert_eq!(r.status, 201, "{}", r.body);

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use yiwang_tests::voters::now_ms;
-use yiwang_tests::{bin, get_as, post_json, post_json_as, wait_until, NodeProcess};
+use yiwang_tests::{bin, get_as, post_json, post_json_as, wait_until, Documented, NodeProcess};
 
 /// (id, role, parents, votes)
 const SITES: &[(&str, &str, &[&str], bool)] = &[
@@ -171,6 +171,29 @@ impl City {
     fn metric(&self, id: &str, prefix: &str) -> f64 {
         self.nodes[id].metric(prefix).unwrap_or(0.0)
     }
+
+    /// `id`'s view of the mesh below it, by node.
+    fn mesh_view(&self, id: &str) -> BTreeMap<String, Value> {
+        let r = get_as(self.nodes[id].http(), &self.tokens[id], "/api/v1/mesh").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let view = r.json();
+        view["nodes"].as_array().unwrap().iter().map(|n| (n["node"].as_str().unwrap().to_string(), n.clone())).collect()
+    }
+
+    /// Wait until the city sees every node in `states` in that state, at `version` at least
+    /// where it has heard from it.
+    fn wait_for_city_view(&self, states: &[(&str, &str)], version: u64) {
+        wait_until(&format!("the city seeing {states:?} at {version}"), LIMIT, || {
+            let view = self.mesh_view("city");
+            for (id, state) in states {
+                let row = &view[*id];
+                if row["state"] != *state || (*state == "up" && row["lists_version"].as_u64() < Some(version)) {
+                    return Err(format!("{id}: {row}"));
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -240,6 +263,21 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
     city.wait_for_version(&["county-a", "town-a1"], v2, &mut seen);
     city.start_node("city");
     city.wait_for_version(&all, v2, &mut seen);
+    // The city's view of the mesh: every node heard from, up, at v2, no clock far off.
+    let documented = Documented::fetch(city.nodes["city"].http());
+    let towns_and_counties = [("county-a", "up"), ("county-b", "up"), ("town-a1", "up"), ("town-b1", "up")];
+    city.wait_for_city_view(&towns_and_counties, v2);
+    let r = get_as(city.nodes["city"].http(), &city.tokens["city"], "/api/v1/mesh").unwrap();
+    documented.check("MeshView", &r.json());
+    for (id, row) in city.mesh_view("city") {
+        assert!(row["clock_offset_ms"].as_i64().unwrap_or(0).abs() < 5_000, "{id}: {row}");
+        if id == "town-a1" {
+            assert_eq!(row["open_events"], 2, "two hits, two alert events: {row}");
+        }
+    }
+    documented.check("SanctionsStatus", &city.sanctions("town-a1", Some("registration:鲁B00001")));
+    let r = get_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], "/api/v1/hits").unwrap();
+    documented.check("HitPage", &r.json());
 
     // A restart enforces at once what it enforced before.
     let before = city.version("town-a1");
@@ -279,6 +317,8 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
     let v4 = city.list("city", "registration:鲁B00004");
     city.wait_for_version(&others, v4, &mut seen);
     assert_eq!(city.version("town-b1"), revoked_at, "a revoked town still received versions");
+    // The city sees the revoked town fall silent, and everyone else at v4.
+    city.wait_for_city_view(&[("county-a", "up"), ("county-b", "up"), ("town-a1", "up"), ("town-b1", "stale")], v4);
     assert!(city.metric("city", refused) + city.metric("county-b", refused) >= 1.0);
     let listed = city.sanctions("town-a1", None);
     assert_eq!(listed["revoked"][0]["fingerprint"], fingerprint.as_str(), "{listed}");

@@ -7,6 +7,7 @@
 
 mod error;
 mod events;
+mod mesh_view;
 pub mod open311;
 mod openapi;
 mod sanctions;
@@ -83,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(events::routes())
         .merge(watchlist::routes())
         .merge(sanctions::routes())
+        .merge(mesh_view::routes())
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

@@ -28,6 +28,7 @@ use changes::Effect;
 use proto::{EntryId, Hlc, Kind, NodeId};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -127,16 +128,37 @@ struct Desk {
     alerts_applied: u64,
 }
 
+/// How many events are open, and how many of those are overdue: kept as events change, for
+/// the node's report up the mesh (read without the desk's lock).
+#[derive(Default)]
+struct Counts {
+    open: AtomicI64,
+    overdue: AtomicI64,
+}
+
+impl Counts {
+    fn add(&self, record: &EventRecord, sign: i64) {
+        if !record.step.is_closed() {
+            self.open.fetch_add(sign, Ordering::Relaxed);
+            if record.overdue {
+                self.overdue.fetch_add(sign, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 impl Desk {
-    fn track(&mut self, before: Option<&EventRecord>, after: &EventRecord) {
+    fn track(&mut self, counts: &Counts, before: Option<&EventRecord>, after: &EventRecord) {
         if let Some(b) = before {
             if let Some(d) = b.deadline_ms {
                 self.watch.remove(&(d, event_key(&b.id)));
             }
+            counts.add(b, -1);
         }
         if let (Some(d), false) = (after.deadline_ms, after.overdue) {
             self.watch.insert((d, event_key(&after.id)));
         }
+        counts.add(after, 1);
     }
 }
 
@@ -148,6 +170,7 @@ struct Inner {
     categories: Vec<Category>,
     window_ms: u64,
     desk: Mutex<Desk>,
+    counts: Counts,
 }
 
 /// The handle on this node's events. Cheap to clone.
@@ -186,6 +209,7 @@ impl Events {
             categories,
             window_ms: window_ms.max(1),
             desk: Mutex::new(Desk { watch: BTreeSet::new(), alerts_applied }),
+            counts: Counts::default(),
         };
         let events = Events { inner: Arc::new(inner) };
         events.repair().await?;
@@ -193,7 +217,7 @@ impl Events {
         for kv in events.inner.store.scan(EVENTS_TREE, b"")? {
             let (_, v) = kv?;
             let record: EventRecord = decode_record(&v)?;
-            desk.track(None, &record);
+            desk.track(&events.inner.counts, None, &record);
         }
         drop(desk);
         events.catch_up_commands().await?;
@@ -370,6 +394,12 @@ impl Events {
         let change = Change::Command(CommandEntry { event: id.clone(), command });
         let mut out = self.write(&mut desk, vec![Pending { prev: Some(prev), change, audit }], vec![]).await?;
         Ok(out.remove(0))
+    }
+
+    /// How many of this node's events are open, and how many of those are overdue.
+    pub fn open_and_overdue(&self) -> (u64, u64) {
+        let c = &self.inner.counts;
+        (c.open.load(Ordering::Relaxed).max(0) as u64, c.overdue.load(Ordering::Relaxed).max(0) as u64)
     }
 
     /// Open events whose current step is overdue, oldest deadline first.
@@ -714,7 +744,7 @@ impl Events {
         }
         self.inner.store.commit(ops).await?;
         for (prev, record) in &tracked {
-            desk.track(prev.as_ref(), record);
+            desk.track(&self.inner.counts, prev.as_ref(), record);
         }
         Ok(out)
     }

@@ -159,15 +159,23 @@ impl Inner {
             Relation::Parent => (Direction::Up, Direction::Down),
             Relation::Child => (Direction::Down, Direction::Up),
         };
+        // A child reports to its parent (see `reports`); that never ends a session.
+        let reporting = async {
+            match relation {
+                Relation::Parent => self.clone().report_up(conn.clone(), peer.id.clone()).await,
+                Relation::Child => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
             biased;
-            why = until_revoked(&self.enforced, &conn) => {
+            why = until_revoked(&self.local.enforced, &conn) => {
                 conn.close(super::tls::REVOKED_CLOSE_CODE.into(), b"certificate revoked");
                 self.refuse(peer.id.as_str(), "revoked", why.clone()).await;
                 Err(SessionError::Revoked(why))
             }
             r = self.clone().serve_streams(conn.clone(), peer.clone(), relation, out_dir) => r,
             r = self.clone().inbound(conn.clone(), peer.clone(), relation, in_dir) => r,
+            () = reporting => Ok(()),
         };
         let reason = match &result {
             Ok(()) => "closed".to_string(),
@@ -218,22 +226,29 @@ impl Inner {
                 }
                 accepted = conn.accept_bi(), if headers.len() < MAX_PENDING_HEADERS => {
                     let (send, recv) = accepted?;
-                    headers.spawn(self.clone().stream_header(peer.id.clone(), send, recv));
+                    headers.spawn(self.clone().stream_header(peer.id.clone(), relation, send, recv));
                 }
             }
         }
     }
 
-    /// Read what an accepted stream carries: the stream back if it is a sync stream, else
-    /// refuse it (counted and audited) and `None`.
+    /// Read what an accepted stream carries: the stream back if it is a sync stream; a child's
+    /// control stream is read here until it ends; anything else is refused (counted and
+    /// audited). `None` unless it is a sync stream.
     async fn stream_header(
         self: Arc<Self>,
         peer: NodeId,
+        relation: Relation,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) -> Option<(quinn::SendStream, quinn::RecvStream)> {
         let (why, detail) = match streams::read_kind(&mut recv, HEADER_TIMEOUT).await {
             Ok(StreamKind::Sync) => return Some((send, recv)),
+            Ok(StreamKind::Control) if relation == Relation::Child => {
+                // Read here, in this task the session owns, for as long as the child reports.
+                self.take_reports(peer, recv).await;
+                return None;
+            }
             Ok(kind @ (StreamKind::Raft | StreamKind::Control | StreamKind::ListsFeed)) => {
                 (StreamRefusal::NotServed, format!("a {kind} stream, which this node does not serve"))
             }

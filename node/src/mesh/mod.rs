@@ -10,7 +10,8 @@
 //! header every stream starts with), `frames` (messages on a stream), `holdings` (the store as
 //! a sender reads it), `rate` (the per-link byte cap), `status` (link states), `tls` and `pki`
 //! (certificates), `topology` (the mesh file), `publisher` (at a voting site: the committed
-//! sanctions lists from its control plane onto the mesh).
+//! sanctions lists from its control plane onto the mesh), `reports` (each node's report of
+//! itself, passed up to the city).
 //!
 //! A certificate the sanctions lists in force revoke is refused: its connection is closed as
 //! soon as the handshake shows it, and an open one when the revocation arrives.
@@ -22,6 +23,7 @@ pub mod pki;
 mod publisher;
 pub mod quic_config;
 mod rate;
+pub mod reports;
 pub mod status;
 pub mod streams;
 pub mod summaries;
@@ -32,6 +34,7 @@ pub mod uplink;
 
 use crate::clock::SharedClock;
 use crate::enforcement::Enforced;
+use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::rng::Seed;
 use crate::store::{Store, StoreError};
@@ -134,8 +137,21 @@ pub(crate) struct Inner {
     sessions: Mutex<HashMap<proto::NodeId, quinn::Connection>>,
     /// Received watchlist and command entries, once durable, for whoever applies them.
     applied: mpsc::Sender<Vec<Entry>>,
+    /// What this node reports of itself, and the lists whose revocations close connections.
+    local: Local,
+    /// The latest reports of the sites below.
+    reports: reports::ReportTable,
+    /// Wakes the report to the parent early.
+    report_wake: tokio::sync::Notify,
+}
+
+/// What the mesh needs from the rest of the node.
+#[derive(Clone)]
+pub struct Local {
     /// The sanctions lists in force: connections whose certificate they revoke are closed.
-    enforced: Enforced,
+    pub enforced: Enforced,
+    /// Open and overdue events, for this node's report.
+    pub events: Events,
 }
 
 /// A running mesh endpoint. Cheap to clone.
@@ -163,7 +179,7 @@ impl Mesh {
         clock: SharedClock,
         seed: Seed,
         metrics: Metrics,
-        enforced: Enforced,
+        local: Local,
         tasks: &mut JoinSet<()>,
     ) -> Result<(Mesh, mpsc::Receiver<Vec<Entry>>), MeshError> {
         let me = parts.identity.identity().clone();
@@ -204,7 +220,9 @@ impl Mesh {
             status: StatusTable::default(),
             sessions: Mutex::new(HashMap::new()),
             applied,
-            enforced,
+            local,
+            reports: reports::ReportTable::default(),
+            report_wake: tokio::sync::Notify::new(),
         });
         tasks.spawn(inner.clone().accept_loop());
         if let Some(voter) = voter {
@@ -222,6 +240,17 @@ impl Mesh {
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.endpoint.local_addr().ok()
+    }
+
+    /// The reports this node holds: its own, then the latest of each site below it (at the
+    /// city, every node's).
+    pub fn reports(&self) -> Vec<proto::wire::NodeReport> {
+        self.inner.reports()
+    }
+
+    /// This node's topology.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 
     /// Every link this node has or wants, with its state.
