@@ -1,8 +1,10 @@
 //! The command line of `yiwangctl`. The binary only calls [`main`]; everything it does is in
 //! [`crate::pki`] and [`crate::deploy`].
 
+mod mesh;
 mod operator;
 
+pub use mesh::{MeshCommand, NodeApiArgs};
 pub use operator::{ApiArgs, ListsCommand, RaftCommand, RevokeArgs};
 
 use crate::CtlError;
@@ -58,6 +60,13 @@ pub enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: RaftCommand,
+    },
+    /// The mesh as a node sees it (ask the city's node to see every node).
+    Mesh {
+        #[command(flatten)]
+        api: NodeApiArgs,
+        #[command(subcommand)]
+        command: MeshCommand,
     },
 }
 
@@ -207,6 +216,7 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<String, CtlError> {
         Command::Lists { api, command } => operator::lists(&api, command),
         Command::Revoke { api, revoke } => operator::revoke(&api, revoke),
         Command::Raft { api, command } => operator::raft(&api, command),
+        Command::Mesh { api, command } => mesh::mesh(&api, command),
     }
 }
 

@@ -275,6 +275,19 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
             assert_eq!(row["open_events"], 2, "two hits, two alert events: {row}");
         }
     }
+    let out = std::process::Command::new(bin("yiwangctl"))
+        .args(["mesh", "status"])
+        .env("YIWANG_NODE_API", city.nodes["city"].http().to_string())
+        .env("YIWANG_NODE_TOKEN", &city.tokens["city"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "yiwangctl mesh status: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with(&format!("city enforces lists version {v2}")), "{text}");
+    for id in ["county-a", "county-b", "town-a1", "town-b1"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{id}: {text}"));
+        assert!(line.contains(" up ") && line.contains(&format!(" {v2} ")), "{line}");
+    }
     documented.check("SanctionsStatus", &city.sanctions("town-a1", Some("registration:鲁B00001")));
     let r = get_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], "/api/v1/hits").unwrap();
     documented.check("HitPage", &r.json());

@@ -158,19 +158,25 @@ pub enum RaftCommand {
 
 impl ApiArgs {
     fn client(&self) -> Result<ApiClient, CtlError> {
-        let token = match (&self.token, &self.token_file) {
-            (Some(t), _) => t.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|source| CtlError::Read { path: path.clone(), source })?
-                .trim()
-                .to_string(),
-            (None, None) => return Err(CtlError::Usage("give --token, --token-file or YIWANG_TOKEN".into())),
-        };
+        let token =
+            token(self.token.as_deref(), self.token_file.as_deref(), "give --token, --token-file or YIWANG_TOKEN")?;
         Ok(ApiClient { addr: self.api, token, deadline: self.deadline })
     }
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, ClientError>>) -> Result<T, CtlError> {
+/// A token given on the command line, or read from a file; `missing` says how to give one.
+pub(super) fn token(given: Option<&str>, file: Option<&std::path::Path>, missing: &str) -> Result<String, CtlError> {
+    match (given, file) {
+        (Some(t), _) => Ok(t.to_string()),
+        (None, Some(path)) => Ok(std::fs::read_to_string(path)
+            .map_err(|source| CtlError::Read { path: path.to_path_buf(), source })?
+            .trim()
+            .to_string()),
+        (None, None) => Err(CtlError::Usage(missing.into())),
+    }
+}
+
+pub(super) fn block_on<T>(f: impl std::future::Future<Output = Result<T, ClientError>>) -> Result<T, CtlError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -21,8 +21,11 @@ pub struct FeedServer {
     view: ListsView,
     /// The snapshot last encoded, so its pieces come from one version of the lists however
     /// the lists move while they are fetched.
-    snapshot: Arc<Mutex<Option<(u64, Arc<Vec<u8>>)>>>,
+    snapshot: Arc<Mutex<Option<Encoded>>>,
 }
+
+/// The lists of one version in the snapshot codec.
+type Encoded = (u64, Arc<Vec<u8>>);
 
 impl FeedServer {
     pub fn new(store: Store, view: ListsView) -> FeedServer {
