@@ -263,6 +263,26 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
     city.wait_for_version(&["county-a", "town-a1"], v2, &mut seen);
     city.start_node("city");
     city.wait_for_version(&all, v2, &mut seen);
+    // Every voter and every node: one version, one digest.
+    wait_until("voters and nodes agreeing", LIMIT, || {
+        let mut states = BTreeMap::new();
+        for (id, control) in &city.controls {
+            let api: SocketAddr = control.listening["api"].as_str().unwrap().parse().unwrap();
+            let r = get_as(api, &city.control_tokens[id], "/api/v1/raft?digest=true").unwrap();
+            let v = r.json();
+            states.insert(format!("voter {id}"), (v["applied_version"].to_string(), v["lists_digest"].to_string()));
+        }
+        for id in &all {
+            let v = city.sanctions(id, None);
+            states.insert(format!("node {id}"), (v["version"].to_string(), v["digest"].to_string()));
+        }
+        let distinct: std::collections::BTreeSet<_> = states.values().collect();
+        if distinct.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{states:#?}"))
+        }
+    });
     // The city's view of the mesh: every node heard from, up, at v2, no clock far off.
     let documented = Documented::fetch(city.nodes["city"].http());
     let towns_and_counties = [("county-a", "up"), ("county-b", "up"), ("town-a1", "up"), ("town-b1", "up")];
