@@ -304,6 +304,7 @@ async fn a_voter_left_behind_catches_up_from_a_snapshot() {
     };
     assert_eq!(after(&changes), after(&leaders), "every change after the horizon is recorded");
     assert_eq!(leaders.len(), 40);
+    publish_through_a_snapshot(&v, &s, horizon).await;
     voters[behind] = Some(v);
     stores[behind] = Some(s);
     for v in voters.into_iter().flatten() {
@@ -312,6 +313,62 @@ async fn a_voter_left_behind_catches_up_from_a_snapshot() {
     for s in stores.into_iter().flatten() {
         s.close().await;
     }
+}
+
+/// What the site's node does with a voter whose record starts after `horizon`: ask for the
+/// changes from the start, be told to take a snapshot, take it in pieces, then the changes
+/// after it; a node following that stream holds the voter's lists.
+async fn publish_through_a_snapshot(voter: &VoterNode, store: &Store, horizon: u64) {
+    use node::sanctions::feed::{snapshot_entries, Applier, FeedEntry, FeedReply, FeedRequest};
+    let feed = control_plane::raft::feed::FeedServer::new(store.clone(), voter.view().clone());
+    let changes = |after| FeedRequest::Changes { after, max_bytes: 1 << 20, wait_ms: 0 };
+    match feed.answer(changes(0)).await {
+        FeedReply::Changes { horizon: h, changes, through, .. } => {
+            assert_eq!((h, through), (horizon, 0), "a gap is reported, not bridged");
+            assert!(changes.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let (mut bytes, mut at, mut piece) = (Vec::new(), None, 0);
+    let version = loop {
+        match feed.answer(FeedRequest::Snapshot { version: at, piece }).await {
+            FeedReply::Snapshot { version, piece: got, pieces, bytes: chunk } => {
+                assert_eq!(got, piece);
+                bytes.extend_from_slice(&chunk);
+                at = Some(version);
+                piece += 1;
+                if piece == pieces {
+                    break version;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(version >= horizon);
+    let mut stream: Vec<FeedEntry> = snapshot_entries(version, &bytes);
+    match feed.answer(changes(version)).await {
+        FeedReply::Changes { through, changes, .. } if through > version => {
+            stream.push(FeedEntry::Changes { prev: version, through, changes });
+        }
+        FeedReply::Changes { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let mut node = Applier::new();
+    let city = NodeId::new("city").unwrap();
+    for (i, e) in stream.iter().enumerate() {
+        node.offer(&city, i as u64 + 1, &proto::codec::encode(e).unwrap());
+    }
+    let held = voter.view().read().lists.digest();
+    assert_eq!(node.lists().digest(), held, "a node following the stream holds the voter's lists");
+    // Nothing new: the long poll ends at its wait with nothing to publish.
+    match feed.answer(FeedRequest::Changes { after: node.version(), max_bytes: 1 << 20, wait_ms: 50 }).await {
+        FeedReply::Changes { through, changes, .. } => assert!(through == node.version() && changes.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        feed.answer(FeedRequest::Snapshot { version: Some(version + 1000), piece: 1 }).await,
+        FeedReply::SnapshotGone
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
