@@ -1,10 +1,10 @@
 //! The command line of `yiwangctl`. The binary only calls [`main`]; everything it does is in
 //! [`crate::pki`] and [`crate::deploy`].
 
-mod mesh;
+mod node_api;
 mod operator;
 
-pub use mesh::{MeshCommand, NodeApiArgs};
+pub use node_api::{AuditArgs, EscalationsCommand, MeshCommand, NodeApiArgs};
 pub use operator::{ApiArgs, ListsCommand, RaftCommand, RevokeArgs};
 
 use crate::CtlError;
@@ -67,6 +67,20 @@ pub enum Command {
         api: NodeApiArgs,
         #[command(subcommand)]
         command: MeshCommand,
+    },
+    /// Escalations sent up to a node (the city's, a county's) and their answers.
+    Escalations {
+        #[command(flatten)]
+        api: NodeApiArgs,
+        #[command(subcommand)]
+        command: EscalationsCommand,
+    },
+    /// A node's audit log, or that of a site below it: who did what, and why.
+    Audit {
+        #[command(flatten)]
+        api: NodeApiArgs,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
 }
 
@@ -216,7 +230,9 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<String, CtlError> {
         Command::Lists { api, command } => operator::lists(&api, command),
         Command::Revoke { api, revoke } => operator::revoke(&api, revoke),
         Command::Raft { api, command } => operator::raft(&api, command),
-        Command::Mesh { api, command } => mesh::mesh(&api, command),
+        Command::Mesh { api, command } => node_api::mesh(&api, command),
+        Command::Escalations { api, command } => node_api::escalations(&api, command),
+        Command::Audit { api, audit } => node_api::audit(&api, audit),
     }
 }
 

@@ -12,7 +12,7 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the control plane at {addr}: {source}")]
+    #[error("cannot reach {addr}: {source}")]
     Connect { addr: SocketAddr, source: std::io::Error },
     #[error("no answer from {addr} within {deadline:?}")]
     Timeout { addr: SocketAddr, deadline: Duration },
@@ -35,10 +35,12 @@ pub struct ApiClient {
     /// The whole exchange; the server's raft deadline is set a little below it, so a call that
     /// finds no quorum is answered as such rather than cut off.
     pub deadline: Duration,
+    /// Whether the server takes `deadline_ms` (the control plane does; a node's API does not).
+    pub server_deadline: bool,
 }
 
 impl ApiClient {
-    /// `path` may carry a query; `deadline_ms` is added.
+    /// `path` may carry a query; `deadline_ms` is added for a server that takes it.
     pub async fn call(
         &self,
         method: hyper::Method,
@@ -46,9 +48,13 @@ impl ApiClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> Result<Value, ClientError> {
-        let server_ms = self.deadline.saturating_sub(Duration::from_millis(500)).max(Duration::from_millis(100));
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let path = format!("{path}{sep}deadline_ms={}", server_ms.as_millis());
+        let path = if self.server_deadline {
+            let server_ms = self.deadline.saturating_sub(Duration::from_millis(500)).max(Duration::from_millis(100));
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}deadline_ms={}", server_ms.as_millis())
+        } else {
+            path.to_string()
+        };
         tokio::time::timeout(self.deadline, self.exchange(method, &path, content_type, body))
             .await
             .map_err(|_| ClientError::Timeout { addr: self.addr, deadline: self.deadline })?

@@ -168,6 +168,18 @@ impl City {
         r.json()["hits"].as_array().unwrap().iter().filter_map(|h| h["hit"].get("SanctionsHit").cloned()).collect()
     }
 
+    /// `yiwangctl ARGS` against node `id`'s API; its standard output.
+    fn yiwangctl(&self, id: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new(bin("yiwangctl"))
+            .args(args)
+            .env("YIWANG_NODE_API", self.nodes[id].http().to_string())
+            .env("YIWANG_NODE_TOKEN", &self.tokens[id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "yiwangctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn metric(&self, id: &str, prefix: &str) -> f64 {
         self.nodes[id].metric(prefix).unwrap_or(0.0)
     }
@@ -295,20 +307,51 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
             assert_eq!(row["open_events"], 2, "two hits, two alert events: {row}");
         }
     }
-    let out = std::process::Command::new(bin("yiwangctl"))
-        .args(["mesh", "status"])
-        .env("YIWANG_NODE_API", city.nodes["city"].http().to_string())
-        .env("YIWANG_NODE_TOKEN", &city.tokens["city"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "yiwangctl mesh status: {}", String::from_utf8_lossy(&out.stderr));
+    let text = city.yiwangctl("city", &["mesh", "status"]);
     assert!(text.starts_with(&format!("city enforces lists version {v2}")), "{text}");
     for id in ["county-a", "county-b", "town-a1", "town-b1"] {
         let line = text.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{id}: {text}"));
         assert!(line.contains(" up ") && line.contains(&format!(" {v2} ")), "{line}");
     }
     documented.check("SanctionsStatus", &city.sanctions("town-a1", Some("registration:鲁B00001")));
+    // Every hit is audited with the version that matched; the audit log reads from the CLI.
+    let audit = city.yiwangctl("town-a1", &["audit", "--action", "sanctions_hit"]);
+    assert_eq!(audit.lines().count(), 2, "{audit}");
+    assert!(audit.lines().all(|l| l.contains("rule:sanctions") && l.contains("registration:鲁B00001")), "{audit}");
+    let r =
+        get_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], "/api/v1/audit?action=sanctions_hit").unwrap();
+    documented.check("AuditPage", &r.json());
+    // An escalation from town-a1 to the city, answered from the CLI at the city.
+    let event =
+        json!({"category": "hazard", "address": "harbour road 3", "description": "listed truck parked on the quay"});
+    let r = post_json_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], "/api/v1/events", &event.to_string())
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let esc = json!({"department": "city-transport", "tier": "city", "reason": "a listed vehicle"});
+    let path = format!("/api/v1/events/{id}/escalations");
+    let r = post_json_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], &path, &esc.to_string()).unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_until("the escalation reaching the city", LIMIT, || {
+        let listed = city.yiwangctl("city", &["escalations", "list", "--origin", "town-a1"]);
+        if listed.contains(&format!("{id} #1")) {
+            Ok(())
+        } else {
+            Err(listed)
+        }
+    });
+    let answered = city.yiwangctl(
+        "city",
+        &["escalations", "answer", &id, "1", "--answer", "result", "--by", "city-transport", "--outcome", "towed"],
+    );
+    assert!(answered.starts_with(&format!("answered {id} #1")), "{answered}");
+    wait_until("town-a1 applying the answer", LIMIT, || {
+        let r = get_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], &format!("/api/v1/events/{id}")).unwrap();
+        match r.json()["escalations"][0]["status"].as_str() {
+            Some("answered") => Ok(()),
+            other => Err(format!("{other:?}: {}", r.body)),
+        }
+    });
     let r = get_as(city.nodes["town-a1"].http(), &city.tokens["town-a1"], "/api/v1/hits").unwrap();
     documented.check("HitPage", &r.json());
 

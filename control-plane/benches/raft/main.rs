@@ -49,7 +49,8 @@ fn sled_flushes(n: usize) -> Vec<Duration> {
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
+    // YIWANG_KEEP_TEST_DIRS=1 keeps the voters' directories and logs.
+    let dir = yiwang_tests::test_dir("raft benchmark");
     eprintln!("starting five voters in {}", dir.path().display());
     let mut group = Group::start(dir.path());
     let everyone: Vec<usize> = (0..VOTERS.len()).collect();

@@ -160,7 +160,7 @@ impl ApiArgs {
     fn client(&self) -> Result<ApiClient, CtlError> {
         let token =
             token(self.token.as_deref(), self.token_file.as_deref(), "give --token, --token-file or YIWANG_TOKEN")?;
-        Ok(ApiClient { addr: self.api, token, deadline: self.deadline })
+        Ok(ApiClient { addr: self.api, token, deadline: self.deadline, server_deadline: true })
     }
 }
 
@@ -195,7 +195,7 @@ fn entry_json(a: &EntryArgs) -> Value {
 }
 
 /// Percent-encode a path segment or query value.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),

@@ -180,6 +180,13 @@ impl Dialer {
     }
 
     /// Send one request to `voter` and wait for its reply, for at most `limit`.
+    ///
+    /// A voter that restarted resets a connection from its previous life when it first hears
+    /// on it (its stateless-reset key survives restarts), and a reset says the peer never
+    /// processed the request. A request that met one is sent again at once on a fresh
+    /// connection: a lost vote request costs a whole election timeout (the five-voter
+    /// benchmark found split votes that way, when the first vote request to a voter restarted
+    /// since the last election died on the old connection).
     async fn call(
         &self,
         id: VoterId,
@@ -187,9 +194,32 @@ impl Dialer {
         request: &RaftRequest,
         limit: Duration,
     ) -> Result<RaftReply, TransportError> {
-        let (conn, answered) = tokio::time::timeout(limit, self.connection(id, voter))
-            .await
-            .map_err(|_| TransportError::ConnectTimeout(limit))??;
+        let until = tokio::time::Instant::now() + limit;
+        let (conn, result) = self.call_once(id, voter, request, limit).await;
+        let reset = conn.and_then(|c| c.close_reason()).is_some_and(|r| matches!(r, quinn::ConnectionError::Reset));
+        match result {
+            Err(_) if reset => {
+                tracing::debug!(voter = %voter.name, "connection reset by a restarted voter; sending again");
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                self.call_once(id, voter, request, left).await.1
+            }
+            result => result,
+        }
+    }
+
+    /// One attempt of [`Dialer::call`]: the connection it used, if it got one, and the outcome.
+    async fn call_once(
+        &self,
+        id: VoterId,
+        voter: &Voter,
+        request: &RaftRequest,
+        limit: Duration,
+    ) -> (Option<quinn::Connection>, Result<RaftReply, TransportError>) {
+        let (conn, answered) = match tokio::time::timeout(limit, self.connection(id, voter)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return (None, Err(e)),
+            Err(_) => return (None, Err(TransportError::ConnectTimeout(limit))),
+        };
         // Judged when the call ends, however it ends (openraft drops calls at its own timeout).
         let mut guard = StaleGuard { dialer: self, id, conn: conn.clone(), answered, ok: false };
         let exchange = async {
@@ -203,7 +233,9 @@ impl Dialer {
             Err(_) => Err(TransportError::Timeout(limit)),
         };
         guard.ok = result.is_ok();
-        result
+        drop(guard);
+        // A closed connection is not used again: `connection` dials afresh.
+        (Some(conn), result)
     }
 
     /// Close every connection (the voter is stopping).

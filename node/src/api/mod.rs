@@ -5,6 +5,7 @@
 //! Every `/api/v1` call needs `Authorization: Bearer <token>` (401 without or with an unknown
 //! one, 403 when the token's role may not do it). Errors are JSON `{"code", "message"}`.
 
+mod audit;
 mod error;
 mod events;
 mod mesh_view;
@@ -85,6 +86,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(watchlist::routes())
         .merge(sanctions::routes())
         .merge(mesh_view::routes())
+        .merge(audit::routes())
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

@@ -150,6 +150,12 @@ impl Inner {
         peer: NodeIdentity,
         relation: Relation,
     ) -> String {
+        // A revoked certificate is refused before anything is served or the link counts as up.
+        if let Some(why) = revocation(&self.local.enforced.current(), &conn) {
+            conn.close(super::tls::REVOKED_CLOSE_CODE.into(), b"certificate revoked");
+            self.refuse(peer.id.as_str(), "revoked", why.clone()).await;
+            return why;
+        }
         tracing::info!(peer = %peer.id, relation = relation.as_str(), "link up");
         self.set_connected_state(&conn, &peer, relation, |s| {
             s.state = LinkState::CatchingUp;
@@ -714,16 +720,20 @@ enum Done {
     SessionEnded(String),
 }
 
+/// Why `lists` refuse the certificate `conn`'s peer showed, if they revoke it.
+fn revocation(lists: &crate::sanctions::Lists, conn: &quinn::Connection) -> Option<String> {
+    let fingerprint = super::tls::peer_fingerprint(conn)?;
+    let (node, version) = lists.revocation(&fingerprint)?;
+    Some(format!("the certificate of {node} ({fingerprint}) is revoked by list version {version}"))
+}
+
 /// Resolves when the sanctions lists in force revoke the certificate `conn`'s peer showed
-/// (at once if they already do), saying which version revoked it.
+/// (at once if they already do), saying why.
 async fn until_revoked(enforced: &crate::enforcement::Enforced, conn: &quinn::Connection) -> String {
-    let Some(fingerprint) = super::tls::peer_fingerprint(conn) else {
-        return std::future::pending().await;
-    };
     let mut lists = enforced.subscribe();
     loop {
-        if let Some((node, version)) = lists.borrow_and_update().revocation(&fingerprint) {
-            return format!("the certificate of {node} ({fingerprint}) is revoked by list version {version}");
+        if let Some(why) = revocation(&lists.borrow_and_update(), conn) {
+            return why;
         }
         if lists.changed().await.is_err() {
             return std::future::pending().await;
