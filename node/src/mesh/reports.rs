@@ -143,27 +143,29 @@ impl Inner {
     /// [`REPORT_EVERY`], and soon after the lists move or a report comes from below. A parent
     /// that does not take reports costs the session nothing: this just stops.
     pub(super) async fn report_up(self: Arc<Self>, conn: quinn::Connection, parent: NodeId) {
-        let result = async {
-            let (mut send, _recv) = streams::open(&conn, StreamKind::Control).await?;
-            let mut lists = self.local.enforced.subscribe();
-            loop {
-                frames::write(&mut send, &ControlMsg::Reports(self.reports())).await?;
-                let wake = self.report_wake.notified();
-                tokio::select! {
-                    _ = tokio::time::sleep(REPORT_EVERY) => {}
-                    _ = wake => {}
-                    _ = lists.changed() => {}
-                }
-                // Coalesce a burst of changes into one report.
-                tokio::time::sleep(REPORT_GAP).await;
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-        };
-        if let Err(e) = result.await {
-            tracing::debug!(%parent, error = %e, "no more reports on this connection");
-        }
+        let Err(e) = self.report_stream(&conn).await;
+        tracing::debug!(%parent, error = %e, "no more reports on this connection");
         std::future::pending::<()>().await;
+    }
+
+    /// Open the control stream and report on it until writing fails.
+    async fn report_stream(
+        &self,
+        conn: &quinn::Connection,
+    ) -> Result<std::convert::Infallible, Box<dyn std::error::Error + Send + Sync>> {
+        let (mut send, _recv) = streams::open(conn, StreamKind::Control).await?;
+        let mut lists = self.local.enforced.subscribe();
+        loop {
+            frames::write(&mut send, &ControlMsg::Reports(self.reports())).await?;
+            let wake = self.report_wake.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(REPORT_EVERY) => {}
+                _ = wake => {}
+                _ = lists.changed() => {}
+            }
+            // Coalesce a burst of changes into one report.
+            tokio::time::sleep(REPORT_GAP).await;
+        }
     }
 
     /// Take the reports child `peer` sends on its control stream until it ends; a bad
