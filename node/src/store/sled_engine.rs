@@ -26,17 +26,33 @@ fn sled_error(e: sled::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
+/// How long an open waits for sled's file lock to be let go of.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl SledEngine {
     /// Open (or create) the database in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledEngine, StoreError> {
         let open_error = |e: sled::Error| StoreError::Open { path: dir.display().to_string(), detail: e.to_string() };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // The store's flusher is the only one: sled's background flusher would be a second.
-            .flush_every_ms(None)
-            .open()
-            .map_err(open_error)?;
+            .flush_every_ms(None);
+        // sled lets go of its file lock only when the last of its own background jobs drops the
+        // database, a moment after the `Db` itself is dropped: a store reopened in the same
+        // process (a test, a voter restarted in place) can find it still held. Another process
+        // holding it is refused after LOCK_WAIT, with sled's error.
+        let waited = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && waited.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.map_err(open_error)?,
+            }
+        };
         let kv = db.open_tree(KEYSPACE).map_err(open_error)?;
         let engine = SledEngine { db, kv };
         engine.migrate_old_layout()?;
