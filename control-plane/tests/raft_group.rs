@@ -332,13 +332,13 @@ async fn publish_through_a_snapshot(voter: &VoterNode, store: &Store, horizon: u
     let (mut bytes, mut at, mut piece) = (Vec::new(), None, 0);
     let version = loop {
         match feed.answer(FeedRequest::Snapshot { version: at, piece }).await {
-            FeedReply::Snapshot { version, piece: got, pieces, bytes: chunk } => {
-                assert_eq!(got, piece);
-                bytes.extend_from_slice(&chunk);
-                at = Some(version);
+            FeedReply::Snapshot(p) => {
+                assert_eq!(p.piece, piece);
+                bytes.extend_from_slice(&p.bytes);
+                at = Some(p.version);
                 piece += 1;
-                if piece == pieces {
-                    break version;
+                if piece == p.pieces {
+                    break p.version;
                 }
             }
             other => panic!("{other:?}"),

@@ -65,6 +65,22 @@ impl Documented {
     }
 }
 
+/// Write `topology` to `<dir>/topology.toml` and run `yiwangctl deploy generate` on it into
+/// `<dir>/gen`, as an operator would; returns `<dir>/gen` (a directory per site).
+pub fn deploy_generate(dir: &Path, topology: &str) -> PathBuf {
+    std::fs::write(dir.join("topology.toml"), topology).unwrap();
+    let gen = dir.join("gen");
+    let out = Command::new(bin("yiwangctl"))
+        .args(["deploy", "generate", "--topology"])
+        .arg(dir.join("topology.toml"))
+        .arg("--out")
+        .arg(&gen)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "deploy generate: {}", String::from_utf8_lossy(&out.stderr));
+    gen
+}
+
 /// A test's directory: removed when dropped, unless `YIWANG_KEEP_TEST_DIRS` is set, which
 /// keeps it (its path is printed) for a look at the nodes' data and logs after a failure.
 pub struct TestDir {

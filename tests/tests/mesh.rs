@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use yiwang_tests::{bin, export, get_as, post_json_as, wait_until, NodeProcess};
+use yiwang_tests::{export, get_as, post_json_as, wait_until, NodeProcess};
 
 const SITES: &[(&str, &str, &[&str])] = &[
     ("city", "city", &[]),
@@ -63,16 +63,7 @@ impl Mesh {
             "[[site]]\nid = \"{IDLE_TOWN}\"\nrole = \"town\"\nmesh = \"127.0.0.1:{}\"\nparents = [\"county-a\"]\n",
             free_udp_port()
         ));
-        std::fs::write(dir.join("topology.toml"), topology).unwrap();
-        let gen = dir.join("gen");
-        let out = std::process::Command::new(bin("yiwangctl"))
-            .args(["deploy", "generate", "--topology"])
-            .arg(dir.join("topology.toml"))
-            .arg("--out")
-            .arg(&gen)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "deploy generate: {}", String::from_utf8_lossy(&out.stderr));
+        let gen = yiwang_tests::deploy_generate(dir, &topology);
         for (id, _, _) in SITES {
             // A short idle timeout, so a dead parent is noticed in seconds.
             let config = gen.join(id).join("node.toml");

@@ -55,16 +55,7 @@ impl City {
             }
             topology.push('\n');
         }
-        std::fs::write(dir.join("topology.toml"), topology).unwrap();
-        let gen = dir.join("gen");
-        let out = std::process::Command::new(bin("yiwangctl"))
-            .args(["deploy", "generate", "--topology"])
-            .arg(dir.join("topology.toml"))
-            .arg("--out")
-            .arg(&gen)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "deploy generate: {}", String::from_utf8_lossy(&out.stderr));
+        let gen = yiwang_tests::deploy_generate(dir, &topology);
         for (id, role, _, _) in SITES {
             let config = gen.join(id).join("node.toml");
             let mut text = std::fs::read_to_string(&config).unwrap();

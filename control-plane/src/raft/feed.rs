@@ -8,7 +8,7 @@
 use super::changes::{self, Change};
 use super::state_machine::ListsView;
 use super::StoreFault;
-use node::sanctions::feed::{FeedReply, FeedRequest, MAX_FEED_ENTRY_BYTES, MAX_FEED_WAIT_MS};
+use node::sanctions::feed::{snapshot_piece, FeedReply, FeedRequest, MAX_FEED_ENTRY_BYTES, MAX_FEED_WAIT_MS};
 use node::sanctions::Proposal;
 use node::store::Store;
 use std::sync::{Arc, Mutex};
@@ -74,24 +74,19 @@ impl FeedServer {
 
     fn snapshot(&self, version: Option<u64>, piece: u32) -> Result<FeedReply, StoreFault> {
         let mut cached = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes = match (version, cached.as_ref()) {
+        let (version, bytes) = match (version, cached.as_ref()) {
             (Some(v), Some((at, bytes))) if *at == v => (v, bytes.clone()),
             (Some(_), _) => return Ok(FeedReply::SnapshotGone),
             (None, _) => {
-                let lists = self.view.read().lists.clone();
-                let encoded = Arc::new(proto::codec::encode_snapshot(&lists)?);
-                *cached = Some((lists.version(), encoded.clone()));
-                (lists.version(), encoded)
+                let encoded = {
+                    let applied = self.view.read();
+                    (applied.lists.version(), Arc::new(proto::codec::encode_snapshot(&applied.lists)?))
+                };
+                *cached = Some(encoded.clone());
+                encoded
             }
         };
-        let (version, bytes) = bytes;
-        let pieces = bytes.len().div_ceil(MAX_FEED_ENTRY_BYTES).max(1) as u32;
-        if piece >= pieces {
-            return Ok(FeedReply::SnapshotGone);
-        }
-        let start = piece as usize * MAX_FEED_ENTRY_BYTES;
-        let end = (start + MAX_FEED_ENTRY_BYTES).min(bytes.len());
-        Ok(FeedReply::Snapshot { version, piece, pieces, bytes: bytes[start..end].to_vec() })
+        Ok(snapshot_piece(version, &bytes, piece).map_or(FeedReply::SnapshotGone, FeedReply::Snapshot))
     }
 }
 

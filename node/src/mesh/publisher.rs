@@ -12,7 +12,7 @@ use super::frames;
 use super::streams;
 use super::Inner;
 use crate::rng::Rng;
-use crate::sanctions::feed::{snapshot_entries, FeedEntry, FeedReply, FeedRequest, MAX_FEED_ENTRY_BYTES};
+use crate::sanctions::feed::{FeedEntry, FeedReply, FeedRequest, MAX_FEED_ENTRY_BYTES};
 use crate::store::{Op, Store, StoreError};
 use proto::wire::StreamKind;
 use proto::Kind;
@@ -58,7 +58,7 @@ fn published(store: &Store) -> Result<u64, StoreError> {
     let Some(entry) = store.entry(Kind::Sanctions, store.node(), head)? else { return Ok(0) };
     match proto::codec::decode::<FeedEntry>(&entry.payload) {
         Ok(FeedEntry::Changes { through, .. }) => Ok(through),
-        Ok(FeedEntry::Snapshot { version, .. }) => Ok(version),
+        Ok(FeedEntry::Snapshot(p)) => Ok(p.version),
         Err(e) => Err(StoreError::Codec(format!("this node's last sanctions entry: {e}"))),
     }
 }
@@ -118,22 +118,24 @@ impl Inner {
         conn: &mut Option<quinn::Connection>,
         voter: SocketAddr,
     ) -> Result<(), PublishError> {
-        let mut bytes = Vec::new();
+        // The pieces go on the stream as the voter serves them, all in one commit.
+        let mut pieces: Vec<FeedEntry> = Vec::new();
+        let mut bytes = 0;
         let mut at = None;
-        let mut piece = 0;
         loop {
+            let piece = pieces.len() as u32;
             match self.ask(conn, voter, &FeedRequest::Snapshot { version: at, piece }).await? {
-                FeedReply::Snapshot { version, piece: got, pieces, bytes: chunk } if got == piece => {
-                    if bytes.len() + chunk.len() > proto::codec::MAX_SNAPSHOT_BYTES {
-                        return Err(PublishError::Unavailable(format!("snapshot of version {version} too large")));
+                FeedReply::Snapshot(p) if p.piece == piece => {
+                    bytes += p.bytes.len();
+                    if bytes > proto::codec::MAX_SNAPSHOT_BYTES {
+                        return Err(PublishError::Unavailable(format!("snapshot of version {} too large", p.version)));
                     }
+                    let (version, last) = (p.version, p.piece + 1 == p.pieces);
                     at = Some(version);
-                    bytes.extend_from_slice(&chunk);
-                    piece += 1;
-                    if piece == pieces {
-                        let entries = snapshot_entries(version, &bytes);
-                        self.append(entries).await?;
-                        tracing::info!(version, bytes = bytes.len(), "sanctions lists snapshot published");
+                    pieces.push(FeedEntry::Snapshot(p));
+                    if last {
+                        self.append(pieces).await?;
+                        tracing::info!(version, bytes, "sanctions lists snapshot published");
                         return Ok(());
                     }
                 }

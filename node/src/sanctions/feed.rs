@@ -41,15 +41,19 @@ pub enum FeedEntry {
     /// at `through` (log entries that carry no list command, raft's blank and membership
     /// entries, move the version without a change).
     Changes { prev: u64, through: u64, changes: Vec<(u64, Proposal)> },
-    /// Piece `piece` of `pieces` of the lists as of `version`, in the snapshot codec. A
-    /// snapshot's pieces follow one another in one origin's stream.
-    Snapshot {
-        version: u64,
-        piece: u32,
-        pieces: u32,
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
-    },
+    /// A piece of a snapshot. A snapshot's pieces follow one another in one origin's stream.
+    Snapshot(SnapshotPiece),
+}
+
+/// Piece `piece` of `pieces` of the lists as of `version`, in the snapshot codec: as the voter
+/// serves it and as the publisher appends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPiece {
+    pub version: u64,
+    pub piece: u32,
+    pub pieces: u32,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
 }
 
 /// A node's request to its own site's voter.
@@ -69,14 +73,13 @@ pub enum FeedReply {
     /// `changes` after the request's `after`, complete through `through`. `horizon` is the
     /// highest version whose change this voter may lack: when the request's `after` is below
     /// it, `changes` is empty and the caller needs a snapshot.
-    Changes { version: u64, horizon: u64, through: u64, changes: Vec<(u64, Proposal)> },
-    Snapshot {
+    Changes {
         version: u64,
-        piece: u32,
-        pieces: u32,
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
+        horizon: u64,
+        through: u64,
+        changes: Vec<(u64, Proposal)>,
     },
+    Snapshot(SnapshotPiece),
     /// The snapshot asked for is not kept any more (the voter's lists moved on): start again.
     SnapshotGone,
     /// The voter cannot answer (it is still replaying its log, or its store failed).
@@ -156,9 +159,7 @@ impl Applier {
         let step = match proto::codec::decode::<FeedEntry>(payload) {
             Err(e) => Step::Malformed(format!("unreadable: {e}")),
             Ok(FeedEntry::Changes { prev, through, changes }) => apply_changes(&mut self.lists, prev, through, changes),
-            Ok(FeedEntry::Snapshot { version, piece, pieces, bytes }) => {
-                take_piece(&mut self.lists, &mut stream.assembly, version, piece, pieces, bytes)
-            }
+            Ok(FeedEntry::Snapshot(piece)) => take_piece(&mut self.lists, &mut stream.assembly, piece),
         };
         if !matches!(step, Step::Blocked { .. }) {
             stream.next_seq += 1;
@@ -191,14 +192,8 @@ fn apply_changes(lists: &mut Lists, prev: u64, through: u64, changes: Vec<(u64, 
     Step::Advanced { from, to: through }
 }
 
-fn take_piece(
-    lists: &mut Lists,
-    assembly: &mut Option<Assembly>,
-    version: u64,
-    piece: u32,
-    pieces: u32,
-    bytes: Vec<u8>,
-) -> Step {
+fn take_piece(lists: &mut Lists, assembly: &mut Option<Assembly>, p: SnapshotPiece) -> Step {
+    let SnapshotPiece { version, piece, pieces, bytes } = p;
     if piece == 0 {
         *assembly = Some(Assembly { version, pieces, next: 0, bytes: Vec::new() });
     }
@@ -230,16 +225,25 @@ fn take_piece(
     }
 }
 
-/// Split the encoded lists of `version` into the pieces of one snapshot.
+/// How many pieces the encoded lists of `len` bytes make (at least one, for empty lists).
+fn piece_count(len: usize) -> u32 {
+    len.div_ceil(MAX_FEED_ENTRY_BYTES).max(1) as u32
+}
+
+/// Piece `piece` of the encoded lists `bytes` of `version`; `None` past the last.
+pub fn snapshot_piece(version: u64, bytes: &[u8], piece: u32) -> Option<SnapshotPiece> {
+    let pieces = piece_count(bytes.len());
+    if piece >= pieces {
+        return None;
+    }
+    let start = piece as usize * MAX_FEED_ENTRY_BYTES;
+    let end = (start + MAX_FEED_ENTRY_BYTES).min(bytes.len());
+    Some(SnapshotPiece { version, piece, pieces, bytes: bytes[start..end].to_vec() })
+}
+
+/// Every piece of one snapshot of the encoded lists `bytes` of `version`.
 pub fn snapshot_entries(version: u64, bytes: &[u8]) -> Vec<FeedEntry> {
-    let chunks: Vec<&[u8]> =
-        if bytes.is_empty() { vec![&[][..]] } else { bytes.chunks(MAX_FEED_ENTRY_BYTES).collect() };
-    let pieces = chunks.len() as u32;
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| FeedEntry::Snapshot { version, piece: i as u32, pieces, bytes: c.to_vec() })
-        .collect()
+    (0..piece_count(bytes.len())).filter_map(|i| snapshot_piece(version, bytes, i)).map(FeedEntry::Snapshot).collect()
 }
 
 #[cfg(test)]

@@ -156,12 +156,12 @@ fn garbage_and_disorder_are_refused_without_moving_the_lists() {
     assert!(matches!(a.offer(&city, 2, &encode(&disordered)), Step::Malformed(_)));
     let beyond = FeedEntry::Changes { prev: 0, through: 3, changes: vec![(4, add(1))] };
     assert!(matches!(a.offer(&city, 3, &encode(&beyond)), Step::Malformed(_)));
-    let lying = FeedEntry::Snapshot {
+    let lying = FeedEntry::Snapshot(SnapshotPiece {
         version: 9,
         piece: 0,
         pieces: 1,
         bytes: proto::codec::encode_snapshot(&Lists::new()).unwrap(),
-    };
+    });
     assert!(matches!(a.offer(&city, 4, &encode(&lying)), Step::Malformed(_)));
     assert!(matches!(a.offer(&city, 9, &encode(&lying)), Step::Malformed(_)), "a skipped sequence");
     assert_eq!(a.version(), 0);
