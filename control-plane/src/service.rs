@@ -78,9 +78,6 @@ impl RunningControl {
             api.abort();
             let _ = api.await;
         }
-        match Arc::try_unwrap(self.voter) {
-            Ok(voter) => voter.shutdown().await,
-            Err(_) => tracing::warn!("the voter is still in use; stopping without a clean raft shutdown"),
-        }
+        self.voter.shutdown().await;
     }
 }

@@ -1,21 +1,60 @@
-//! What a run must hold to, checked over every node's store.
+//! What a run must hold to, checked over every node's store and, while it runs, over samples
+//! of every node and voter. Each check gives a [`Check`]: its name, whether it passed, and the
+//! figures or the first failures behind it.
 //!
 //! - [`seq_conflicts`]: an entry is its `(kind, origin, seq)`: two nodes holding different
 //!   contents under one address means an origin numbered two entries alike (it sent one that a
 //!   power cut then took away, and numbered a new one the same) and the mesh cannot tell.
 //! - [`lost_acked`]: every entry a node acknowledged (made durable and said so) reaches the
 //!   city, once links and nodes are back.
-//! - [`converged`]: the city holds everything every node holds of what travels up, and every
-//!   node holds the same watchlist edits.
+//! - [`converged`]: the city holds everything every node holds of what travels up, every
+//!   node holds the same watchlist edits, and every voter and node the same sanctions lists.
+//! - [`nothing_invented`], [`nothing_duplicated`]: the city holds no entry of a site beyond
+//!   what the site itself holds, and no entry twice under two numbers.
+//! - [`availability`]: towns and harbours acknowledged what they were asked to do, whatever
+//!   the links did (an operation a power cut took away is not counted either way).
+//! - [`Sampler`]: list versions never go back on any node or voter, one leader per raft term,
+//!   one lists state per version everywhere (so every node's lists are the committed log's).
+//! - [`faults_happened`]: every fault of the schedule moved what it should have.
 
 use crate::cluster::Cluster;
+use crate::run::FaultRecord;
+use control_plane::raft::voter::is_leader;
 use proto::authz::{self, Direction};
-use proto::{Kind, NodeId};
+use proto::{Kind, NodeId, Role};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    /// The figures behind a pass, or the first failures.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: &'static str, passed: bool, detail: String) -> Check {
+        Check { name, passed, detail }
+    }
+}
+
+/// Failures a check lists in full; past these it counts them.
+const SHOWN: usize = 5;
+
+fn listing(items: &[String]) -> String {
+    let mut s = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    if items.len() > SHOWN {
+        s.push_str(&format!("; and {} more", items.len() - SHOWN));
+    }
+    s
+}
 
 /// One `(kind, origin, seq)` held with different contents by different nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     pub kind: Kind,
     pub origin: NodeId,
@@ -33,10 +72,7 @@ pub fn seq_conflicts(cluster: &Cluster) -> Vec<Conflict> {
         for kind in Kind::REPLICATED {
             for entry in node.store.all_entries(kind) {
                 let Ok(e) = entry else { continue };
-                let mut h = Sha256::new();
-                h.update(e.hlc.to_sortable_bytes());
-                h.update(&e.payload);
-                let digest: [u8; 32] = h.finalize().into();
+                let digest = content(&e);
                 let key = (kind, e.origin.clone(), e.seq);
                 match seen.get(&key) {
                     None => {
@@ -58,8 +94,17 @@ pub fn seq_conflicts(cluster: &Cluster) -> Vec<Conflict> {
     conflicts.into_values().collect()
 }
 
+/// An entry's contents: its stamp and payload (a site stamps each of its entries with a
+/// distinct hybrid time, so equal contents are one entry).
+fn content(e: &proto::Entry) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(e.hlc.to_sortable_bytes());
+    h.update(&e.payload);
+    h.finalize().into()
+}
+
 /// The kinds a node's own work sends up to the city.
-fn to_the_city() -> impl Iterator<Item = Kind> {
+pub fn up_kinds() -> impl Iterator<Item = Kind> {
     authz::priority(Direction::Up)
 }
 
@@ -73,7 +118,7 @@ pub fn lost_acked(cluster: &Cluster, acked: &BTreeMap<NodeId, BTreeMap<Kind, u64
         if origin == &city.id {
             continue;
         }
-        for kind in to_the_city() {
+        for kind in up_kinds() {
             let held = city.store.heads(kind).get(origin);
             lost += kinds.get(&kind).copied().unwrap_or(0).saturating_sub(held);
         }
@@ -90,7 +135,7 @@ pub fn converged(cluster: &Cluster) -> Result<(), String> {
         if &node.id == city_id {
             continue;
         }
-        for kind in to_the_city() {
+        for kind in up_kinds() {
             let own = node.store.heads(kind).get(&node.id);
             let at_city = city.store.heads(kind).get(&node.id);
             if at_city < own {
@@ -103,5 +148,249 @@ pub fn converged(cluster: &Cluster) -> Result<(), String> {
             return Err(format!("{} and the city hold different watchlist edits", node.id));
         }
     }
+    let mut want: Option<(u64, [u8; 32], &NodeId)> = None;
+    for (id, v) in cluster.voters() {
+        let state = v.node.view().read();
+        let here = (state.lists.version(), state.lists.digest());
+        match want {
+            None => want = Some((here.0, here.1, id)),
+            Some((version, digest, other)) if (version, digest) != here => {
+                return Err(format!(
+                    "the voters at {other} and {id} hold different lists (versions {version} and {})",
+                    here.0
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some((version, digest, voter)) = want {
+        for node in cluster.running() {
+            let lists = node.running.sanctions.current();
+            if (lists.version(), lists.digest()) != (version, digest) {
+                return Err(format!(
+                    "{} enforces lists version {}, the voter at {voter} holds {version}",
+                    node.id,
+                    lists.version()
+                ));
+            }
+        }
+    }
     Ok(())
+}
+
+pub fn nothing_lost(lost_acked: u64) -> Check {
+    Check::new(
+        "nothing_lost",
+        lost_acked == 0,
+        format!("{lost_acked} entries acknowledged at their site are missing at the city"),
+    )
+}
+
+pub fn no_conflicts(conflicts: &[Conflict]) -> Check {
+    let items: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{} {}/{} differs between {} and {}", c.kind, c.origin, c.seq, c.holders.0, c.holders.1))
+        .collect();
+    let detail = if items.is_empty() {
+        "no (origin, seq) is held with two contents".into()
+    } else {
+        format!("{} held with two contents: {}", items.len(), listing(&items))
+    };
+    Check::new("no_seq_conflicts", conflicts.is_empty(), detail)
+}
+
+/// The city holds no entry of a site past what the site itself holds.
+pub fn nothing_invented(cluster: &Cluster) -> Check {
+    let city_id = &cluster.topology.city().id;
+    let mut found = Vec::new();
+    if let Some(city) = cluster.get(city_id) {
+        for node in cluster.running().filter(|n| &n.id != city_id) {
+            for kind in up_kinds() {
+                let own = node.store.heads(kind).get(&node.id);
+                let at_city = city.store.heads(kind).get(&node.id);
+                if at_city > own {
+                    found.push(format!("the city holds {kind} of {} up to {at_city}, the site only {own}", node.id));
+                }
+            }
+        }
+    }
+    let detail = if found.is_empty() { "the city holds nothing a site did not make".into() } else { listing(&found) };
+    Check::new("nothing_invented", found.is_empty(), detail)
+}
+
+/// No entry is held at the city under two sequence numbers.
+pub fn nothing_duplicated(cluster: &Cluster) -> Check {
+    let mut found = Vec::new();
+    let mut held = 0u64;
+    if let Some(city) = cluster.get(&cluster.topology.city().id) {
+        for kind in Kind::REPLICATED {
+            let mut seen: BTreeMap<(NodeId, [u8; 32]), u64> = BTreeMap::new();
+            for e in city.store.all_entries(kind).flatten() {
+                held += 1;
+                if let Some(first) = seen.insert((e.origin.clone(), content(&e)), e.seq) {
+                    found.push(format!("{kind} of {} held as {first} and {}", e.origin, e.seq));
+                }
+            }
+        }
+    }
+    let detail =
+        if found.is_empty() { format!("{held} entries at the city, each once") } else { listing(&found) };
+    Check::new("nothing_duplicated", found.is_empty(), detail)
+}
+
+/// Every town and harbour acknowledged at least `least` of the operations it was asked for
+/// while it ran. `tallies`: per site, (tried, acknowledged).
+pub fn availability(cluster: &Cluster, tallies: &BTreeMap<NodeId, (u64, u64)>, least: f64) -> Check {
+    let mut worst: Option<(f64, &NodeId)> = None;
+    let mut judged = 0;
+    let mut below = Vec::new();
+    for (id, &(tried, acked)) in tallies {
+        if !matches!(cluster.site(id).role, Role::Town | Role::Harbour) || tried == 0 {
+            continue;
+        }
+        judged += 1;
+        let share = acked as f64 / tried as f64;
+        if share < least {
+            below.push(format!("{id} acknowledged {acked} of {tried}"));
+        }
+        if worst.is_none_or(|(w, _)| share < w) {
+            worst = Some((share, id));
+        }
+    }
+    let detail = match worst {
+        None => "no town or harbour was asked for anything".into(),
+        Some(_) if !below.is_empty() => format!("below {least}: {}", listing(&below)),
+        Some((w, id)) => format!("{judged} towns and harbours; the least available, {id}, acknowledged {:.1}%", w * 100.0),
+    };
+    Check::new("availability", below.is_empty(), detail)
+}
+
+/// The mesh converged within `limit` of the heal.
+pub fn convergence(after: Option<Duration>, limit: Duration, cluster: &Cluster) -> Check {
+    match after {
+        Some(t) => Check::new("converged", true, format!("{:.1} s after the heal (bound {limit:?})", t.as_secs_f64())),
+        None => Check::new(
+            "converged",
+            false,
+            format!(
+                "not within {limit:?} of the heal: {}",
+                converged(cluster).err().unwrap_or_else(|| "converged just after the bound".into())
+            ),
+        ),
+    }
+}
+
+/// Every fault window moved what it should have.
+pub fn faults_happened(records: &[FaultRecord]) -> Check {
+    let failed: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.evidence.as_ref().err().map(|e| format!("fault {} ({}) at {:.0} s: {e}", r.fault, r.kind, r.began_s)))
+        .collect();
+    let detail = if failed.is_empty() {
+        format!("{} fault windows, each seen to act", records.len())
+    } else {
+        listing(&failed)
+    };
+    Check::new("faults_happened", failed.is_empty(), detail)
+}
+
+/// The voter leading now (the one in the highest term, should two think they lead).
+pub fn leader(cluster: &Cluster) -> Option<NodeId> {
+    cluster
+        .voters()
+        .filter_map(|(id, v)| {
+            let m = v.node.metrics();
+            is_leader(&m).then(|| (m.current_term, id.clone()))
+        })
+        .max()
+        .map(|(_, id)| id)
+}
+
+/// What the run samples while it goes, for the checks that need history.
+#[derive(Default)]
+pub struct Sampler {
+    /// Highest lists version seen per node (`node x`) and voter (`voter x`).
+    versions: BTreeMap<String, u64>,
+    regressions: Vec<String>,
+    /// The leader seen per term.
+    leaders: BTreeMap<u64, NodeId>,
+    two_leaders: Vec<String>,
+    /// The lists state seen per version, and where first.
+    states: BTreeMap<u64, ([u8; 32], String)>,
+    /// Version last digested per holder, so a state is digested once per version.
+    digested: BTreeMap<String, u64>,
+    state_conflicts: Vec<String>,
+    samples: u64,
+}
+
+impl Sampler {
+    /// Look at every running node and voter at `t` from the start.
+    pub fn sample(&mut self, cluster: &Cluster, t: Duration) {
+        self.samples += 1;
+        for node in cluster.running() {
+            let lists = node.running.sanctions.current();
+            self.version(format!("node {}", node.id), &lists, t);
+        }
+        for (id, v) in cluster.voters() {
+            let m = v.node.metrics();
+            if is_leader(&m) {
+                let first = self.leaders.entry(m.current_term).or_insert_with(|| id.clone());
+                if first != id {
+                    self.two_leaders.push(format!("term {}: {first} and {id} both led", m.current_term));
+                }
+            }
+            let state = v.node.view().read();
+            self.version(format!("voter {id}"), &state.lists, t);
+        }
+    }
+
+    fn version(&mut self, holder: String, lists: &node::sanctions::Lists, t: Duration) {
+        let v = lists.version();
+        let max = self.versions.entry(holder.clone()).or_default();
+        if v < *max {
+            self.regressions.push(format!("{holder} went from version {max} to {v} at {:.0} s", t.as_secs_f64()));
+        }
+        *max = (*max).max(v);
+        if self.digested.get(&holder) != Some(&v) {
+            self.digested.insert(holder.clone(), v);
+            let digest = lists.digest();
+            match self.states.get(&v) {
+                None => {
+                    self.states.insert(v, (digest, holder));
+                }
+                Some((d, first)) if *d != digest => {
+                    self.state_conflicts.push(format!("version {v} differs between {first} and {holder}"));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    pub fn versions_monotonic(&self) -> Check {
+        let detail = if self.regressions.is_empty() {
+            format!(
+                "{} holders over {} samples, none went back (highest version {})",
+                self.versions.len(),
+                self.samples,
+                self.versions.values().max().copied().unwrap_or(0)
+            )
+        } else {
+            listing(&self.regressions)
+        };
+        Check::new("list_versions_monotonic", self.regressions.is_empty(), detail)
+    }
+
+    pub fn raft_safety(&self) -> Check {
+        let problems: Vec<String> = self.two_leaders.iter().chain(&self.state_conflicts).cloned().collect();
+        let detail = if problems.is_empty() {
+            format!(
+                "{} terms with a leader seen, one leader each; {} list versions, one state each",
+                self.leaders.len(),
+                self.states.len()
+            )
+        } else {
+            listing(&problems)
+        };
+        Check::new("raft_safety", problems.is_empty(), detail)
+    }
 }

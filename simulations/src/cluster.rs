@@ -13,11 +13,17 @@
 //! keeps only what was durable, every task it had is dropped where it stood). Either way
 //! [`Cluster::start`] brings it back on the same disk and address.
 //!
+//! A site with a `raft` address (the city and counties of a city generated with voters) also
+//! runs a `yiwang-control` voter of the sanctions lists, as its box would: at that address on
+//! the fabric, on a disk of its own, with the site's certificate, clock and a seed of its own.
+//! It starts, stops and loses power with its site's node.
+//!
 //! [`eventually`] polls a condition until a deadline, in tokio time, and says what did not
 //! converge.
 
 use crate::fabric::{Fabric, FabricSocket};
 use crate::time::SimClock;
+use control_plane::raft::voter::{RaftSettings, VoterNode, VoterParts};
 use node::auth::Credentials;
 use node::clock::SharedClock;
 use node::config::NodeConfig;
@@ -52,6 +58,8 @@ pub enum SimError {
     Node { node: NodeId, message: String },
     #[error("cannot build the simulation's runtime: {0}")]
     Runtime(String),
+    #[error("scenario: {0}")]
+    Scenario(String),
 }
 
 /// How the cluster builds its nodes.
@@ -70,6 +78,8 @@ pub struct ClusterOptions {
     pub disk: DiskFaults,
     /// Mechanisms broken on purpose in every node's store (see [`InjectedBugs`]).
     pub bugs: InjectedBugs,
+    /// Timing of the voters at sites with a `raft` address.
+    pub raft: RaftSettings,
 }
 
 impl Default for ClusterOptions {
@@ -82,6 +92,7 @@ impl Default for ClusterOptions {
             store: StoreConfig { cache_mb: 8, ..StoreConfig::default() },
             disk: DiskFaults::default(),
             bugs: InjectedBugs::default(),
+            raft: RaftSettings::default(),
         }
     }
 }
@@ -99,12 +110,23 @@ pub struct SimNode {
     pub store: Store,
     pub metrics: Metrics,
     pub registry: Arc<Registry>,
+    /// The site's voter, if it has a `raft` address.
+    pub voter: Option<SimVoter>,
+    socket: Arc<FabricSocket>,
+}
+
+/// A site's running voter.
+pub struct SimVoter {
+    pub node: Arc<VoterNode>,
+    pub store: Store,
     socket: Arc<FabricSocket>,
 }
 
 /// What the cluster keeps of a site across its lives.
 struct SiteState {
     disk: SimDisk,
+    /// The voter's disk, at a site that runs one.
+    voter_disk: Option<SimDisk>,
     clock: SimClock,
     identity: MeshIdentity,
     /// Times started, so each life draws fresh (but repeatable) randomness.
@@ -143,7 +165,12 @@ impl Cluster {
             let disk = SimDisk::new(seed.derive(&format!("disk {}", site.id)).0);
             disk.set_faults(options.disk.clone());
             let clock = SimClock::new(options.epoch_ms, start);
-            states.insert(site.id.clone(), SiteState { disk, clock, identity, lives: 0 });
+            let voter_disk = site.raft.map(|_| {
+                let d = SimDisk::new(seed.derive(&format!("voter disk {}", site.id)).0);
+                d.set_faults(options.disk.clone());
+                d
+            });
+            states.insert(site.id.clone(), SiteState { disk, voter_disk, clock, identity, lives: 0 });
         }
         Ok(Cluster { fabric, topology, ca, sites: states, options, nodes: BTreeMap::new() })
     }
@@ -164,6 +191,16 @@ impl Cluster {
     /// Site `id`'s disk, running or not (set faults on it, cut its power).
     pub fn disk(&self, id: &NodeId) -> &SimDisk {
         &self.state(id).disk
+    }
+
+    /// Site `id`'s voter's disk, if it runs a voter.
+    pub fn voter_disk(&self, id: &NodeId) -> Option<&SimDisk> {
+        self.state(id).voter_disk.as_ref()
+    }
+
+    /// The running voters.
+    pub fn voters(&self) -> impl Iterator<Item = (&NodeId, &SimVoter)> {
+        self.nodes.iter().filter_map(|(id, n)| n.voter.as_ref().map(|v| (id, v)))
     }
 
     /// The site `id`, which must be in the topology.
@@ -198,6 +235,41 @@ impl Cluster {
             self.options.bugs,
         )
         .map_err(|e| fail(format!("store: {e}")))?;
+        let voter = match (site.raft, &state.voter_disk) {
+            (Some(addr), Some(disk)) => {
+                let socket = self.fabric.bind(addr).map_err(|e| fail(format!("raft socket: {e}")))?;
+                let store = Store::simulated(
+                    disk,
+                    site.id.clone(),
+                    clock.clone(),
+                    config.store.clone(),
+                    metrics.clone(),
+                    InjectedBugs::default(),
+                )
+                .map_err(|e| fail(format!("voter store: {e}")))?;
+                let voters = self
+                    .topology
+                    .sites()
+                    .iter()
+                    .filter_map(|s| s.raft.map(|a| (s.id.clone(), a.to_string())))
+                    .collect();
+                let parts = VoterParts {
+                    identity: state.identity.clone(),
+                    clock: clock.clone(),
+                    store: store.clone(),
+                    seed: seed.derive("voter"),
+                    socket: socket.clone(),
+                    runtime: self.fabric.runtime(),
+                    settings: self.options.raft.clone(),
+                    voters,
+                    routes: BTreeMap::new(),
+                    join: false,
+                };
+                let node = VoterNode::start(parts).await.map_err(|e| fail(format!("voter: {e}")))?;
+                Some(SimVoter { node: Arc::new(node), store, socket })
+            }
+            _ => None,
+        };
         let socket = self.fabric.bind(site.mesh).map_err(|e| fail(format!("mesh socket: {e}")))?;
         let mesh = MeshParts {
             socket: socket.clone(),
@@ -218,7 +290,7 @@ impl Cluster {
             serve_http: false,
         };
         let running = instance::start(&config, parts).await.map_err(|e| fail(e.to_string()))?;
-        let node = SimNode { id: site.id.clone(), addr: site.mesh, running, store, metrics, registry, socket };
+        let node = SimNode { id: site.id.clone(), addr: site.mesh, running, store, metrics, registry, voter, socket };
         Ok(self.nodes.entry(id.clone()).or_insert(node))
     }
 
@@ -242,6 +314,11 @@ impl Cluster {
         self.nodes.get(id)
     }
 
+    /// Times site `id` has been started: a crash and restart make a new life.
+    pub fn lives(&self, id: &NodeId) -> u64 {
+        self.state(id).lives
+    }
+
     pub fn is_running(&self, id: &NodeId) -> bool {
         self.nodes.contains_key(id)
     }
@@ -258,23 +335,39 @@ impl Cluster {
             n.store.close().await;
             // quinn may hold the socket a little longer; the address is free now all the same.
             n.socket.close();
+            if let Some(v) = n.voter {
+                v.node.shutdown().await;
+                v.store.close().await;
+                v.socket.close();
+            }
         }
     }
 
-    /// Cut node `id`'s power: its socket goes dark at once (nothing more leaves or arrives),
-    /// its disk keeps only what was durable (see [`SimDisk::power_cut`]), and every task it
-    /// had is dropped where it stood. Synchronous, so nothing the node does can slip in
-    /// between. `None` if it was not running.
-    pub fn crash(&mut self, id: &NodeId) -> Option<PowerCut> {
+    /// Cut site `id`'s power: its sockets go dark at once (nothing more leaves or arrives),
+    /// its disks keep only what was durable (see [`SimDisk::power_cut`]), and every task its
+    /// node had is dropped where it stood. All of that happens before the first await, so
+    /// nothing the site does can slip in between; then its voter's raft tasks, dark and with
+    /// a dead store, are stopped. `None` if it was not running.
+    pub async fn crash(&mut self, id: &NodeId) -> Option<PowerCut> {
         let n = self.nodes.remove(id)?;
         n.socket.close();
+        if let Some(v) = &n.voter {
+            v.socket.close();
+        }
         let cut = self.state(id).disk.power_cut();
+        if let Some(d) = self.voter_disk(id) {
+            d.power_cut();
+        }
         // The endpoint's close frames go nowhere (the socket is dark); closing only lets quinn's
         // connection drivers end now rather than at their idle timeout.
         if let Some(mesh) = &n.running.mesh {
             mesh.close();
         }
-        drop(n);
+        let SimNode { voter, .. } = n;
+        if let Some(v) = voter {
+            // openraft's tasks are not the node's: they stop only when told.
+            v.node.shutdown().await;
+        }
         Some(cut)
     }
 

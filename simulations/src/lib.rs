@@ -27,11 +27,20 @@
 pub mod checks;
 pub mod cluster;
 pub mod fabric;
+pub mod faults;
 pub mod run;
+pub mod report;
+pub mod scenario;
 pub mod time;
 pub mod topology;
 pub mod trace;
 pub mod workload;
+
+/// The commit the simulator was built from, for reports (`unknown` outside a git checkout).
+pub const COMMIT: &str = match option_env!("YIWANG_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
 
 pub use cluster::{eventually, Cluster, ClusterOptions, SimError, SimNode};
 pub use fabric::{Fabric, FabricConfig, FabricSocket, LinkCounters, LinkFaults};

@@ -14,6 +14,8 @@ pub const REFERENCE_NODES: usize = 1 + REFERENCE_COUNTIES + REFERENCE_TOWNS + RE
 pub const MAX_NODES: usize = 4096;
 /// The port every generated site's mesh endpoint listens on.
 pub const MESH_PORT: u16 = 7900;
+/// The port a generated voting site's `yiwang-control` voter listens on, at the site's host.
+pub const RAFT_PORT: u16 = 7901;
 
 /// How many of each role a generated city of `n` nodes has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,10 @@ pub struct CityShape {
 }
 
 impl CityShape {
+    pub fn nodes(&self) -> usize {
+        1 + self.counties + self.towns + self.harbours
+    }
+
     /// `n` nodes (at least one, the city) in the reference proportions: at least one county
     /// once there are three nodes, the rest split between towns and harbours 70 to 100.
     pub fn of(n: usize) -> CityShape {
@@ -66,7 +72,12 @@ fn id(s: String) -> NodeId {
 /// the counties in turn as their preferred parent and the city as their fallback.
 pub fn reference_city(n: usize) -> Vec<Site> {
     assert!((1..=MAX_NODES).contains(&n), "a generated city has 1 to {MAX_NODES} nodes, not {n}");
-    let shape = CityShape::of(n);
+    city(CityShape::of(n))
+}
+
+/// A city of `shape`, named and linked as [`reference_city`] does.
+pub fn city(shape: CityShape) -> Vec<Site> {
+    assert!(shape.nodes() <= MAX_NODES, "a generated city has at most {MAX_NODES} nodes");
     let city = id("city".into());
     let mut sites =
         vec![Site { id: city.clone(), role: Role::City, mesh: address(0), http: None, raft: None, parents: vec![] }];
@@ -101,6 +112,17 @@ pub fn reference_city(n: usize) -> Vec<Site> {
         let mesh = address(sites.len());
         let id = id(format!("harbour-{}", i + 1));
         sites.push(Site { id, role: Role::Harbour, mesh, http: None, raft: None, parents: parents(i + 1) });
+    }
+    sites
+}
+
+/// `sites` with a voter of the sanctions lists at every city and county site, at the site's
+/// host and [`RAFT_PORT`] (cutting a site's host off cuts its node and its voter, as on a box).
+pub fn with_voters(mut sites: Vec<Site>) -> Vec<Site> {
+    for s in &mut sites {
+        if matches!(s.role, Role::City | Role::County) {
+            s.raft = Some(SocketAddr::new(s.mesh.ip(), RAFT_PORT));
+        }
     }
     sites
 }

@@ -219,3 +219,43 @@ pub fn unanswered(events: &Events, tier: Tier) -> Vec<(EntryId, u32)> {
         })
         .unwrap_or_default()
 }
+
+/// Longest a sanctions write may take (on the minority side it fails with no quorum sooner).
+pub const LIST_WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a listing the workload writes is in force.
+const LISTED_FOR_MS: u64 = 365 * 24 * 3600 * 1000;
+
+/// A sanctions write at a voter drawn from `rng` among the running ones: a vessel listed
+/// black by its MMSI. `None` when no voter runs. The future says whether it committed.
+pub fn list_write(
+    cluster: &crate::cluster::Cluster,
+    rng: &mut Rng,
+) -> Option<impl std::future::Future<Output = bool> + 'static> {
+    use node::clock::Clock;
+    use node::sanctions::{Actor, Command, ListEntry, ListKind, Proposal, SubjectId};
+    let voters: Vec<_> = cluster.voters().collect();
+    if voters.is_empty() {
+        return None;
+    }
+    let (site, voter) = voters[rng.below(voters.len() as u64) as usize];
+    let now_ms = cluster.clock(site).now_ms();
+    let mmsi = 200_000_000 + rng.below(600_000_000) as u32;
+    let proposal = Proposal {
+        command: Command::Add {
+            entry: ListEntry {
+                list: ListKind::Black,
+                subject: SubjectId::Mmsi(mmsi),
+                name: format!("Sim vessel {mmsi}"),
+                authority: "Municipal Ocean and Fisheries Bureau".into(),
+                legal_basis: "Fisheries Law art. 38".into(),
+                effective_ms: now_ms,
+                expires_ms: now_ms + LISTED_FOR_MS,
+                note: String::new(),
+            },
+        },
+        actor: Actor { who: format!("operator at {site}"), why: "simulated decision".into() },
+        proposed_ms: now_ms,
+    };
+    let voter = voter.node.clone();
+    Some(async move { voter.write(proposal, LIST_WRITE_DEADLINE).await.is_ok() })
+}

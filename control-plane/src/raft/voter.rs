@@ -435,13 +435,14 @@ impl VoterNode {
         Ok((version, horizon, history.into_iter().filter(|c| c.version <= version).collect()))
     }
 
-    /// Stop: raft first (no more elections or replication), then the endpoint.
-    pub async fn shutdown(self) {
+    /// Stop: raft first (no more elections or replication), then the endpoint. Takes `&self`
+    /// so a voter shared with calls in flight (they fail) still stops at once.
+    pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft did not stop cleanly: {e}");
         }
+        // The accept loop ends at its next poll; its connections end with the endpoint.
         self.accept.abort();
-        let _ = self.accept.await;
         self.dialer.close();
         // Closing sends each peer a CONNECTION_CLOSE at once; waiting for the endpoint to go
         // idle would only wait out the draining period (up to the idle timeout for a peer that

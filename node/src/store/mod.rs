@@ -119,6 +119,20 @@ pub struct InjectedBugs {
     pub commit_per_tree: bool,
 }
 
+impl InjectedBugs {
+    /// The bugs on, by the simulator's names for them.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.replicate_before_durable {
+            out.push("replicate-before-durable");
+        }
+        if self.commit_per_tree {
+            out.push("commit-per-tree");
+        }
+        out
+    }
+}
+
 /// How often the durable heads of each kind have moved: a sender woken by a change looks at
 /// the kinds it sends only, and goes back to sleep when none of them moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

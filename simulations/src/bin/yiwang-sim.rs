@@ -3,8 +3,10 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use node::store::InjectedBugs;
-use simulations::run::{run_trace, TraceOptions};
+use simulations::run::{run, run_trace, RunOptions, RunReport, TraceOptions};
+use simulations::scenario::{self, Scenario, SHIPPED};
 use simulations::topology::MAX_NODES;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 #[command(
     name = "yiwang-sim",
     version,
-    about = "Whole yiwang meshes in one process on virtual time: real nodes, real QUIC with mutual TLS over an in-memory network, simulated disks that lose power. A run replays exactly from its seed."
+    about = "Whole yiwang meshes in one process on virtual time: real nodes and raft voters, real QUIC with mutual TLS over an in-memory network, simulated disks that lose power. A run replays exactly from its scenario and seed."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,8 +33,63 @@ enum Bug {
     CommitPerTree,
 }
 
+fn bugs(list: &[Bug]) -> InjectedBugs {
+    InjectedBugs {
+        replicate_before_durable: list.contains(&Bug::ReplicateBeforeDurable),
+        commit_per_tree: list.contains(&Bug::CommitPerTree),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario (a shipped one by name, see `list`, or a TOML file) with a seed, print
+    /// every check and the fault log, and end with
+    /// `verdict: PASS|FAIL scenario=NAME seed=N virtual=Xs wall=Ys trace=HEX`.
+    ///
+    /// Exits 0 on PASS, 1 on FAIL, 2 on bad arguments or a run that could not be built.
+    Run {
+        /// A shipped scenario's name or a scenario file.
+        scenario: String,
+        /// The run's seed: everything random in the run derives from it.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Break a mechanism on purpose (see the values).
+        #[arg(long, value_enum, value_name = "BUG")]
+        inject_bug: Vec<Bug>,
+        /// Write report.json (every check, the fault log, timelines, the scenario and seed)
+        /// into this directory, made if missing.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// No progress lines on standard error.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run again what a report.json ran (same scenario, seed and injected bugs) and say
+    /// whether the trace is the same.
+    Replay {
+        /// A report.json written by `run --report`.
+        report: PathBuf,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// The shipped scenarios, one line each.
+    List,
+    /// Random fault schedules (random cuts, losses, crashes and clock jumps on random sites),
+    /// one per seed, or a given scenario over many seeds; prints every failing seed with the
+    /// command that replays it. Exits 1 if any failed.
+    Explore {
+        /// How many seeds to run.
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Run this scenario over the seeds instead of random schedules.
+        #[arg(long)]
+        scenario: Option<String>,
+        #[arg(long, value_enum, value_name = "BUG")]
+        inject_bug: Vec<Bug>,
+    },
     /// Run a generated city with a steady workload and power cuts, heal, and print the figures:
     /// `figure trace_hash=HEX` (a hash of every datagram delivered and every durable write, in
     /// order: the same seed gives the same hash in any process), `figure seq_conflicts=N`
@@ -73,29 +130,100 @@ enum Command {
     },
 }
 
+/// Progress every this much virtual time, unless quiet.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     match cli.command {
+        Command::Run { scenario, seed, inject_bug, report, quiet } => {
+            let scenario = match Scenario::load(&scenario) {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            let options = RunOptions { seed, bugs: bugs(&inject_bug), progress: (!quiet).then_some(PROGRESS_EVERY) };
+            run_and_judge(&scenario, &options, report.as_deref(), quiet)
+        }
+        Command::Replay { report, quiet } => {
+            let (scenario, options, trace) = match read_report(&report) {
+                Ok(r) => r,
+                Err(e) => return usage(e),
+            };
+            let options = RunOptions { progress: (!quiet).then_some(PROGRESS_EVERY), ..options };
+            let r = match run(&scenario, &options) {
+                Ok(r) => r,
+                Err(e) => return usage(e),
+            };
+            print_run(&r);
+            if r.trace_hash == trace {
+                println!("replayed: the trace is the same ({trace})");
+            } else {
+                println!("replayed: the trace differs: {} now, {trace} in the report", r.trace_hash);
+            }
+            println!("{}", verdict(&r));
+            exit_for(r.passed() && r.trace_hash == trace)
+        }
+        Command::List => {
+            for (name, text) in SHIPPED {
+                match Scenario::parse(name, text) {
+                    Ok(s) => println!("{name:<18} {}", s.summary),
+                    Err(e) => println!("{name:<18} (does not parse: {e})"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Explore { seeds, from, scenario, inject_bug } => {
+            let fixed = match scenario.as_deref().map(Scenario::load).transpose() {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            let mut failed = Vec::new();
+            for seed in from..from.saturating_add(seeds) {
+                let s = fixed.clone().unwrap_or_else(|| scenario::random(seed));
+                let options = RunOptions { seed, bugs: bugs(&inject_bug), progress: None };
+                let r = match run(&s, &options) {
+                    Ok(r) => r,
+                    Err(e) => return usage(e),
+                };
+                let failing: Vec<&str> = r.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+                eprintln!(
+                    "[yiwang-sim] seed {seed}: {} ({} faults, {:.0}x)",
+                    if failing.is_empty() { "PASS".to_string() } else { format!("FAIL {}", failing.join(",")) },
+                    r.faults.len(),
+                    r.virtual_vs_wall()
+                );
+                if !failing.is_empty() {
+                    let bugs: String = inject_bug
+                        .iter()
+                        .map(|b| format!(" --inject-bug {}", b.to_possible_value().expect("named").get_name()))
+                        .collect();
+                    let target = match &scenario {
+                        Some(s) => format!("yiwang-sim run {s} --seed {seed}{bugs}"),
+                        None => format!("yiwang-sim explore --seeds 1 --from {seed}{bugs}"),
+                    };
+                    println!("failing seed={seed} checks={} replay: {target}", failing.join(","));
+                    failed.push(seed);
+                }
+            }
+            println!("explored: {} seeds from {from}, {} failed", seeds, failed.len());
+            exit_for(failed.is_empty())
+        }
         Command::Trace { nodes, seed, duration, crashes, inject_bug, heal_limit, op_interval, quiet } => {
             if duration.is_zero() || op_interval.is_zero() {
                 eprintln!("yiwang-sim: --virtual and --op-interval must be longer than zero");
                 return ExitCode::from(2);
             }
-            let bugs = InjectedBugs {
-                replicate_before_durable: inject_bug.contains(&Bug::ReplicateBeforeDurable),
-                commit_per_tree: inject_bug.contains(&Bug::CommitPerTree),
-            };
             let options = TraceOptions {
                 nodes: nodes as usize,
                 seed,
                 duration,
                 crashes,
-                bugs,
+                bugs: bugs(&inject_bug),
                 heal_limit,
                 op_interval,
-                progress: (!quiet).then_some(Duration::from_secs(60)),
+                progress: (!quiet).then_some(PROGRESS_EVERY),
             };
             if !quiet {
                 eprintln!(
@@ -106,10 +234,7 @@ fn main() -> ExitCode {
             }
             let report = match run_trace(&options) {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("yiwang-sim: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return usage(e),
             };
             for c in report.seq_conflicts.iter().take(5) {
                 eprintln!(
@@ -117,7 +242,7 @@ fn main() -> ExitCode {
                     c.kind, c.origin, c.seq, c.holders.0, c.holders.1
                 );
             }
-            match report.converged_after {
+            match report.converged_after() {
                 Some(t) => println!("figure converged_after_heal={:.1} s", t.as_secs_f64()),
                 None => eprintln!(
                     "[yiwang-sim] the mesh did not converge within {}",
@@ -133,11 +258,111 @@ fn main() -> ExitCode {
             println!("figure seq_conflicts={}", report.seq_conflicts.len());
             println!("figure lost_acked={}", report.lost_acked);
             println!("ratio virtual_vs_wall={:.1}", report.virtual_vs_wall());
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            exit_for(report.passed())
         }
     }
+}
+
+fn usage(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("yiwang-sim: {e}");
+    ExitCode::from(2)
+}
+
+fn exit_for(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn run_and_judge(scenario: &Scenario, options: &RunOptions, report: Option<&Path>, quiet: bool) -> ExitCode {
+    if !quiet {
+        eprintln!(
+            "[yiwang-sim] {}: {} (seed {}, {} of virtual time, {} faults)",
+            scenario.name,
+            scenario.summary,
+            options.seed,
+            humantime::format_duration(scenario.duration),
+            scenario.faults.len()
+        );
+    }
+    let r = match run(scenario, options) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    print_run(&r);
+    if let Some(dir) = report {
+        if let Err(e) = write_report(dir, &r) {
+            return usage(format!("cannot write the report into {}: {e}", dir.display()));
+        }
+        eprintln!("[yiwang-sim] report written to {}", dir.join("report.json").display());
+    }
+    println!("{}", verdict(&r));
+    exit_for(r.passed())
+}
+
+fn print_run(r: &RunReport) {
+    for f in &r.faults {
+        let ended = f.ended_s.map_or("-".to_string(), |e| format!("{e:.0}s"));
+        let evidence = match &f.evidence {
+            Ok(e) => format!("happened: {e}"),
+            Err(e) => format!("DID NOT HAPPEN: {e}"),
+        };
+        println!(
+            "fault {} {} [{}] {:.0}s..{ended}: {evidence}",
+            f.fault,
+            f.kind,
+            f.targets.join(","),
+            f.began_s
+        );
+    }
+    for c in &r.checks {
+        println!("check {}: {} ({})", c.name, if c.passed { "PASS" } else { "FAIL" }, c.detail);
+    }
+    if let Some(t) = r.converged_after() {
+        println!("figure converged_after_heal={:.1} s", t.as_secs_f64());
+    }
+    println!("figure operations_acknowledged={}", r.ops_acknowledged);
+    println!("figure list_writes_committed={}", r.list_writes_committed);
+    println!("figure list_writes_refused={}", r.list_writes_refused);
+    println!("figure power_cuts={}", r.crashes);
+    println!("ratio virtual_vs_wall={:.1}", r.virtual_vs_wall());
+}
+
+fn verdict(r: &RunReport) -> String {
+    format!(
+        "verdict: {} scenario={} seed={} virtual={:.0}s wall={:.1}s trace={}",
+        if r.passed() { "PASS" } else { "FAIL" },
+        r.scenario,
+        r.seed,
+        r.virtual_s,
+        r.wall_s,
+        r.trace_hash
+    )
+}
+
+fn write_report(dir: &Path, r: &RunReport) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("report.json"), json)?;
+    std::fs::write(dir.join("report.html"), simulations::report::html(r))
+}
+
+/// What a report.json says to rerun: its scenario, its options and its trace.
+fn read_report(path: &Path) -> Result<(Scenario, RunOptions, String), String> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        spec: Scenario,
+        seed: u64,
+        bugs: Vec<String>,
+        trace_hash: String,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let saved: Saved = serde_json::from_str(&text).map_err(|e| format!("{}: not a yiwang-sim report: {e}", path.display()))?;
+    let mut list = Vec::new();
+    for b in &saved.bugs {
+        list.push(Bug::from_str(b, true).map_err(|_| format!("{}: unknown injected bug {b:?}", path.display()))?);
+    }
+    Ok((saved.spec, RunOptions { seed: saved.seed, bugs: bugs(&list), progress: None }, saved.trace_hash))
 }
