@@ -16,7 +16,7 @@
 //!
 //! `yiwang-sim trace` is a scenario too: [`TraceOptions::scenario`].
 
-use crate::checks::{self, Check, Conflict, Sampler};
+use crate::checks::{self, Check, Conflict, HealTime, Heals, Sampler};
 use crate::cluster::{Cluster, ClusterOptions, SimError};
 use crate::fabric::{Fabric, FabricConfig};
 use crate::faults::{self, Baseline, DiskFault, Links};
@@ -48,6 +48,9 @@ const CRASH_WINDOW: (f64, f64) = (0.05, 0.8);
 const HEAL_POLL: Duration = Duration::from_secs(1);
 /// How often the checks sample every node (list versions, raft leaders).
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// How long a node that stopped on a failed store waits before its supervisor starts it again
+/// (systemd's RestartSec in deploy/), and between tries while it cannot start.
+pub const SUPERVISOR_RESTART: Duration = Duration::from_secs(5);
 /// How often the timelines take a point per node.
 pub const TIMELINE_EVERY: Duration = Duration::from_secs(10);
 
@@ -103,8 +106,11 @@ pub struct RunReport {
     pub bugs: Vec<&'static str>,
     pub checks: Vec<Check>,
     pub faults: Vec<FaultRecord>,
-    /// Virtual seconds from the heal until the mesh converged (`None`: not within the bound).
+    /// Virtual seconds from the final heal until the mesh converged (`None`: not within the
+    /// bound).
     pub converged_after_s: Option<f64>,
+    /// Catch-up after each fault window that ended while the work went on.
+    pub heals: Vec<HealTime>,
     pub timeline_every_s: f64,
     pub timelines: Vec<Timeline>,
     pub trace_hash: String,
@@ -117,6 +123,8 @@ pub struct RunReport {
     pub ops_refused: u64,
     pub list_writes_committed: u64,
     pub list_writes_refused: u64,
+    /// Restarts of nodes that stopped on a failed store.
+    pub supervised_restarts: u64,
     pub lost_acked: u64,
     pub seq_conflicts: Vec<Conflict>,
     pub virtual_s: f64,
@@ -233,6 +241,8 @@ enum Action {
     /// A storm of fault `.0` arms a power cut aimed at a site of its targets.
     Arm(usize, NodeId),
     Restart(NodeId),
+    /// The supervisor starts a node that stopped on a failed store.
+    Supervise(NodeId),
     Sample,
     Timeline,
     Progress,
@@ -383,6 +393,8 @@ impl<'a> Run<'a> {
         let mut records: Vec<FaultRecord> = Vec::new();
         let mut storm_done: BTreeMap<usize, usize> = BTreeMap::new();
         let mut sampler = Sampler::default();
+        let mut heals = Heals::default();
+        let bound = scenario.invariants.converge_within;
         let mut timelines: BTreeMap<NodeId, Timeline> = ids
             .iter()
             .map(|id| {
@@ -479,6 +491,7 @@ impl<'a> Run<'a> {
                     Action::End(i, w) => {
                         if let Some(a) = active.remove(&(i, w)) {
                             end(&mut cluster, &mut links, a, &mut records, &storm_done, i, start).await?;
+                            heals.healed(&cluster, i + 1, start.elapsed());
                         }
                     }
                     Action::Arm(fault, id) => {
@@ -504,8 +517,26 @@ impl<'a> Run<'a> {
                             cluster.start(&id).await?;
                         }
                     }
+                    Action::Supervise(id) => {
+                        if !cluster.is_running(&id) {
+                            if let Err(e) = cluster.start(&id).await {
+                                tracing::info!(node = %id, error = %e, "the supervisor could not start the node; trying again");
+                                schedule.at(Instant::now() + SUPERVISOR_RESTART, Action::Supervise(id));
+                            }
+                        }
+                    }
                     Action::Sample => {
+                        // A node stops when its store fails (the binary exits); its supervisor
+                        // starts it again on what is durable.
+                        let failed: Vec<NodeId> = cluster.running().filter(|n| n.store.has_failed()).map(|n| n.id.clone()).collect();
+                        for id in failed {
+                            tracing::info!(node = %id, "the store failed: the node stops, its supervisor restarts it");
+                            cluster.crash(&id).await;
+                            figures.supervised_restarts += 1;
+                            schedule.at(Instant::now() + SUPERVISOR_RESTART, Action::Supervise(id));
+                        }
                         sampler.sample(&cluster, start.elapsed());
+                        heals.poll(&cluster, start.elapsed(), bound);
                         schedule.at(Instant::now() + SAMPLE_EVERY, Action::Sample);
                     }
                     Action::Timeline => {
@@ -544,8 +575,9 @@ impl<'a> Run<'a> {
         }
         cluster.start_all().await?;
         let healed = Instant::now();
-        let limit = scenario.invariants.converge_within;
+        let limit = bound;
         let converged_after = loop {
+            heals.poll(&cluster, start.elapsed(), bound);
             let state = checks::converged(&cluster);
             if state.is_ok() {
                 break Some(healed.elapsed());
@@ -569,7 +601,7 @@ impl<'a> Run<'a> {
             checks::nothing_duplicated(&cluster),
             checks::availability(&cluster, &tallies_of(&tallies), scenario.invariants.availability),
             sampler.versions_monotonic(),
-            checks::convergence(converged_after, limit, &cluster),
+            checks::convergence(converged_after, limit, &cluster, &heals),
             checks::faults_happened(&records),
         ];
         if scenario.topology.voters {
@@ -587,6 +619,7 @@ impl<'a> Run<'a> {
             checks: results,
             faults: records,
             converged_after_s: converged_after.map(|d| d.as_secs_f64()),
+            heals: heals.times,
             timeline_every_s: TIMELINE_EVERY.as_secs_f64(),
             timelines: timelines.into_values().collect(),
             trace_hash: summary.hash,
@@ -598,6 +631,7 @@ impl<'a> Run<'a> {
             ops_refused: figures.ops_refused,
             list_writes_committed: figures.list_writes_committed,
             list_writes_refused: figures.list_writes_refused,
+            supervised_restarts: figures.supervised_restarts,
             lost_acked,
             seq_conflicts,
             virtual_s: virtual_elapsed.as_secs_f64(),
@@ -777,6 +811,7 @@ struct Figures {
     ops_refused: u64,
     list_writes_committed: u64,
     list_writes_refused: u64,
+    supervised_restarts: u64,
 }
 
 /// The next operation of node `id`, if it runs and has something to do.

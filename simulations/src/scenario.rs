@@ -167,9 +167,9 @@ impl Default for Invariants {
     }
 }
 
-/// One fault of the schedule.
+/// One fault of the schedule. (Unknown keys are refused by [`FaultKind`], which takes every
+/// key but these three: serde cannot deny them on a struct with a flattened field.)
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     #[serde(flatten)]
     pub kind: FaultKind,

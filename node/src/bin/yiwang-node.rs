@@ -180,10 +180,18 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
         let running = instance::start(&config, parts).await.map_err(|e| e.to_string())?;
         node::process::write_addresses(&config.data_dir, &running.addresses)?;
         tracing::info!(node = %config.node.id, role = %config.node.role, addresses = ?running.addresses, "node ready");
-        node::process::wait_for_signal().await;
+        let failed = tokio::select! {
+            _ = node::process::wait_for_signal() => false,
+            _ = store.failure() => true,
+        };
         tracing::info!("stopping");
         running.stop().await;
         store.close().await;
+        if failed {
+            // Fail-stop: what the store holds in memory may not match the disk any more; a
+            // restart (systemd's Restart=on-failure) recovers from what is durable.
+            return Err("the store failed (a write or flush was refused: see the log above); stopped so the node restarts on what is durable".into());
+        }
         Ok(())
     })
 }

@@ -303,6 +303,7 @@ impl<E: Engine> Flusher<E> {
             Err(e) => {
                 tracing::error!(error = %e, "store flush failed; refusing further writes");
                 self.published.failed.store(true, Ordering::Relaxed);
+                self.published.failure.notify_waiters();
                 for (reply, _) in f.commits {
                     let _ = reply.send(Err(e.clone()));
                 }

@@ -162,6 +162,8 @@ pub(crate) struct Published {
     changed: tokio::sync::watch::Sender<Changes>,
     size_bytes: AtomicU64,
     failed: AtomicBool,
+    /// Woken (all waiters) when `failed` is set.
+    failure: tokio::sync::Notify,
 }
 
 /// Who drives the flusher, to wait for it at close.
@@ -209,6 +211,7 @@ fn published() -> Arc<Published> {
         changed: tokio::sync::watch::channel(Changes::default()).0,
         size_bytes: AtomicU64::new(0),
         failed: AtomicBool::new(false),
+        failure: tokio::sync::Notify::new(),
     })
 }
 
@@ -340,6 +343,26 @@ impl Store {
                     budget: self.shared.config.disk_budget_bytes(),
                 })
             }
+        }
+    }
+
+    /// Whether a flush or write failed: the store refuses every write from then on, since what
+    /// it holds in memory may no longer match the disk. The node stops on it and its supervisor
+    /// starts it again on what is durable.
+    pub fn has_failed(&self) -> bool {
+        self.shared.published.failed.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the store has failed (see [`Store::has_failed`]).
+    pub async fn failure(&self) {
+        loop {
+            let notified = self.shared.published.failure.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_failed() {
+                return;
+            }
+            notified.await;
         }
     }
 

@@ -135,7 +135,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,openraft=off".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     match cli.command {
         Command::Run { scenario, seed, inject_bug, report, quiet } => {
@@ -320,13 +320,23 @@ fn print_run(r: &RunReport) {
     for c in &r.checks {
         println!("check {}: {} ({})", c.name, if c.passed { "PASS" } else { "FAIL" }, c.detail);
     }
+    for h in &r.heals {
+        match h.converged_after_s {
+            Some(t) => println!("heal after fault {} at {:.0}s: caught up in {t:.1} s", h.fault, h.healed_s),
+            None => println!("heal after fault {} at {:.0}s: NOT caught up within the bound", h.fault, h.healed_s),
+        }
+    }
     if let Some(t) = r.converged_after() {
         println!("figure converged_after_heal={:.1} s", t.as_secs_f64());
+    }
+    if let Some(t) = r.heals.iter().filter_map(|h| h.converged_after_s).reduce(f64::max) {
+        println!("figure slowest_catch_up={t:.1} s");
     }
     println!("figure operations_acknowledged={}", r.ops_acknowledged);
     println!("figure list_writes_committed={}", r.list_writes_committed);
     println!("figure list_writes_refused={}", r.list_writes_refused);
     println!("figure power_cuts={}", r.crashes);
+    println!("figure supervised_restarts={}", r.supervised_restarts);
     println!("ratio virtual_vs_wall={:.1}", r.virtual_vs_wall());
 }
 
