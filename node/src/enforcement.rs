@@ -12,6 +12,7 @@ use crate::sanctions::feed::{Applier, Step};
 use crate::sanctions::Lists;
 use crate::store::{Store, StoreError};
 use proto::{Kind, NodeId};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -54,13 +55,24 @@ pub struct Enforcer {
     applier: Applier,
     enforced: Enforced,
     metrics: Metrics,
+    /// Under the simulator's `list_out_of_order` bug only: an applier per stream, and the
+    /// stream that moved last, whose lists are then enforced.
+    per_stream: BTreeMap<NodeId, Applier>,
+    last_moved: Option<NodeId>,
 }
 
 impl Enforcer {
     /// Take every stored entry, and publish the lists they make. Run before the node accepts
     /// input, so it starts enforcing what it enforced when it stopped.
     pub async fn open(store: Store, enforced: Enforced, metrics: Metrics) -> Result<Enforcer, StoreError> {
-        let mut e = Enforcer { store, applier: Applier::new(), enforced, metrics };
+        let mut e = Enforcer {
+            store,
+            applier: Applier::new(),
+            enforced,
+            metrics,
+            per_stream: BTreeMap::new(),
+            last_moved: None,
+        };
         e.take().await?;
         tracing::info!(version = e.applier.version(), entries = e.applier.lists().len(), "sanctions lists in force");
         Ok(e)
@@ -88,6 +100,9 @@ impl Enforcer {
     /// Offer every origin's entries in order until none moves (a stream blocked behind a gap
     /// may be unblocked by another), then publish if the version moved.
     async fn take(&mut self) -> Result<(), StoreError> {
+        if self.store.bugs().list_out_of_order {
+            return self.take_out_of_order();
+        }
         let before = self.applier.version();
         loop {
             let mut moved = false;
@@ -106,6 +121,29 @@ impl Enforcer {
             self.metrics.sanctions_version.set(after as i64);
             self.metrics.sanctions_entries.set(lists.len() as i64);
             self.enforced.publish(lists.clone());
+        }
+        Ok(())
+    }
+
+    /// The simulator's `list_out_of_order` bug: each stream on its own, one entry per stream
+    /// each time entries arrive, and the lists of the stream that moved last enforced, so a
+    /// stream that lags (a backlog after a partition) sets the version back.
+    fn take_out_of_order(&mut self) -> Result<(), StoreError> {
+        let heads = self.store.heads(Kind::Sanctions);
+        for (origin, head) in heads.iter() {
+            let own = self.per_stream.entry(origin.clone()).or_default();
+            let next = own.next_seq(origin);
+            if next > head {
+                continue;
+            }
+            if let Some(entry) = self.store.entries(Kind::Sanctions, origin, next).next().transpose()? {
+                if matches!(own.offer(origin, entry.seq, &entry.payload), Step::Advanced { .. }) {
+                    self.last_moved = Some(origin.clone());
+                }
+            }
+        }
+        if let Some(lists) = self.last_moved.take().and_then(|o| self.per_stream.get(&o)).map(|a| a.lists().clone()) {
+            self.enforced.publish(lists);
         }
         Ok(())
     }

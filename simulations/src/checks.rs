@@ -178,12 +178,33 @@ pub fn converged(cluster: &Cluster) -> Result<(), String> {
     Ok(())
 }
 
-pub fn nothing_lost(lost_acked: u64) -> Check {
-    Check::new(
-        "nothing_lost",
-        lost_acked == 0,
-        format!("{lost_acked} entries acknowledged at their site are missing at the city"),
-    )
+/// Entries the city's heads say it holds but it does not: per origin and kind, the sequences
+/// below the head that are missing (each site numbers its entries from 1, and no run is long
+/// enough for retention to delete any).
+pub fn holes(cluster: &Cluster) -> Vec<String> {
+    let city_id = &cluster.topology.city().id;
+    let Some(city) = cluster.get(city_id) else { return vec![] };
+    let mut out = Vec::new();
+    for kind in up_kinds() {
+        for (origin, head) in city.store.heads(kind).iter() {
+            if origin == city_id {
+                continue;
+            }
+            let held = city.store.entries(kind, origin, 1).take_while(|e| e.as_ref().is_ok_and(|e| e.seq <= head)).count() as u64;
+            if held < head {
+                out.push(format!("{} of {kind} from {origin} below its head {head}", head - held));
+            }
+        }
+    }
+    out
+}
+
+pub fn nothing_lost(lost_acked: u64, holes: &[String]) -> Check {
+    let mut detail = format!("{lost_acked} entries acknowledged at their site are missing at the city");
+    if !holes.is_empty() {
+        detail.push_str(&format!("; missing under heads it claims: {}", listing(holes)));
+    }
+    Check::new("nothing_lost", lost_acked == 0 && holes.is_empty(), detail)
 }
 
 pub fn no_conflicts(conflicts: &[Conflict]) -> Check {

@@ -55,6 +55,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("lossy-harbours", include_str!("../scenarios/lossy-harbours.toml")),
     ("mass-heal", include_str!("../scenarios/mass-heal.toml")),
     ("county-disk-full", include_str!("../scenarios/county-disk-full.toml")),
+    ("slow-county-link", include_str!("../scenarios/slow-county-link.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]

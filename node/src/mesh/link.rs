@@ -461,6 +461,10 @@ impl Inner {
             let role = self.topology.site(&e.origin).map(|s| s.role);
             match replica.judge(&e, |e| authz::check(e.kind, dir, role, below.contains(&e.origin))) {
                 Verdict::Accept => {
+                    if self.store.bugs().drop_acked_entry && e.seq % crate::store::DROP_ACKED_EVERY == 0 {
+                        // The simulator's injected bug: accepted, acknowledged, never stored.
+                        continue;
+                    }
                     if matches!(e.kind, Kind::Watchlist | Kind::Command) {
                         applied.push(e.clone());
                     }

@@ -117,7 +117,16 @@ pub struct InjectedBugs {
     pub replicate_before_durable: bool,
     /// Apply each tree of a commit as its own batch, so a power cut can tear a commit.
     pub commit_per_tree: bool,
+    /// The mesh leaves out one in [`DROP_ACKED_EVERY`] of the entries it accepts from a peer,
+    /// and acknowledges the batch all the same.
+    pub drop_acked_entry: bool,
+    /// Sanctions entries are taken stream by stream as they arrive, each stream's lists
+    /// enforced as soon as it moves, so a lagging stream sets the version back.
+    pub list_out_of_order: bool,
 }
+
+/// One in this many accepted entries is dropped under [`InjectedBugs::drop_acked_entry`].
+pub const DROP_ACKED_EVERY: u64 = 40;
 
 impl InjectedBugs {
     /// The bugs on, by the simulator's names for them.
@@ -128,6 +137,12 @@ impl InjectedBugs {
         }
         if self.commit_per_tree {
             out.push("commit-per-tree");
+        }
+        if self.drop_acked_entry {
+            out.push("drop-acked-entry");
+        }
+        if self.list_out_of_order {
+            out.push("list-out-of-order");
         }
         out
     }
@@ -164,6 +179,8 @@ pub(crate) struct Published {
     failed: AtomicBool,
     /// Woken (all waiters) when `failed` is set.
     failure: tokio::sync::Notify,
+    /// Mechanisms broken on purpose (the simulator's stores only).
+    bugs: InjectedBugs,
 }
 
 /// Who drives the flusher, to wait for it at close.
@@ -205,13 +222,14 @@ fn past_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn published() -> Arc<Published> {
+fn published(bugs: InjectedBugs) -> Arc<Published> {
     Arc::new(Published {
         durable: Mutex::new(BTreeMap::new()),
         changed: tokio::sync::watch::channel(Changes::default()).0,
         size_bytes: AtomicU64::new(0),
         failed: AtomicBool::new(false),
         failure: tokio::sync::Notify::new(),
+        bugs,
     })
 }
 
@@ -265,7 +283,7 @@ impl Store {
         metrics: &Metrics,
         bugs: InjectedBugs,
     ) -> Result<(flusher::Flusher<E>, Arc<Published>, mpsc::Sender<Job>, mpsc::Receiver<Job>), StoreError> {
-        let published = published();
+        let published = published(bugs);
         let flusher = flusher::Flusher::recover(
             engine,
             node.clone(),
@@ -295,6 +313,11 @@ impl Store {
 
     pub fn node(&self) -> &NodeId {
         &self.shared.node
+    }
+
+    /// The mechanisms the simulator broke on purpose in this store's node (none elsewhere).
+    pub fn bugs(&self) -> InjectedBugs {
+        self.shared.published.bugs
     }
 
     /// Make `ops` durable. Resolves once they are on disk, with the `(seq, hlc)` of each

@@ -31,12 +31,29 @@ enum Bug {
     /// The store writes each tree of a commit as its own batch, so a power cut can keep an
     /// entry and lose its audit record.
     CommitPerTree,
+    /// A node leaves out one in 40 of the entries it accepts from a peer and acknowledges them
+    /// all the same (nothing_lost and converged fail).
+    DropAckedEntry,
+    /// Nodes take each sanctions stream as it arrives and enforce whichever moved last, so a
+    /// lagging stream sets the version back (list_versions_monotonic and raft_safety fail).
+    ListOutOfOrder,
+    /// The simulator does not apply one-way cuts, though its fault log says they began
+    /// (faults_happened fails).
+    IgnoreOnewayCut,
 }
 
-fn bugs(list: &[Bug]) -> InjectedBugs {
-    InjectedBugs {
-        replicate_before_durable: list.contains(&Bug::ReplicateBeforeDurable),
-        commit_per_tree: list.contains(&Bug::CommitPerTree),
+/// The run's options with `list` broken on purpose.
+fn options(seed: u64, list: &[Bug], progress: Option<Duration>) -> RunOptions {
+    RunOptions {
+        seed,
+        bugs: InjectedBugs {
+            replicate_before_durable: list.contains(&Bug::ReplicateBeforeDurable),
+            commit_per_tree: list.contains(&Bug::CommitPerTree),
+            drop_acked_entry: list.contains(&Bug::DropAckedEntry),
+            list_out_of_order: list.contains(&Bug::ListOutOfOrder),
+        },
+        ignore_one_way_cuts: list.contains(&Bug::IgnoreOnewayCut),
+        progress,
     }
 }
 
@@ -143,7 +160,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            let options = RunOptions { seed, bugs: bugs(&inject_bug), progress: (!quiet).then_some(PROGRESS_EVERY) };
+            let options = options(seed, &inject_bug, (!quiet).then_some(PROGRESS_EVERY));
             run_and_judge(&scenario, &options, report.as_deref(), quiet)
         }
         Command::Replay { report, quiet } => {
@@ -182,7 +199,7 @@ fn main() -> ExitCode {
             let mut failed = Vec::new();
             for seed in from..from.saturating_add(seeds) {
                 let s = fixed.clone().unwrap_or_else(|| scenario::random(seed));
-                let options = RunOptions { seed, bugs: bugs(&inject_bug), progress: None };
+                let options = options(seed, &inject_bug, None);
                 let r = match run(&s, &options) {
                     Ok(r) => r,
                     Err(e) => return usage(e),
@@ -220,7 +237,7 @@ fn main() -> ExitCode {
                 seed,
                 duration,
                 crashes,
-                bugs: bugs(&inject_bug),
+                bugs: options(seed, &inject_bug, None).bugs,
                 heal_limit,
                 op_interval,
                 progress: (!quiet).then_some(PROGRESS_EVERY),
@@ -374,5 +391,5 @@ fn read_report(path: &Path) -> Result<(Scenario, RunOptions, String), String> {
     for b in &saved.bugs {
         list.push(Bug::from_str(b, true).map_err(|_| format!("{}: unknown injected bug {b:?}", path.display()))?);
     }
-    Ok((saved.spec, RunOptions { seed: saved.seed, bugs: bugs(&list), progress: None }, saved.trace_hash))
+    Ok((saved.spec, options(saved.seed, &list, None), saved.trace_hash))
 }
