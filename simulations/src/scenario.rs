@@ -373,6 +373,32 @@ impl Scenario {
     }
 }
 
+/// Mean time between two operations of one node under the benchmark's workload: SEED.md's
+/// peak (ten times the average) for 170 towns and harbours. At 2 minutes the city makes 0.5
+/// grid events a second (SEED: 0.04 on average, peaks ten times that) and about as many
+/// watchlist hits, besides escalations, answers and watchlist edits.
+pub const SEED_PEAK_OP_INTERVAL: Duration = Duration::from_secs(120);
+/// Mean time between two sanctions writes under the benchmark's workload (SEED: 24,500 entries
+/// in three years, about one an hour; here six times that).
+pub const SEED_PEAK_LIST_WRITE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// What `yiwang-sim bench` runs: a city of `nodes` sites (voters at the city and counties when
+/// `voters`) under SEED.md's peak workload, no faults, for `duration`.
+pub fn bench(nodes: usize, voters: bool, duration: Duration) -> Scenario {
+    Scenario {
+        name: format!("bench-{nodes}"),
+        summary: "a city under SEED.md's peak workload, no faults".into(),
+        duration,
+        topology: TopologySpec { nodes: Some(nodes), voters, ..TopologySpec::default() },
+        workload: WorkloadSpec {
+            op_interval: SEED_PEAK_OP_INTERVAL,
+            list_write_interval: if voters { SEED_PEAK_LIST_WRITE_INTERVAL } else { Duration::ZERO },
+        },
+        faults: vec![],
+        invariants: Invariants::default(),
+    }
+}
+
 /// A random scenario for `yiwang-sim explore` (swarm testing): a city with voters and a
 /// schedule of 2 to 6 faults of random kinds on random sites at random times, every one of
 /// them drawn from `seed`.

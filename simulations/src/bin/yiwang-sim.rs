@@ -107,6 +107,22 @@ enum Command {
         #[arg(long, value_enum, value_name = "BUG")]
         inject_bug: Vec<Bug>,
     },
+    /// Virtual seconds per wall second: the 176-node reference city with its voters, then the
+    /// 1,760-node province (one city tree ten times the size, without voters: fifty counties
+    /// would make a fifty-voter raft group no one would run), each under SEED.md's peak
+    /// workload with real quinn. Prints `ratio virtual_vs_wall=X` and
+    /// `ratio province_virtual_vs_wall=Y`.
+    Bench {
+        /// Virtual time the reference city runs.
+        #[arg(long = "virtual", value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Virtual time the province runs.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        province: Duration,
+        /// Skip the province.
+        #[arg(long)]
+        city_only: bool,
+    },
     /// Run a generated city with a steady workload and power cuts, heal, and print the figures:
     /// `figure trace_hash=HEX` (a hash of every datagram delivered and every durable write, in
     /// order: the same seed gives the same hash in any process), `figure seq_conflicts=N`
@@ -226,6 +242,31 @@ fn main() -> ExitCode {
             }
             println!("explored: {} seeds from {from}, {} failed", seeds, failed.len());
             exit_for(failed.is_empty())
+        }
+        Command::Bench { duration, province, city_only } => {
+            let mut runs = vec![("virtual_vs_wall", scenario::bench(simulations::topology::REFERENCE_NODES, true, duration))];
+            if !city_only {
+                runs.push(("province_virtual_vs_wall", scenario::bench(10 * simulations::topology::REFERENCE_NODES, false, province)));
+            }
+            let mut figures = Vec::new();
+            for (name, s) in runs {
+                eprintln!("[yiwang-sim] bench: {} sites, {} of virtual time", s.topology.shape().nodes(), humantime::format_duration(s.duration));
+                let r = match run(&s, &options(1, &[], Some(PROGRESS_EVERY * 5))) {
+                    Ok(r) => r,
+                    Err(e) => return usage(e),
+                };
+                if !r.passed() {
+                    eprintln!("[yiwang-sim] bench: {} did not pass its checks", s.name);
+                    print_run(&r);
+                    return ExitCode::from(1);
+                }
+                eprintln!("[yiwang-sim] bench: {:.0} s virtual in {:.1} s wall, {} operations, {} datagrams", r.virtual_s, r.wall_s, r.ops_acknowledged, r.datagrams);
+                figures.push(format!("ratio {name}={:.1}", r.virtual_vs_wall()));
+            }
+            for f in figures {
+                println!("{f}");
+            }
+            ExitCode::SUCCESS
         }
         Command::Trace { nodes, seed, duration, crashes, inject_bug, heal_limit, op_interval, quiet } => {
             if duration.is_zero() || op_interval.is_zero() {
