@@ -428,6 +428,11 @@ impl<'a> Run<'a> {
                 biased;
                 Some(done) = armed.join_next(), if !armed.is_empty() => {
                     let Ok((fault, id, inside)) = done else { continue };
+                    if !cluster.is_running(&id) {
+                        // Another power cut took it down meanwhile: aim this one elsewhere.
+                        schedule.at(Instant::now(), Action::Arm(fault, id));
+                        continue;
+                    }
                     if let Some(cut) = cluster.crash(&id).await {
                         figures.crashes += 1;
                         *storm_done.entry(fault).or_default() += 1;
@@ -697,7 +702,10 @@ impl<'a> Run<'a> {
                 let f = &self.scenario.faults[i];
                 let (from, to) = self.scenario.windows(f)[w];
                 let pool: Vec<&NodeId> = targets.iter().collect();
-                let mut times: Vec<Duration> = (0..*count).map(|_| from + (to - from).mul_f64(rng.next_f64())).collect();
+                // Each falls within ARMED_LIMIT of being armed (plus a flush): all have fallen
+                // by the window's end, when the storm is judged.
+                let last = to.saturating_sub(ARMED_LIMIT + Duration::from_secs(1)).max(from);
+                let mut times: Vec<Duration> = (0..*count).map(|_| from + (last - from).mul_f64(rng.next_f64())).collect();
                 times.sort();
                 for t in times {
                     let target = pool[rng.below(pool.len() as u64) as usize].clone();
@@ -804,6 +812,12 @@ pub fn resolve(cluster: &Cluster, selectors: Vec<&String>, rng: &mut Rng) -> Res
                 return Err(format!("selector {sel:?}: the city has no site of that role"));
             }
             out.insert(pool[rng.below(pool.len() as u64) as usize].clone());
+        } else if let Some(c) = sel.strip_prefix("parents:") {
+            let c = sites.iter().find(|s| s.id.as_str() == c).ok_or(format!("selector {sel:?}: no site {c}"))?;
+            if c.parents.is_empty() {
+                return Err(format!("selector {sel:?}: {} has no parents", c.id));
+            }
+            out.extend(c.parents.iter().cloned());
         } else if let Some(p) = sel.strip_prefix("subtree:") {
             let p = sites.iter().find(|s| s.id.as_str() == p).ok_or(format!("selector {sel:?}: no site {p}"))?;
             out.insert(p.id.clone());

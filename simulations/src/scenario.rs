@@ -30,7 +30,8 @@
 //!
 //! Nodes are named by selectors: a site's id (`town-3`), `role:town`, `subtree:county-1` (the
 //! county and the sites whose preferred parent it is), `voters`, `leader` (the raft leader when
-//! the fault begins), `random:ROLE` (one site of that role, drawn from the seed) or `all`.
+//! the fault begins), `parents:SITE` (the site's parents), `random:ROLE` (one site of that
+//! role, drawn from the seed) or `all`.
 //! Every fault has `at`, an optional `for` (default: until the end of the workload) and an
 //! optional `every` (repeat from `at` with this period while the workload runs).
 
@@ -417,6 +418,7 @@ pub fn random(seed: u64) -> Scenario {
         out.dedup();
         out
     };
+    let below_city = |rng: &mut node::rng::Rng| sites[1 + rng.below(sites.len() as u64 - 1) as usize].clone();
     let secs = |rng: &mut node::rng::Rng, lo: u64, hi: u64| Duration::from_secs(lo + rng.below(hi - lo + 1));
     let mut faults = Vec::new();
     for _ in 0..2 + rng.below(5) {
@@ -427,9 +429,13 @@ pub fn random(seed: u64) -> Scenario {
                 let n = 1 + rng.below(3) as usize;
                 FaultKind::Isolate { nodes: pick(&mut rng, n) }
             }
-            2 => FaultKind::Cut { from: pick(&mut rng, 2), to: pick(&mut rng, 2), one_way: rng.chance(0.5) },
+            2 => {
+                // A site and its parents: the links that carry its traffic.
+                let site = below_city(&mut rng);
+                FaultKind::Cut { from: vec![site.clone()], to: vec![format!("parents:{site}")], one_way: rng.chance(0.5) }
+            }
             3 => FaultKind::Degrade {
-                nodes: pick(&mut rng, 2),
+                nodes: vec![below_city(&mut rng)],
                 loss: rng.below(40) as f64 / 100.0,
                 duplicate: rng.below(5) as f64 / 100.0,
                 delay: Some(Duration::from_millis(rng.below(300))),

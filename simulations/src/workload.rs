@@ -130,17 +130,24 @@ impl Workload {
                 mem.added += 1;
                 // A plate of this node's own: 鲁K, then five digits from the node's name and count.
                 let digits = node.as_str().bytes().fold(mem.added * 7919, |a, b| a * 31 + b as u64) % 100_000;
-                let plate = format!("鲁K{digits:05}");
-                mem.listed.push(plate.clone());
-                Op::ListAdd { plate }
+                // Remembered as listed once acknowledged (see `learn`): a power cut can take an
+                // addition away before it is.
+                Op::ListAdd { plate: format!("鲁K{digits:05}") }
             }
         })
     }
 
-    /// Remember what an acknowledged operation made (events to escalate later).
+    /// Remember what an acknowledged operation made (events to escalate later, plates listed).
     pub fn learn(&mut self, outcome: &Outcome) {
-        if let (Ok(_), Some(e)) = (&outcome.result, &outcome.reported) {
-            self.memory.entry(outcome.node.clone()).or_default().events.push(e.clone());
+        if outcome.result.is_err() {
+            return;
+        }
+        let mem = self.memory.entry(outcome.node.clone()).or_default();
+        if let Some(e) = &outcome.reported {
+            mem.events.push(e.clone());
+        }
+        if let Op::ListAdd { plate } = &outcome.op {
+            mem.listed.push(plate.clone());
         }
     }
 }

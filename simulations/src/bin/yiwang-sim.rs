@@ -106,6 +106,10 @@ enum Command {
         scenario: Option<String>,
         #[arg(long, value_enum, value_name = "BUG")]
         inject_bug: Vec<Bug>,
+        /// Write the report of every failing seed into DIR/seed-N/ (replay it with
+        /// `yiwang-sim replay DIR/seed-N/report.json`).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Virtual seconds per wall second: the 176-node reference city with its voters, then the
     /// 1,760-node province (one city tree ten times the size, without voters: fifty counties
@@ -207,7 +211,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Explore { seeds, from, scenario, inject_bug } => {
+        Command::Explore { seeds, from, scenario, inject_bug, report } => {
             let fixed = match scenario.as_deref().map(Scenario::load).transpose() {
                 Ok(s) => s,
                 Err(e) => return usage(e),
@@ -228,6 +232,16 @@ fn main() -> ExitCode {
                     r.virtual_vs_wall()
                 );
                 if !failing.is_empty() {
+                    for c in r.checks.iter().filter(|c| !c.passed) {
+                        eprintln!("[yiwang-sim]   {}: {}", c.name, c.detail);
+                    }
+                    if let Some(dir) = &report {
+                        let dir = dir.join(format!("seed-{seed}"));
+                        if let Err(e) = write_report(&dir, &r) {
+                            return usage(format!("cannot write the report into {}: {e}", dir.display()));
+                        }
+                        eprintln!("[yiwang-sim]   report: {}", dir.join("report.json").display());
+                    }
                     let bugs: String = inject_bug
                         .iter()
                         .map(|b| format!(" --inject-bug {}", b.to_possible_value().expect("named").get_name()))
