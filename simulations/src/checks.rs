@@ -190,7 +190,9 @@ pub fn holes(cluster: &Cluster) -> Vec<String> {
             if origin == city_id {
                 continue;
             }
-            let held = city.store.entries(kind, origin, 1).take_while(|e| e.as_ref().is_ok_and(|e| e.seq <= head)).count() as u64;
+            let held =
+                city.store.entries(kind, origin, 1).take_while(|e| e.as_ref().is_ok_and(|e| e.seq <= head)).count()
+                    as u64;
             if held < head {
                 out.push(format!("{} of {kind} from {origin} below its head {head}", head - held));
             }
@@ -254,8 +256,7 @@ pub fn nothing_duplicated(cluster: &Cluster) -> Check {
             }
         }
     }
-    let detail =
-        if found.is_empty() { format!("{held} entries at the city, each once") } else { listing(&found) };
+    let detail = if found.is_empty() { format!("{held} entries at the city, each once") } else { listing(&found) };
     Check::new("nothing_duplicated", found.is_empty(), detail)
 }
 
@@ -281,7 +282,9 @@ pub fn availability(cluster: &Cluster, tallies: &BTreeMap<NodeId, (u64, u64)>, l
     let detail = match worst {
         None => "no town or harbour was asked for anything".into(),
         Some(_) if !below.is_empty() => format!("below {least}: {}", listing(&below)),
-        Some((w, id)) => format!("{judged} towns and harbours; the least available, {id}, acknowledged {:.1}%", w * 100.0),
+        Some((w, id)) => {
+            format!("{judged} towns and harbours; the least available, {id}, acknowledged {:.1}%", w * 100.0)
+        }
     };
     Check::new("availability", below.is_empty(), detail)
 }
@@ -354,7 +357,11 @@ pub fn convergence(after: Option<Duration>, limit: Duration, cluster: &Cluster, 
         .filter(|h| h.converged_after_s.is_none())
         .map(|h| format!("after fault {} ended at {:.0} s", h.fault, h.healed_s))
         .collect();
-    let slowest = heals.times.iter().filter_map(|h| h.converged_after_s).fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+    let slowest = heals
+        .times
+        .iter()
+        .filter_map(|h| h.converged_after_s)
+        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
     match after {
         Some(t) if late.is_empty() => Check::new(
             "converged",
@@ -382,13 +389,12 @@ pub fn convergence(after: Option<Duration>, limit: Duration, cluster: &Cluster, 
 pub fn faults_happened(records: &[FaultRecord]) -> Check {
     let failed: Vec<String> = records
         .iter()
-        .filter_map(|r| r.evidence.as_ref().err().map(|e| format!("fault {} ({}) at {:.0} s: {e}", r.fault, r.kind, r.began_s)))
+        .filter_map(|r| {
+            r.evidence.as_ref().err().map(|e| format!("fault {} ({}) at {:.0} s: {e}", r.fault, r.kind, r.began_s))
+        })
         .collect();
-    let detail = if failed.is_empty() {
-        format!("{} fault windows, each seen to act", records.len())
-    } else {
-        listing(&failed)
-    };
+    let detail =
+        if failed.is_empty() { format!("{} fault windows, each seen to act", records.len()) } else { listing(&failed) };
     Check::new("faults_happened", failed.is_empty(), detail)
 }
 

@@ -353,11 +353,16 @@ impl<'a> Run<'a> {
         let trace = Trace::new(start);
         let fabric = Fabric::new(FabricConfig { seed: seed.derive("fabric").0, ..FabricConfig::default() });
         trace.follow_fabric(&fabric);
-        let cluster_options =
-            ClusterOptions { seed: seed.derive("cluster").0, bugs: self.options.bugs, raft, ..ClusterOptions::default() };
+        let cluster_options = ClusterOptions {
+            seed: seed.derive("cluster").0,
+            bugs: self.options.bugs,
+            raft,
+            ..ClusterOptions::default()
+        };
         let mut cluster = Cluster::new(fabric, sites, cluster_options)?;
         let ids: Vec<NodeId> = cluster.topology.sites().iter().map(|s| s.id.clone()).collect();
-        let late: BTreeSet<NodeId> = ids.iter().filter(|id| scenario.topology.late.iter().any(|l| l == id.as_str())).cloned().collect();
+        let late: BTreeSet<NodeId> =
+            ids.iter().filter(|id| scenario.topology.late.iter().any(|l| l == id.as_str())).cloned().collect();
         if let Some(l) = scenario.topology.late.iter().find(|l| !ids.iter().any(|id| id.as_str() == l.as_str())) {
             return Err(SimError::Scenario(format!("topology.late names {l}, which is not a site of the city")));
         }
@@ -705,7 +710,8 @@ impl<'a> Run<'a> {
                 // Each falls within ARMED_LIMIT of being armed (plus a flush): all have fallen
                 // by the window's end, when the storm is judged.
                 let last = to.saturating_sub(ARMED_LIMIT + Duration::from_secs(1)).max(from);
-                let mut times: Vec<Duration> = (0..*count).map(|_| from + (last - from).mul_f64(rng.next_f64())).collect();
+                let mut times: Vec<Duration> =
+                    (0..*count).map(|_| from + (last - from).mul_f64(rng.next_f64())).collect();
                 times.sort();
                 for t in times {
                     let target = pool[rng.below(pool.len() as u64) as usize].clone();
@@ -722,7 +728,11 @@ impl<'a> Run<'a> {
                 (Baseline::Clock { nodes: targets.iter().cloned().collect(), offset_ms }, Undo::Clock(before))
             }
             FaultKind::DiskFull { .. } | FaultKind::FailingFlushes { .. } => {
-                let what = if matches!(kind, FaultKind::DiskFull { .. }) { DiskFault::Full } else { DiskFault::FailingFlushes };
+                let what = if matches!(kind, FaultKind::DiskFull { .. }) {
+                    DiskFault::Full
+                } else {
+                    DiskFault::FailingFlushes
+                };
                 let nodes: Vec<(NodeId, _)> = targets.iter().map(|t| (t.clone(), cluster.disk(t).stats())).collect();
                 for t in targets {
                     let disk = cluster.disk(t);
@@ -794,7 +804,8 @@ pub fn resolve(cluster: &Cluster, selectors: Vec<&String>, rng: &mut Rng) -> Res
     let mut out = BTreeSet::new();
     for sel in selectors {
         let role = |r: &str| -> Result<Role, String> {
-            r.parse::<Role>().map_err(|_| format!("selector {sel:?}: {r:?} is not a role (city, county, town, harbour)"))
+            r.parse::<Role>()
+                .map_err(|_| format!("selector {sel:?}: {r:?} is not a role (city, county, town, harbour)"))
         };
         if sel == "all" {
             out.extend(sites.iter().map(|s| s.id.clone()));
@@ -823,7 +834,10 @@ pub fn resolve(cluster: &Cluster, selectors: Vec<&String>, rng: &mut Rng) -> Res
             out.insert(p.id.clone());
             out.extend(sites.iter().filter(|s| s.parents.first() == Some(&p.id)).map(|s| s.id.clone()));
         } else {
-            let s = sites.iter().find(|s| s.id.as_str() == sel.as_str()).ok_or(format!("selector {sel:?}: no such site"))?;
+            let s = sites
+                .iter()
+                .find(|s| s.id.as_str() == sel.as_str())
+                .ok_or(format!("selector {sel:?}: no such site"))?;
             out.insert(s.id.clone());
         }
     }

@@ -298,7 +298,10 @@ impl Scenario {
 
     fn validate(&self) -> Result<(), String> {
         if self.duration.is_zero() || self.duration > MAX_DURATION {
-            return Err(format!("duration must be more than zero and at most {}", humantime::format_duration(MAX_DURATION)));
+            return Err(format!(
+                "duration must be more than zero and at most {}",
+                humantime::format_duration(MAX_DURATION)
+            ));
         }
         let nodes = self.topology.shape().nodes();
         if nodes > crate::topology::MAX_NODES || self.topology.nodes == Some(0) {
@@ -327,10 +330,10 @@ impl Scenario {
                 }
             }
             match &f.kind {
-                FaultKind::Degrade { loss, duplicate, .. } => {
-                    if !(0.0..=1.0).contains(loss) || !(0.0..=1.0).contains(duplicate) {
-                        return Err(format!("{what}: loss and duplicate are probabilities, 0 to 1"));
-                    }
+                FaultKind::Degrade { loss, duplicate, .. }
+                    if !(0.0..=1.0).contains(loss) || !(0.0..=1.0).contains(duplicate) =>
+                {
+                    return Err(format!("{what}: loss and duplicate are probabilities, 0 to 1"));
                 }
                 FaultKind::Clock { offset, .. } => {
                     parse_offset(offset).map_err(|e| format!("{what}: {e}"))?;
@@ -432,7 +435,11 @@ pub fn random(seed: u64) -> Scenario {
             2 => {
                 // A site and its parents: the links that carry its traffic.
                 let site = below_city(&mut rng);
-                FaultKind::Cut { from: vec![site.clone()], to: vec![format!("parents:{site}")], one_way: rng.chance(0.5) }
+                FaultKind::Cut {
+                    from: vec![site.clone()],
+                    to: vec![format!("parents:{site}")],
+                    one_way: rng.chance(0.5),
+                }
             }
             3 => FaultKind::Degrade {
                 nodes: vec![below_city(&mut rng)],
@@ -510,7 +517,10 @@ mod tests {
             ("[[fault]]\nkind = \"teleport\"\nnodes = [\"town-1\"]\nat = \"1m\"\n", "teleport"),
         ];
         for (extra, want) in cases {
-            let text = format!("{base}{}{extra}", if extra.starts_with("[workload]") { "" } else { "[workload]\nlist_write_interval = \"0s\"\n" });
+            let text = format!(
+                "{base}{}{extra}",
+                if extra.starts_with("[workload]") { "" } else { "[workload]\nlist_write_interval = \"0s\"\n" }
+            );
             let err = Scenario::parse("case.toml", &text).expect_err(extra).to_string();
             assert!(err.contains(want), "{extra}: {err}");
         }

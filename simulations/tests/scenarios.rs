@@ -115,7 +115,11 @@ fn a_run_is_a_function_of_its_seed() {
 
 fn sim(args: &[&str]) -> (String, String, Option<i32>) {
     let out = Command::new(env!("CARGO_BIN_EXE_yiwang-sim")).args(args).output().expect("yiwang-sim runs");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
 }
 
 fn last_line(s: &str) -> &str {
@@ -126,7 +130,8 @@ fn last_line(s: &str) -> &str {
 fn a_report_replays_in_another_process_and_draws_the_timelines() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("run");
-    let (out, err, code) = sim(&["run", "harbour-one-way", "--seed", "5", "--quiet", "--report", report.to_str().unwrap()]);
+    let (out, err, code) =
+        sim(&["run", "harbour-one-way", "--seed", "5", "--quiet", "--report", report.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
     let verdict = last_line(&out);
     assert!(verdict.starts_with("verdict: PASS scenario=harbour-one-way seed=5 virtual=1800s wall="), "{verdict}");
@@ -207,6 +212,6 @@ fn a_scenario_selector_that_names_nothing_is_refused() {
     let text = "name = \"x\"\nsummary = \"y\"\nduration = \"2m\"\n[topology]\nnodes = 5\n[workload]\nlist_write_interval = \"0s\"\n\
                 [[fault]]\nkind = \"isolate\"\nnodes = [\"town-99\"]\nat = \"1m\"\n";
     let scenario = Scenario::parse("x", text).unwrap();
-    let err = run(&scenario, &options(1, InjectedBugs::default())).err().expect("refused").to_string();
+    let err = run(&scenario, &options(1, InjectedBugs::default())).expect_err("refused").to_string();
     assert!(err.contains("town-99"), "{err}");
 }

@@ -258,13 +258,21 @@ fn main() -> ExitCode {
             exit_for(failed.is_empty())
         }
         Command::Bench { duration, province, city_only } => {
-            let mut runs = vec![("virtual_vs_wall", scenario::bench(simulations::topology::REFERENCE_NODES, true, duration))];
+            let mut runs =
+                vec![("virtual_vs_wall", scenario::bench(simulations::topology::REFERENCE_NODES, true, duration))];
             if !city_only {
-                runs.push(("province_virtual_vs_wall", scenario::bench(10 * simulations::topology::REFERENCE_NODES, false, province)));
+                runs.push((
+                    "province_virtual_vs_wall",
+                    scenario::bench(10 * simulations::topology::REFERENCE_NODES, false, province),
+                ));
             }
             let mut figures = Vec::new();
             for (name, s) in runs {
-                eprintln!("[yiwang-sim] bench: {} sites, {} of virtual time", s.topology.shape().nodes(), humantime::format_duration(s.duration));
+                eprintln!(
+                    "[yiwang-sim] bench: {} sites, {} of virtual time",
+                    s.topology.shape().nodes(),
+                    humantime::format_duration(s.duration)
+                );
                 let r = match run(&s, &options(1, &[], Some(PROGRESS_EVERY * 5))) {
                     Ok(r) => r,
                     Err(e) => return usage(e),
@@ -274,7 +282,10 @@ fn main() -> ExitCode {
                     print_run(&r);
                     return ExitCode::from(1);
                 }
-                eprintln!("[yiwang-sim] bench: {:.0} s virtual in {:.1} s wall, {} operations, {} datagrams", r.virtual_s, r.wall_s, r.ops_acknowledged, r.datagrams);
+                eprintln!(
+                    "[yiwang-sim] bench: {:.0} s virtual in {:.1} s wall, {} operations, {} datagrams",
+                    r.virtual_s, r.wall_s, r.ops_acknowledged, r.datagrams
+                );
                 figures.push(format!("ratio {name}={:.1}", r.virtual_vs_wall()));
             }
             for f in figures {
@@ -381,13 +392,7 @@ fn print_run(r: &RunReport) {
             Ok(e) => format!("happened: {e}"),
             Err(e) => format!("DID NOT HAPPEN: {e}"),
         };
-        println!(
-            "fault {} {} [{}] {:.0}s..{ended}: {evidence}",
-            f.fault,
-            f.kind,
-            f.targets.join(","),
-            f.began_s
-        );
+        println!("fault {} {} [{}] {:.0}s..{ended}: {evidence}", f.fault, f.kind, f.targets.join(","), f.began_s);
     }
     for c in &r.checks {
         println!("check {}: {} ({})", c.name, if c.passed { "PASS" } else { "FAIL" }, c.detail);
@@ -441,7 +446,8 @@ fn read_report(path: &Path) -> Result<(Scenario, RunOptions, String), String> {
         trace_hash: String,
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let saved: Saved = serde_json::from_str(&text).map_err(|e| format!("{}: not a yiwang-sim report: {e}", path.display()))?;
+    let saved: Saved =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not a yiwang-sim report: {e}", path.display()))?;
     let mut list = Vec::new();
     for b in &saved.bugs {
         list.push(Bug::from_str(b, true).map_err(|_| format!("{}: unknown injected bug {b:?}", path.display()))?);
