@@ -14,7 +14,8 @@
 //!
 //! Faults, per directed link ([`LinkFaults`]): cut (both ways with [`Fabric::cut`], one way with
 //! [`Fabric::cut_one_way`]), loss probability, duplication probability, fixed delay plus
-//! uniform jitter (jitter reorders). They apply when a datagram is sent: one already in the
+//! uniform jitter (jitter reorders), and a bandwidth cap (datagrams leave one after another at
+//! the link's rate, behind a queue of at most [`LINK_QUEUE`]; more is dropped). They apply when a datagram is sent: one already in the
 //! delay line when its link is cut still arrives, as it would on a wire. [`LinkCounters`] count
 //! what happened to every datagram on every link, so a test can prove a fault really happened.
 //!
@@ -70,7 +71,13 @@ pub struct LinkFaults {
     pub delay: Duration,
     /// Extra delay drawn uniformly from 0 up to this, per datagram (so datagrams reorder).
     pub jitter: Duration,
+    /// Bytes per second the link carries (`None`: no limit).
+    pub bandwidth: Option<u64>,
 }
+
+/// Longest a bandwidth-capped link queues datagrams waiting for their turn (a router's buffer);
+/// a datagram that would wait longer is dropped, counted as `overflow`.
+pub const LINK_QUEUE: Duration = Duration::from_millis(500);
 
 impl LinkFaults {
     fn is_perfect(&self) -> bool {
@@ -91,7 +98,7 @@ pub struct LinkCounters {
     pub cut: u64,
     /// Dropped by the loss fault.
     pub lost: u64,
-    /// Dropped because the receiving socket's queue was full.
+    /// Dropped because a queue was full: the receiving socket's, or a bandwidth-capped link's.
     pub overflow: u64,
     /// Dropped because nothing is bound at the destination.
     pub unreachable: u64,
@@ -163,6 +170,8 @@ struct Datagram {
 struct Link {
     faults: LinkFaults,
     counters: LinkCounters,
+    /// Under a bandwidth cap: when the link has sent everything queued on it.
+    busy_until: Option<tokio::time::Instant>,
 }
 
 /// A datagram waiting in the delay line.
@@ -446,9 +455,22 @@ impl Shared {
             link.counters.unreachable += copies;
             return;
         };
+        // Under a cap, a datagram waits for those queued before it, then takes its own time.
+        let mut queued = Duration::ZERO;
+        if let Some(rate) = faults.bandwidth.filter(|r| *r > 0) {
+            let now = tokio::time::Instant::now();
+            let start = link.busy_until.filter(|b| *b > now).unwrap_or(now);
+            if start - now > LINK_QUEUE {
+                link.counters.overflow += copies;
+                return;
+            }
+            let takes = Duration::from_secs_f64(data.len() as f64 * copies as f64 / rate as f64);
+            link.busy_until = Some(start + takes);
+            queued = start + takes - now;
+        }
         for _ in 0..copies {
             let datagram = Datagram { from, data: data.into(), ecn };
-            let mut delay = faults.delay;
+            let mut delay = faults.delay + queued;
             if !faults.jitter.is_zero() {
                 delay += faults.jitter.mul_f64(st.rng.next_f64());
             }
@@ -827,5 +849,33 @@ mod tests {
         assert_eq!(got.len(), 20);
         assert_ne!(got, (0..20).collect::<Vec<u8>>(), "jitter reorders");
         assert_eq!(f.counters(ia, ib).delivered, 40);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_bandwidth_cap_spaces_datagrams_and_drops_past_its_queue() {
+        let f = Fabric::with_seed(5);
+        let a = f.bind(addr(1, 1)).unwrap();
+        let b = f.bind(addr(2, 1)).unwrap();
+        let (ia, ib) = (a.addr().ip(), b.addr().ip());
+        // 10 kB/s: a 1,000-byte datagram takes 100 ms; the queue holds 500 ms of them.
+        f.set_faults(ia, ib, LinkFaults { bandwidth: Some(10_000), ..LinkFaults::default() });
+        let start = tokio::time::Instant::now();
+        for _ in 0..20 {
+            send(&a, b.addr(), &[7u8; 1000]);
+        }
+        let c = f.counters(ia, ib);
+        assert_eq!(c.overflow, 14, "six fit in the queue (starting at 0, 100, ... 500 ms), the rest are dropped");
+        let mut arrivals = Vec::new();
+        while arrivals.len() < 6 {
+            let mut storage = [0u8; 1500];
+            let mut bufs = [IoSliceMut::new(&mut storage)];
+            let mut meta = [RecvMeta::default()];
+            poll_fn(|cx| b.poll_recv(cx, &mut bufs, &mut meta)).await.unwrap();
+            arrivals.push(start.elapsed().as_millis());
+        }
+        assert_eq!(arrivals, vec![100, 200, 300, 400, 500, 600]);
+        // The other direction is not capped.
+        send(&b, a.addr(), &[1u8; 1000]);
+        assert_eq!(drain(&a).len(), 1);
     }
 }

@@ -220,6 +220,12 @@ impl Baseline {
 }
 
 /// A link fault's settings from a scenario's `degrade`.
-pub fn degraded(loss: f64, duplicate: f64, delay: Option<Duration>, jitter: Option<Duration>) -> LinkFaults {
-    LinkFaults { cut: false, loss, duplicate, delay: delay.unwrap_or_default(), jitter: jitter.unwrap_or_default() }
+pub fn degraded(
+    loss: f64,
+    duplicate: f64,
+    delay: Option<Duration>,
+    jitter: Option<Duration>,
+    bandwidth: Option<u64>,
+) -> LinkFaults {
+    LinkFaults { cut: false, loss, duplicate, delay: delay.unwrap_or_default(), jitter: jitter.unwrap_or_default(), bandwidth }
 }

@@ -690,9 +690,9 @@ impl<'a> Run<'a> {
                 }
                 (Baseline::cut(&cluster.fabric, cut.clone()), Undo::Heal(cut))
             }
-            FaultKind::Degrade { loss, duplicate, delay, jitter, .. } => {
+            FaultKind::Degrade { loss, duplicate, delay, jitter, bandwidth, .. } => {
                 let up = faults::uplinks(cluster, targets);
-                links.degrade(&cluster.fabric, &up, faults::degraded(*loss, *duplicate, *delay, *jitter));
+                links.degrade(&cluster.fabric, &up, faults::degraded(*loss, *duplicate, *delay, *jitter, *bandwidth));
                 (Baseline::degrade(&cluster.fabric, up.clone(), *loss > 0.0, *duplicate > 0.0), Undo::Restore(up))
             }
             FaultKind::Crash { .. } => {

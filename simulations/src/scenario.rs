@@ -210,6 +210,9 @@ pub enum FaultKind {
         delay: Option<Duration>,
         #[serde(default, with = "humantime_serde")]
         jitter: Option<Duration>,
+        /// Bytes per second each way (a radio link's rate).
+        #[serde(default)]
+        bandwidth: Option<u64>,
     },
     /// A power cut: the site's unflushed writes are lost (a flush under way may be torn), and
     /// it restarts on its disk when the fault ends.
@@ -447,6 +450,7 @@ pub fn random(seed: u64) -> Scenario {
                 duplicate: rng.below(5) as f64 / 100.0,
                 delay: Some(Duration::from_millis(rng.below(300))),
                 jitter: Some(Duration::from_millis(rng.below(300))),
+                bandwidth: rng.chance(0.3).then(|| 4_000 + rng.below(60_000)),
             },
             4 => FaultKind::Crash { nodes: pick(&mut rng, 1) },
             5 => FaultKind::CrashStorm { nodes: vec!["all".into()], count: 2 + rng.below(6) as usize },
