@@ -227,5 +227,12 @@ pub fn degraded(
     jitter: Option<Duration>,
     bandwidth: Option<u64>,
 ) -> LinkFaults {
-    LinkFaults { cut: false, loss, duplicate, delay: delay.unwrap_or_default(), jitter: jitter.unwrap_or_default(), bandwidth }
+    LinkFaults {
+        cut: false,
+        loss,
+        duplicate,
+        delay: delay.unwrap_or_default(),
+        jitter: jitter.unwrap_or_default(),
+        bandwidth,
+    }
 }

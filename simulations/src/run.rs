@@ -297,6 +297,18 @@ async fn inside_next_flush(disk: SimDisk, fraction: f64) -> Option<Instant> {
     }
 }
 
+/// What the faults in force have done to the run, and what they have come to.
+#[derive(Default)]
+struct InForce {
+    links: Links,
+    /// Sites whose processes are stopped (a `pause` fault): they take no operations.
+    paused: BTreeSet<NodeId>,
+    /// One record per fault window begun, in order.
+    records: Vec<FaultRecord>,
+    /// Power cuts each storm (by fault index) has made.
+    storm_done: BTreeMap<usize, usize>,
+}
+
 /// A fault window in force: what it did, so its end can undo it.
 struct Active {
     record: usize,
@@ -306,6 +318,8 @@ struct Active {
 
 enum Undo {
     Heal(Vec<faults::Link>),
+    /// Heal, and let the sites take operations again.
+    Resume(Vec<faults::Link>, Vec<NodeId>),
     Restore(Vec<faults::Link>),
     Restart(Vec<NodeId>),
     Clock(Vec<(NodeId, i64)>),
@@ -398,10 +412,8 @@ impl<'a> Run<'a> {
         }
         schedule.at(start + scenario.duration, Action::Finish);
 
-        let mut links = Links::default();
         let mut active: BTreeMap<(usize, usize), Active> = BTreeMap::new();
-        let mut records: Vec<FaultRecord> = Vec::new();
-        let mut storm_done: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut state = InForce::default();
         let mut sampler = Sampler::default();
         let mut heals = Heals::default();
         let bound = scenario.invariants.converge_within;
@@ -440,7 +452,7 @@ impl<'a> Run<'a> {
                     }
                     if let Some(cut) = cluster.crash(&id).await {
                         figures.crashes += 1;
-                        *storm_done.entry(fault).or_default() += 1;
+                        *state.storm_done.entry(fault).or_default() += 1;
                         figures.crashes_in_flush += usize::from(inside && cut.during_flush);
                         tracing::info!(node = %id, ?cut, "power cut");
                         let down = DOWN_MIN + (DOWN_MAX - DOWN_MIN).mul_f64(rng.next_f64());
@@ -461,6 +473,9 @@ impl<'a> Run<'a> {
                 _ = tokio::time::sleep_until(next) => match schedule.pop().expect("peeked") {
                     Action::Op(id) => {
                         schedule.at(Instant::now() + workload.next_delay(&id), Action::Op(id.clone()));
+                        if state.paused.contains(&id) {
+                            continue;
+                        }
                         if let Some((handles, op, now_ms)) = next_op(&cluster, &mut workload, &id) {
                             let t = tallies.entry(id.clone()).or_default();
                             t.tried += 1;
@@ -485,11 +500,11 @@ impl<'a> Run<'a> {
                     Action::Begin(i, w) => {
                         let f = &scenario.faults[i];
                         let targets = resolve(&cluster, f.kind.selectors(), &mut rng).map_err(SimError::Scenario)?;
-                        let record = records.len();
+                        let record = state.records.len();
                         let now = start.elapsed();
                         tracing::info!(fault = i + 1, kind = f.kind.name(), ?targets, "fault begins");
-                        let (baseline, undo) = self.begin(&mut cluster, &mut links, &mut schedule, &mut rng, i, &f.kind, &targets, w).await?;
-                        records.push(FaultRecord {
+                        let (baseline, undo) = self.begin(&mut cluster, &mut state, &mut schedule, &mut rng, i, &f.kind, &targets, w).await?;
+                        state.records.push(FaultRecord {
                             fault: i + 1,
                             kind: f.kind.name(),
                             targets: targets.iter().map(|t| t.to_string()).collect(),
@@ -498,14 +513,14 @@ impl<'a> Run<'a> {
                             evidence: Err("still in force".into()),
                         });
                         if matches!(f.kind, FaultKind::Join { .. }) {
-                            records[record].evidence = baseline.evidence(&cluster, 0);
+                            state.records[record].evidence = baseline.evidence(&cluster, 0);
                         } else {
                             active.insert((i, w), Active { record, baseline, undo });
                         }
                     }
                     Action::End(i, w) => {
                         if let Some(a) = active.remove(&(i, w)) {
-                            end(&mut cluster, &mut links, a, &mut records, &storm_done, i, start).await?;
+                            end(&mut cluster, &mut state, a, i, start).await?;
                             heals.healed(&cluster, i + 1, start.elapsed());
                         }
                     }
@@ -575,7 +590,7 @@ impl<'a> Run<'a> {
         let keys: Vec<(usize, usize)> = active.keys().copied().collect();
         for key in keys {
             let a = active.remove(&key).expect("listed");
-            end(&mut cluster, &mut links, a, &mut records, &storm_done, key.0, start).await?;
+            end(&mut cluster, &mut state, a, key.0, start).await?;
         }
         while let Some(done) = ops.join_next().await {
             if let Ok((o, flight)) = done {
@@ -617,7 +632,7 @@ impl<'a> Run<'a> {
             checks::availability(&cluster, &tallies_of(&tallies), scenario.invariants.availability),
             sampler.versions_monotonic(),
             checks::convergence(converged_after, limit, &cluster, &heals),
-            checks::faults_happened(&records),
+            checks::faults_happened(&state.records),
         ];
         if scenario.topology.voters {
             results.push(sampler.raft_safety());
@@ -638,7 +653,7 @@ impl<'a> Run<'a> {
                 names
             },
             checks: results,
-            faults: records,
+            faults: state.records,
             converged_after_s: converged_after.map(|d| d.as_secs_f64()),
             heals: heals.times,
             timeline_every_s: TIMELINE_EVERY.as_secs_f64(),
@@ -665,7 +680,7 @@ impl<'a> Run<'a> {
     async fn begin(
         &self,
         cluster: &mut Cluster,
-        links: &mut Links,
+        state: &mut InForce,
         schedule: &mut Schedule,
         rng: &mut Rng,
         i: usize,
@@ -675,24 +690,34 @@ impl<'a> Run<'a> {
     ) -> Result<(Baseline, Undo), SimError> {
         let all: BTreeSet<NodeId> = cluster.topology.sites().iter().map(|s| s.id.clone()).collect();
         Ok(match kind {
-            FaultKind::Isolate { .. } => {
+            FaultKind::Isolate { .. } | FaultKind::Pause { .. } => {
                 let rest: BTreeSet<NodeId> = all.difference(targets).cloned().collect();
                 let cut = faults::links_between(cluster, targets, &rest, true);
-                links.cut(&cluster.fabric, &cut);
-                (Baseline::cut(&cluster.fabric, cut.clone()), Undo::Heal(cut))
+                state.links.cut(&cluster.fabric, &cut);
+                let baseline = Baseline::cut(&cluster.fabric, cut.clone());
+                if matches!(kind, FaultKind::Pause { .. }) {
+                    state.paused.extend(targets.iter().cloned());
+                    (baseline, Undo::Resume(cut, targets.iter().cloned().collect()))
+                } else {
+                    (baseline, Undo::Heal(cut))
+                }
             }
             FaultKind::Cut { from, to, one_way } => {
                 let from = resolve(cluster, from.iter().collect(), rng).map_err(SimError::Scenario)?;
                 let to = resolve(cluster, to.iter().collect(), rng).map_err(SimError::Scenario)?;
                 let cut = faults::links_between(cluster, &from, &to, !one_way);
                 if !(*one_way && self.options.ignore_one_way_cuts) {
-                    links.cut(&cluster.fabric, &cut);
+                    state.links.cut(&cluster.fabric, &cut);
                 }
                 (Baseline::cut(&cluster.fabric, cut.clone()), Undo::Heal(cut))
             }
             FaultKind::Degrade { loss, duplicate, delay, jitter, bandwidth, .. } => {
                 let up = faults::uplinks(cluster, targets);
-                links.degrade(&cluster.fabric, &up, faults::degraded(*loss, *duplicate, *delay, *jitter, *bandwidth));
+                state.links.degrade(
+                    &cluster.fabric,
+                    &up,
+                    faults::degraded(*loss, *duplicate, *delay, *jitter, *bandwidth),
+                );
                 (Baseline::degrade(&cluster.fabric, up.clone(), *loss > 0.0, *duplicate > 0.0), Undo::Restore(up))
             }
             FaultKind::Crash { .. } => {
@@ -759,20 +784,25 @@ impl<'a> Run<'a> {
 /// End a fault window: undo it and judge whether it happened.
 async fn end(
     cluster: &mut Cluster,
-    links: &mut Links,
+    state: &mut InForce,
     a: Active,
-    records: &mut [FaultRecord],
-    storm_done: &BTreeMap<usize, usize>,
     fault: usize,
     start: Instant,
 ) -> Result<(), SimError> {
     // Judge before undoing: a clock's offset or a disk's refusals are read while in force.
-    records[a.record].evidence = a.baseline.evidence(cluster, storm_done.get(&fault).copied().unwrap_or(0));
-    records[a.record].ended_s = Some(start.elapsed().as_secs_f64());
-    tracing::info!(fault = fault + 1, evidence = ?records[a.record].evidence, "fault ends");
+    let record = &mut state.records[a.record];
+    record.evidence = a.baseline.evidence(cluster, state.storm_done.get(&fault).copied().unwrap_or(0));
+    record.ended_s = Some(start.elapsed().as_secs_f64());
+    tracing::info!(fault = fault + 1, evidence = ?record.evidence, "fault ends");
     match a.undo {
-        Undo::Heal(l) => links.heal(&cluster.fabric, &l),
-        Undo::Restore(l) => links.restore(&cluster.fabric, &l),
+        Undo::Heal(l) => state.links.heal(&cluster.fabric, &l),
+        Undo::Resume(l, nodes) => {
+            state.links.heal(&cluster.fabric, &l);
+            for n in nodes {
+                state.paused.remove(&n);
+            }
+        }
+        Undo::Restore(l) => state.links.restore(&cluster.fabric, &l),
         Undo::Restart(nodes) => {
             for n in nodes {
                 if !cluster.is_running(&n) {

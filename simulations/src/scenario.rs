@@ -214,6 +214,10 @@ pub enum FaultKind {
         #[serde(default)]
         bandwidth: Option<u64>,
     },
+    /// The site's processes stop (SIGSTOP, a frozen VM) and go on when the fault ends: nothing
+    /// reaches them or leaves them and they take no operations. (Their timers still run in the
+    /// simulation, where a stopped process's would all fire at once on resuming.)
+    Pause { nodes: Vec<String> },
     /// A power cut: the site's unflushed writes are lost (a flush under way may be torn), and
     /// it restarts on its disk when the fault ends.
     Crash { nodes: Vec<String> },
@@ -237,6 +241,7 @@ impl FaultKind {
             FaultKind::Isolate { .. } => "isolate",
             FaultKind::Cut { .. } => "cut",
             FaultKind::Degrade { .. } => "degrade",
+            FaultKind::Pause { .. } => "pause",
             FaultKind::Crash { .. } => "crash",
             FaultKind::CrashStorm { .. } => "crash_storm",
             FaultKind::Clock { .. } => "clock",
@@ -252,6 +257,7 @@ impl FaultKind {
             FaultKind::Cut { from, to, .. } => from.iter().chain(to).collect(),
             FaultKind::Isolate { nodes }
             | FaultKind::Degrade { nodes, .. }
+            | FaultKind::Pause { nodes }
             | FaultKind::Crash { nodes }
             | FaultKind::CrashStorm { nodes, .. }
             | FaultKind::Clock { nodes, .. }
@@ -430,7 +436,7 @@ pub fn random(seed: u64) -> Scenario {
     for _ in 0..2 + rng.below(5) {
         let at = secs(&mut rng, 30, 14 * 60);
         let lasts = Some(secs(&mut rng, 5, 5 * 60));
-        let kind = match rng.below(7) {
+        let kind = match rng.below(8) {
             0 | 1 => {
                 let n = 1 + rng.below(3) as usize;
                 FaultKind::Isolate { nodes: pick(&mut rng, n) }
@@ -453,6 +459,7 @@ pub fn random(seed: u64) -> Scenario {
                 bandwidth: rng.chance(0.3).then(|| 4_000 + rng.below(60_000)),
             },
             4 => FaultKind::Crash { nodes: pick(&mut rng, 1) },
+            6 => FaultKind::Pause { nodes: pick(&mut rng, 1) },
             5 => FaultKind::CrashStorm { nodes: vec!["all".into()], count: 2 + rng.below(6) as usize },
             _ => FaultKind::Clock {
                 nodes: pick(&mut rng, 1),

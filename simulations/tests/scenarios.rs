@@ -208,6 +208,30 @@ fn the_command_line_lists_refuses_and_explores() {
 }
 
 #[test]
+fn a_paused_town_takes_nothing_while_stopped_and_catches_up_after() {
+    let text =
+        "name = \"pause\"\nsummary = \"y\"\nduration = \"10m\"\n[topology]\ncounties = 1\ntowns = 2\nharbours = 1\n\
+                [workload]\nop_interval = \"5s\"\nlist_write_interval = \"0s\"\n\
+                [[fault]]\nkind = \"pause\"\nnodes = [\"town-1\"]\nat = \"2m\"\nfor = \"3m\"\n";
+    let scenario = Scenario::parse("pause", text).unwrap();
+    let r = run(&scenario, &options(2, InjectedBugs::default())).unwrap();
+    assert!(r.passed(), "{:#?}", failures(&r));
+    assert_eq!(r.faults[0].kind, "pause");
+    let town = r.timelines.iter().find(|t| t.node == "town-1").unwrap();
+    let every = r.timeline_every_s;
+    // Points strictly inside the pause (2 to 5 minutes) saw nothing tried; those around it did.
+    let inside: u32 = (0..town.tried.len())
+        .filter(|&i| i as f64 * every > 130.0 && (i as f64) * every < 300.0)
+        .map(|i| town.tried[i])
+        .sum();
+    let before: u32 = (0..town.tried.len()).filter(|&i| (i as f64) * every < 120.0).map(|i| town.tried[i]).sum();
+    let after: u32 = (0..town.tried.len()).filter(|&i| (i as f64) * every > 310.0).map(|i| town.tried[i]).sum();
+    assert_eq!(inside, 0, "{:?}", town.tried);
+    assert!(before > 5 && after > 5, "{before} before, {after} after");
+    assert!(r.heals[0].converged_after_s.is_some());
+}
+
+#[test]
 fn a_scenario_selector_that_names_nothing_is_refused() {
     let text = "name = \"x\"\nsummary = \"y\"\nduration = \"2m\"\n[topology]\nnodes = 5\n[workload]\nlist_write_interval = \"0s\"\n\
                 [[fault]]\nkind = \"isolate\"\nnodes = [\"town-99\"]\nat = \"1m\"\n";
