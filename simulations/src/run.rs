@@ -464,12 +464,7 @@ impl<'a> Run<'a> {
                         record(&cluster, o, flight, &mut workload, &mut acked, &mut tallies, &mut figures);
                     }
                 }
-                Some(done) = writes.join_next(), if !writes.is_empty() => {
-                    match done {
-                        Ok(true) => figures.list_writes_committed += 1,
-                        _ => figures.list_writes_refused += 1,
-                    }
-                }
+                Some(done) = writes.join_next(), if !writes.is_empty() => figures.list_write(done),
                 _ = tokio::time::sleep_until(next) => match schedule.pop().expect("peeked") {
                     Action::Op(id) => {
                         schedule.at(Instant::now() + workload.next_delay(&id), Action::Op(id.clone()));
@@ -542,15 +537,12 @@ impl<'a> Run<'a> {
                             (fault, target, at.is_some())
                         });
                     }
-                    Action::Restart(id) => {
-                        if !cluster.is_running(&id) {
-                            cluster.start(&id).await?;
-                        }
-                    }
-                    Action::Supervise(id) => {
+                    // A site whose power came back, or whose supervisor starts it again after
+                    // its store failed; one that cannot start (a full disk) is tried again.
+                    Action::Restart(id) | Action::Supervise(id) => {
                         if !cluster.is_running(&id) {
                             if let Err(e) = cluster.start(&id).await {
-                                tracing::info!(node = %id, error = %e, "the supervisor could not start the node; trying again");
+                                tracing::info!(node = %id, error = %e, "the node could not start; trying again");
                                 schedule.at(Instant::now() + SUPERVISOR_RESTART, Action::Supervise(id));
                             }
                         }
@@ -598,10 +590,7 @@ impl<'a> Run<'a> {
             }
         }
         while let Some(done) = writes.join_next().await {
-            match done {
-                Ok(true) => figures.list_writes_committed += 1,
-                _ => figures.list_writes_refused += 1,
-            }
+            figures.list_write(done);
         }
         cluster.start_all().await?;
         let healed = Instant::now();
@@ -883,6 +872,16 @@ struct Figures {
     list_writes_committed: u64,
     list_writes_refused: u64,
     supervised_restarts: u64,
+}
+
+impl Figures {
+    /// Count a sanctions write's outcome (committed, or refused, failed or cut short).
+    fn list_write(&mut self, done: Result<bool, tokio::task::JoinError>) {
+        match done {
+            Ok(true) => self.list_writes_committed += 1,
+            _ => self.list_writes_refused += 1,
+        }
+    }
 }
 
 /// The next operation of node `id`, if it runs and has something to do.

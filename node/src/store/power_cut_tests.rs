@@ -171,9 +171,17 @@ async fn a_failing_flush_fails_its_writers_and_what_it_held_dies_with_the_power(
     let disk = SimDisk::new(4);
     let store = open(&disk, InjectedBugs::default());
     store.commit(vec![append(Kind::Alert, b"ok")]).await.unwrap();
+    assert!(!store.has_failed());
+    let watcher = {
+        let s = store.clone();
+        tokio::spawn(async move { s.failure().await })
+    };
     disk.update_faults(|f| f.fail_flushes = true);
     let err = store.commit(vec![append(Kind::Alert, b"unflushed")]).await.unwrap_err();
     assert!(err.to_string().contains("I/O error"), "{err}");
+    // What the node binary waits on to stop, so its supervisor restarts it on what is durable.
+    tokio::time::timeout(Duration::from_secs(1), watcher).await.expect("failure() resolves").unwrap();
+    assert!(store.has_failed());
     assert!(matches!(store.commit(vec![append(Kind::Alert, b"later")]).await, Err(StoreError::Failed(_))));
     assert_eq!(store.heads(Kind::Alert).get(&node()), 1, "nothing unflushed is published");
     disk.power_cut();
@@ -197,6 +205,7 @@ async fn flushes_take_the_disks_virtual_latency_and_a_full_disk_refuses() {
     let err = store.commit(vec![append(Kind::Alert, &[0u8; 100])]).await.unwrap_err();
     assert!(err.to_string().contains("no space left"), "{err}");
     assert_eq!(disk.stats().full_disk_refusals, 1);
+    assert!(store.has_failed(), "a refused write fails the store too: its numbering ran ahead of the disk");
 }
 
 #[tokio::test(start_paused = true)]

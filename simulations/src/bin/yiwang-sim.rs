@@ -121,7 +121,7 @@ enum Command {
         #[arg(long = "virtual", value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
         duration: Duration,
         /// Virtual time the province runs.
-        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
         province: Duration,
         /// Skip the province.
         #[arg(long)]
