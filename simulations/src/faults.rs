@@ -106,7 +106,7 @@ pub enum Baseline {
     Cut { links: Vec<Link>, before: LinkCounters },
     /// Losses, duplicates or deliveries on these links should grow, as the fault asks.
     Degrade { links: Vec<Link>, before: LinkCounters, loss: bool, duplicate: bool },
-    /// These sites went down (`true`) or were not running (`false`).
+    /// These sites lost power (`true`) or were down already (`false`).
     Crashed(Vec<(NodeId, bool)>),
     /// Power cuts a storm made, of how many asked.
     Storm { asked: usize },
@@ -171,11 +171,15 @@ impl Baseline {
                 ))
             }
             Baseline::Crashed(nodes) => {
-                let down: Vec<&str> = nodes.iter().filter(|(_, d)| *d).map(|(n, _)| n.as_str()).collect();
-                if down.is_empty() {
-                    Err("none of its sites was running".into())
-                } else {
-                    Ok(format!("power cut at {}", down.join(", ")))
+                // A site another fault had already taken down is down all the same.
+                let cut: Vec<&str> = nodes.iter().filter(|(_, d)| *d).map(|(n, _)| n.as_str()).collect();
+                let was_down: Vec<&str> = nodes.iter().filter(|(_, d)| !*d).map(|(n, _)| n.as_str()).collect();
+                match (cut.is_empty(), was_down.is_empty()) {
+                    (false, true) => Ok(format!("power cut at {}", cut.join(", "))),
+                    (false, false) => {
+                        Ok(format!("power cut at {}; {} already down", cut.join(", "), was_down.join(", ")))
+                    }
+                    (true, _) => Ok(format!("{} already down", was_down.join(", "))),
                 }
             }
             Baseline::Storm { asked } => {

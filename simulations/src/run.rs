@@ -128,6 +128,8 @@ pub struct RunReport {
     pub list_writes_refused: u64,
     /// Restarts of nodes that stopped on a failed store.
     pub supervised_restarts: u64,
+    /// Sanctions hits raised by the nodes running at the end, in their current lives.
+    pub sanctions_hits: u64,
     pub lost_acked: u64,
     pub seq_conflicts: Vec<Conflict>,
     pub virtual_s: f64,
@@ -201,7 +203,11 @@ impl TraceOptions {
             summary: "a generated city, steady work, power cuts at seeded moments".into(),
             duration: self.duration,
             topology: TopologySpec { nodes: Some(self.nodes), ..TopologySpec::default() },
-            workload: WorkloadSpec { op_interval: self.op_interval, list_write_interval: Duration::ZERO },
+            workload: WorkloadSpec {
+                op_interval: self.op_interval,
+                list_write_interval: Duration::ZERO,
+                ..WorkloadSpec::default()
+            },
             faults,
             invariants: Invariants { converge_within: self.heal_limit, availability: 0.0 },
         }
@@ -388,7 +394,9 @@ impl<'a> Run<'a> {
         }
 
         let mut rng = seed.rng("run");
-        let mut workload = Workload::new(seed.derive("workload"), &ids, scenario.workload.op_interval);
+        let intervals: Vec<(NodeId, Duration)> =
+            ids.iter().map(|id| (id.clone(), scenario.workload.interval(cluster.site(id).role))).collect();
+        let mut workload = Workload::new(seed.derive("workload"), &intervals);
         let mut schedule = Schedule { heap: BinaryHeap::new(), order: 0 };
         for id in &ids {
             schedule.at(start + workload.next_delay(id), Action::Op(id.clone()));
@@ -627,6 +635,8 @@ impl<'a> Run<'a> {
             results.push(sampler.raft_safety());
         }
         let virtual_elapsed = start.elapsed();
+        let hit = node::metrics::AlertLabels { alert: "sanctions_hit" };
+        let sanctions_hits = cluster.running().map(|n| n.metrics.alerts.get_or_create(&hit).get()).sum();
         cluster.stop_all().await;
         let summary = trace.summary();
         Ok(RunReport {
@@ -657,6 +667,7 @@ impl<'a> Run<'a> {
             list_writes_committed: figures.list_writes_committed,
             list_writes_refused: figures.list_writes_refused,
             supervised_restarts: figures.supervised_restarts,
+            sanctions_hits,
             lost_acked,
             seq_conflicts,
             virtual_s: virtual_elapsed.as_secs_f64(),

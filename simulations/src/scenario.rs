@@ -15,6 +15,7 @@
 //!
 //! [workload]
 //! op_interval = "15s"         # mean time between two operations of one node
+//! harbour_op_interval = "10s" # a class's own (also town_op_interval)
 //! list_write_interval = "2m"  # mean time between two sanctions writes at a random voter
 //!
 //! [[fault]]
@@ -139,16 +140,42 @@ pub struct RaftSpec {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadSpec {
+    /// Mean time between two operations of one node (each class's own below, if given).
     #[serde(with = "humantime_serde")]
     pub op_interval: Duration,
+    /// Towns' mean time between two operations: grid events, escalations, checkpoint hits,
+    /// watchlist edits.
+    #[serde(with = "humantime_serde")]
+    pub town_op_interval: Option<Duration>,
+    /// Harbours' mean time between two operations: AIS batches of the fleet's positions, grid
+    /// events, escalations, watchlist edits.
+    #[serde(with = "humantime_serde")]
+    pub harbour_op_interval: Option<Duration>,
     /// Mean time between two sanctions writes (`0s`: none; needs voters).
     #[serde(with = "humantime_serde")]
     pub list_write_interval: Duration,
 }
 
+impl WorkloadSpec {
+    /// Mean time between two operations of a node of `role`.
+    pub fn interval(&self, role: proto::Role) -> Duration {
+        match role {
+            proto::Role::Town => self.town_op_interval,
+            proto::Role::Harbour => self.harbour_op_interval,
+            _ => None,
+        }
+        .unwrap_or(self.op_interval)
+    }
+}
+
 impl Default for WorkloadSpec {
     fn default() -> Self {
-        WorkloadSpec { op_interval: Duration::from_secs(15), list_write_interval: Duration::from_secs(120) }
+        WorkloadSpec {
+            op_interval: Duration::from_secs(15),
+            town_op_interval: None,
+            harbour_op_interval: None,
+            list_write_interval: Duration::from_secs(120),
+        }
     }
 }
 
@@ -319,8 +346,10 @@ impl Scenario {
         if self.topology.voters && self.topology.shape().counties == 0 && self.topology.raft.snapshot_every.is_some() {
             return Err("topology.raft needs voters at counties".into());
         }
-        if self.workload.op_interval.is_zero() {
-            return Err("workload.op_interval must be more than zero".into());
+        let intervals =
+            [Some(self.workload.op_interval), self.workload.town_op_interval, self.workload.harbour_op_interval];
+        if intervals.iter().flatten().any(|d| d.is_zero()) {
+            return Err("workload: every op_interval must be more than zero".into());
         }
         if !self.workload.list_write_interval.is_zero() && !self.topology.voters {
             return Err("workload.list_write_interval needs topology.voters = true (set it to \"0s\" for none)".into());
@@ -406,6 +435,7 @@ pub fn bench(nodes: usize, voters: bool, duration: Duration) -> Scenario {
         workload: WorkloadSpec {
             op_interval: SEED_PEAK_OP_INTERVAL,
             list_write_interval: if voters { SEED_PEAK_LIST_WRITE_INTERVAL } else { Duration::ZERO },
+            ..WorkloadSpec::default()
         },
         faults: vec![],
         invariants: Invariants::default(),

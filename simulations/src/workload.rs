@@ -1,7 +1,13 @@
 //! A steady workload, as the sites' people and devices would make it, driven through the same
-//! calls the HTTP API makes: grid events reported and escalated at towns and harbours, plate
-//! reads that hit a watchlist (each an alert, which the node turns into an event), watchlist
-//! additions and removals by operators, and answers from the tiers above to escalations.
+//! calls the HTTP API and the feed listeners make. Per node class:
+//!
+//! - towns: grid events reported and escalated, checkpoint plate reads that hit a watchlist
+//!   (each an alert, which the node turns into an event), watchlist additions and removals;
+//! - harbours: AIS position reports of the city's fleet, in batches (vessels the sanctions
+//!   lists name raise hits carrying the version matched), grid events of the maritime grids
+//!   and their escalations, watchlist edits;
+//! - counties and the city: answers to the escalations sent up to them;
+//! - the voters: sanctions writes listing vessels of the fleet.
 //!
 //! Every operation draws its kind and its arguments from a seeded generator per node, so a run
 //! does the same things in the same order each time. An operation reports what its producer
@@ -28,13 +34,41 @@ const LIST: &str = "sim-watch";
 /// What one operation does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Report { category: &'static str, lat: f64, lon: f64 },
-    Escalate { event: EntryId, tier: Tier },
-    PlateRead { plate: String },
-    ListAdd { plate: String },
-    ListRemove { plate: String },
-    Answer { event: EntryId, n: u32 },
+    Report {
+        category: &'static str,
+        lat: f64,
+        lon: f64,
+    },
+    Escalate {
+        event: EntryId,
+        tier: Tier,
+    },
+    PlateRead {
+        plate: String,
+    },
+    ListAdd {
+        plate: String,
+    },
+    ListRemove {
+        plate: String,
+    },
+    Answer {
+        event: EntryId,
+        n: u32,
+    },
+    /// A batch of AIS class A position reports from the harbour's receiver.
+    Ais {
+        mmsis: Vec<u32>,
+        lat: f64,
+        lon: f64,
+    },
 }
+
+/// The city's fleet: the MMSIs the harbours see and the sanctions writes list.
+pub const FLEET: u32 = 400;
+const FLEET_BASE: u32 = 412_000_000;
+/// Vessels in one AIS batch.
+const AIS_BATCH: usize = 5;
 
 /// A node's handles an operation runs with (clones of the running node's).
 #[derive(Clone)]
@@ -73,8 +107,8 @@ struct NodeMemory {
 pub struct Workload {
     rngs: BTreeMap<NodeId, Rng>,
     memory: BTreeMap<NodeId, NodeMemory>,
-    /// Mean time between two operations of one node.
-    pub mean_interval: Duration,
+    /// Mean time between two operations, per node.
+    intervals: BTreeMap<NodeId, Duration>,
 }
 
 fn operator(node: &NodeId) -> Identity {
@@ -82,17 +116,18 @@ fn operator(node: &NodeId) -> Identity {
 }
 
 impl Workload {
-    /// One generator per node of `nodes`, each from the run's `seed`.
-    pub fn new(seed: node::rng::Seed, nodes: &[NodeId], mean_interval: Duration) -> Workload {
-        let rngs = nodes.iter().map(|n| (n.clone(), seed.rng(&format!("workload {n}")))).collect();
-        Workload { rngs, memory: BTreeMap::new(), mean_interval }
+    /// One generator per node of `nodes` (with its mean time between two operations), each
+    /// from the run's `seed`.
+    pub fn new(seed: node::rng::Seed, nodes: &[(NodeId, Duration)]) -> Workload {
+        let rngs = nodes.iter().map(|(n, _)| (n.clone(), seed.rng(&format!("workload {n}")))).collect();
+        Workload { rngs, memory: BTreeMap::new(), intervals: nodes.iter().cloned().collect() }
     }
 
     /// How long node `node` waits before its next operation: uniform within half to one and a
-    /// half times the mean.
+    /// half times its mean.
     pub fn next_delay(&mut self, node: &NodeId) -> Duration {
         let rng = self.rngs.get_mut(node).expect("a node of the workload");
-        self.mean_interval.mul_f64(0.5 + rng.next_f64())
+        self.intervals[node].mul_f64(0.5 + rng.next_f64())
     }
 
     /// The next operation of `node`, which has `role` and escalates to `tier`.
@@ -107,6 +142,10 @@ impl Workload {
             }
             let (event, n) = incoming[rng.below(incoming.len() as u64) as usize].clone();
             return Some(Op::Answer { event, n });
+        }
+        if role == Role::Harbour && roll < 50 {
+            let mmsis = (0..AIS_BATCH).map(|_| FLEET_BASE + rng.below(u64::from(FLEET)) as u32).collect();
+            return Some(Op::Ais { mmsis, lat: 37.3 + rng.next_f64() * 0.2, lon: 122.3 + rng.next_f64() * 0.2 });
         }
         // Watchlist edits go to every node of the city (the rest goes up one branch), so they
         // are the rarest: operators edit lists, devices read plates.
@@ -199,6 +238,34 @@ pub async fn perform(h: Handles, op: Op, now_ms: u64) -> Outcome {
                 let subject = Subject::Plate(plate.clone());
                 h.lists.remove(&subject, LIST, "cleared", &who).await.map_err(|e| e.to_string())?;
             }
+            Op::Ais { mmsis, lat, lon } => {
+                use node::feeds::ais::{AisMessage, PositionReportA, Report};
+                let report = |mmsi: u32| AisMessage {
+                    report: Report::PositionA(PositionReportA {
+                        msg_type: 1,
+                        repeat: 0,
+                        mmsi,
+                        status: 7,
+                        turn: -128,
+                        speed: 45,
+                        accuracy: false,
+                        // AIS positions are in 1/10000 minute.
+                        lon: (lon * 600_000.0) as i32,
+                        lat: (lat * 600_000.0) as i32,
+                        course: 900,
+                        heading: 511,
+                        second: 60,
+                        maneuver: 0,
+                        raim: false,
+                        radio: 0,
+                    }),
+                    channel: Some('A'),
+                    own_ship: false,
+                    tag_block: None,
+                };
+                let messages = mmsis.iter().map(|&m| report(m)).collect();
+                h.ingest.ais_messages("sim-ais", messages).await.map_err(|e| e.to_string())?;
+            }
             Op::Answer { event, n } => {
                 let by = format!("duty officer at {}", h.node);
                 h.events
@@ -246,7 +313,9 @@ pub fn list_write(
     }
     let (site, voter) = voters[rng.below(voters.len() as u64) as usize];
     let now_ms = cluster.clock(site).now_ms();
-    let mmsi = 200_000_000 + rng.below(600_000_000) as u32;
+    // A vessel of the fleet the harbours see, so listings turn into hits; one already listed
+    // is refused as such (a write that committed all the same).
+    let mmsi = FLEET_BASE + rng.below(u64::from(FLEET)) as u32;
     let proposal = Proposal {
         command: Command::Add {
             entry: ListEntry {

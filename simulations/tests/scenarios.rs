@@ -35,6 +35,10 @@ fn passes(name: &str) {
         assert!(!r.faults.is_empty(), "{name}: no fault window ran");
     }
     assert!(r.ops_acknowledged > 0);
+    assert!(
+        r.sanctions_hits > 0,
+        "{name}: the harbours' fleet meets the listed vessels, and nodes enforce the lists at ingest"
+    );
 }
 
 macro_rules! shipped {

@@ -412,6 +412,7 @@ fn print_run(r: &RunReport) {
     println!("figure operations_acknowledged={}", r.ops_acknowledged);
     println!("figure list_writes_committed={}", r.list_writes_committed);
     println!("figure list_writes_refused={}", r.list_writes_refused);
+    println!("figure sanctions_hits={}", r.sanctions_hits);
     println!("figure power_cuts={}", r.crashes);
     println!("figure supervised_restarts={}", r.supervised_restarts);
     println!("ratio virtual_vs_wall={:.1}", r.virtual_vs_wall());
