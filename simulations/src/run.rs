@@ -229,6 +229,8 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunReport, SimEr
     builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&Seed(options.seed).derive_bytes("tokio")));
     let runtime = builder.build().map_err(|e| SimError::Runtime(e.to_string()))?;
     let wall = std::time::Instant::now();
+    // What runs (and what the report keeps) is the scenario with its random faults drawn.
+    let scenario = &scenario.with_random_faults(options.seed);
     let run = Run { scenario, options, seed: Seed(options.seed), start: Instant::now() };
     let mut report = runtime.block_on(run.go())?;
     report.wall_s = wall.elapsed().as_secs_f64();
@@ -769,6 +771,7 @@ impl<'a> Run<'a> {
                 }
                 (Baseline::Disk { nodes, what }, Undo::Disk(targets.iter().cloned().collect(), what))
             }
+            FaultKind::Random { .. } => unreachable!("drawn before the run: Scenario::with_random_faults"),
             FaultKind::Join { .. } => {
                 for t in targets {
                     if !cluster.is_running(t) {

@@ -34,7 +34,9 @@
 //! the fault begins), `parents:SITE` (the site's parents), `random:ROLE` (one site of that
 //! role, drawn from the seed) or `all`.
 //! Every fault has `at`, an optional `for` (default: until the end of the workload) and an
-//! optional `every` (repeat from `at` with this period while the workload runs).
+//! optional `every` (repeat from `at` with this period while the workload runs). A fault of
+//! kind `random` with a `count` draws that many faults of random kinds on random sites from
+//! the run's seed, beginning within its window.
 
 use crate::topology::CityShape;
 use serde::Deserialize;
@@ -169,12 +171,14 @@ impl WorkloadSpec {
 }
 
 impl Default for WorkloadSpec {
+    /// SEED.md's peak (see [`SEED_PEAK_OP_INTERVAL`]); scenarios meant to stress say their
+    /// own rates.
     fn default() -> Self {
         WorkloadSpec {
-            op_interval: Duration::from_secs(15),
+            op_interval: SEED_PEAK_OP_INTERVAL,
             town_op_interval: None,
             harbour_op_interval: None,
-            list_write_interval: Duration::from_secs(120),
+            list_write_interval: SEED_PEAK_LIST_WRITE_INTERVAL,
         }
     }
 }
@@ -260,6 +264,9 @@ pub enum FaultKind {
     FailingFlushes { nodes: Vec<String> },
     /// Sites listed under `topology.late` start when the fault begins (the fault has no end).
     Join { nodes: Vec<String> },
+    /// `count` faults of random kinds on random sites, each beginning between `at` and the end
+    /// of this fault's window, drawn from the run's seed (swarm testing inside a scenario).
+    Random { count: usize },
 }
 
 impl FaultKind {
@@ -275,6 +282,7 @@ impl FaultKind {
             FaultKind::DiskFull { .. } => "disk_full",
             FaultKind::FailingFlushes { .. } => "failing_flushes",
             FaultKind::Join { .. } => "join",
+            FaultKind::Random { .. } => "random",
         }
     }
 
@@ -291,6 +299,7 @@ impl FaultKind {
             | FaultKind::DiskFull { nodes }
             | FaultKind::FailingFlushes { nodes }
             | FaultKind::Join { nodes } => nodes.iter().collect(),
+            FaultKind::Random { .. } => vec![],
         }
     }
 }
@@ -389,6 +398,12 @@ impl Scenario {
                 }
                 _ => {}
             }
+            if let FaultKind::Random { count } = f.kind {
+                if count == 0 || f.every.is_some() {
+                    return Err(format!("{what}: count must be at least 1, and a random fault has no `every`"));
+                }
+                continue;
+            }
             if f.kind.selectors().is_empty() {
                 return Err(format!("{what}: names no sites"));
             }
@@ -448,60 +463,13 @@ pub fn bench(nodes: usize, voters: bool, duration: Duration) -> Scenario {
 pub fn random(seed: u64) -> Scenario {
     let mut rng = node::rng::Seed(seed).rng("explore");
     let shape = CityShape { counties: 4, towns: 8, harbours: 8 };
-    let sites: Vec<String> = std::iter::once("city".to_string())
-        .chain((1..=shape.counties).map(|i| format!("county-{i}")))
-        .chain((1..=shape.towns).map(|i| format!("town-{i}")))
-        .chain((1..=shape.harbours).map(|i| format!("harbour-{i}")))
-        .collect();
-    let duration = Duration::from_secs(20 * 60);
-    let pick = |rng: &mut node::rng::Rng, n: usize| -> Vec<String> {
-        let mut out: Vec<String> = (0..n).map(|_| sites[rng.below(sites.len() as u64) as usize].clone()).collect();
-        out.sort();
-        out.dedup();
-        out
-    };
-    let below_city = |rng: &mut node::rng::Rng| sites[1 + rng.below(sites.len() as u64 - 1) as usize].clone();
-    let secs = |rng: &mut node::rng::Rng, lo: u64, hi: u64| Duration::from_secs(lo + rng.below(hi - lo + 1));
-    let mut faults = Vec::new();
-    for _ in 0..2 + rng.below(5) {
-        let at = secs(&mut rng, 30, 14 * 60);
-        let lasts = Some(secs(&mut rng, 5, 5 * 60));
-        let kind = match rng.below(8) {
-            0 | 1 => {
-                let n = 1 + rng.below(3) as usize;
-                FaultKind::Isolate { nodes: pick(&mut rng, n) }
-            }
-            2 => {
-                // A site and its parents: the links that carry its traffic.
-                let site = below_city(&mut rng);
-                FaultKind::Cut {
-                    from: vec![site.clone()],
-                    to: vec![format!("parents:{site}")],
-                    one_way: rng.chance(0.5),
-                }
-            }
-            3 => FaultKind::Degrade {
-                nodes: vec![below_city(&mut rng)],
-                loss: rng.below(40) as f64 / 100.0,
-                duplicate: rng.below(5) as f64 / 100.0,
-                delay: Some(Duration::from_millis(rng.below(300))),
-                jitter: Some(Duration::from_millis(rng.below(300))),
-                bandwidth: rng.chance(0.3).then(|| 4_000 + rng.below(60_000)),
-            },
-            4 => FaultKind::Crash { nodes: pick(&mut rng, 1) },
-            6 => FaultKind::Pause { nodes: pick(&mut rng, 1) },
-            5 => FaultKind::CrashStorm { nodes: vec!["all".into()], count: 2 + rng.below(6) as usize },
-            _ => FaultKind::Clock {
-                nodes: pick(&mut rng, 1),
-                offset: format!("{}{}s", if rng.chance(0.5) { "-" } else { "+" }, 30 + rng.below(900)),
-            },
-        };
-        faults.push(FaultSpec { kind, at, lasts, every: None });
-    }
+    let sites = site_names(shape);
+    let count = 2 + rng.below(5) as usize;
+    let faults = random_faults(&mut rng, &sites, (Duration::from_secs(30), Duration::from_secs(14 * 60)), count);
     Scenario {
         name: format!("explore-{seed}"),
         summary: "random faults on random sites (yiwang-sim explore)".into(),
-        duration,
+        duration: Duration::from_secs(20 * 60),
         topology: TopologySpec {
             counties: Some(shape.counties),
             towns: Some(shape.towns),
@@ -509,9 +477,100 @@ pub fn random(seed: u64) -> Scenario {
             voters: true,
             ..TopologySpec::default()
         },
-        workload: WorkloadSpec::default(),
+        workload: WorkloadSpec {
+            op_interval: Duration::from_secs(15),
+            list_write_interval: Duration::from_secs(120),
+            ..WorkloadSpec::default()
+        },
         faults,
         invariants: Invariants::default(),
+    }
+}
+
+/// The ids of a generated city of `shape`, the city first.
+fn site_names(shape: CityShape) -> Vec<String> {
+    crate::topology::city(shape).into_iter().map(|s| s.id.to_string()).collect()
+}
+
+/// `count` faults of random kinds on random `sites` (the city first), each beginning within
+/// `window` and lasting 5 s to 5 minutes: isolations of one to three sites, cuts between a
+/// site and its parents (both ways or one), degraded uplinks, crashes, pauses, storms and
+/// clock offsets.
+fn random_faults(
+    rng: &mut node::rng::Rng,
+    sites: &[String],
+    window: (Duration, Duration),
+    count: usize,
+) -> Vec<FaultSpec> {
+    let pick = |rng: &mut node::rng::Rng, n: usize| -> Vec<String> {
+        let mut out: Vec<String> = (0..n).map(|_| sites[rng.below(sites.len() as u64) as usize].clone()).collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    // With a city alone there is nothing below it: the city stands in (its faults then act on nothing).
+    let below_city = |rng: &mut node::rng::Rng| {
+        sites[1.min(sites.len() - 1) + rng.below((sites.len() as u64 - 1).max(1)) as usize].clone()
+    };
+    let secs = |rng: &mut node::rng::Rng, lo: u64, hi: u64| Duration::from_secs(lo + rng.below(hi - lo + 1));
+    let (from, to) = (window.0.as_secs(), window.1.as_secs().max(window.0.as_secs()));
+    let mut faults = Vec::new();
+    for _ in 0..count {
+        let at = secs(rng, from, to);
+        let lasts = Some(secs(rng, 5, 5 * 60));
+        let kind = match rng.below(8) {
+            0 | 1 => {
+                let n = 1 + rng.below(3) as usize;
+                FaultKind::Isolate { nodes: pick(rng, n) }
+            }
+            2 => {
+                // A site and its parents: the links that carry its traffic.
+                let site = below_city(rng);
+                FaultKind::Cut {
+                    from: vec![site.clone()],
+                    to: vec![format!("parents:{site}")],
+                    one_way: rng.chance(0.5),
+                }
+            }
+            3 => FaultKind::Degrade {
+                nodes: vec![below_city(rng)],
+                loss: rng.below(40) as f64 / 100.0,
+                duplicate: rng.below(5) as f64 / 100.0,
+                delay: Some(Duration::from_millis(rng.below(300))),
+                jitter: Some(Duration::from_millis(rng.below(300))),
+                bandwidth: rng.chance(0.3).then(|| 4_000 + rng.below(60_000)),
+            },
+            4 => FaultKind::Crash { nodes: pick(rng, 1) },
+            6 => FaultKind::Pause { nodes: pick(rng, 1) },
+            5 => FaultKind::CrashStorm { nodes: vec!["all".into()], count: 2 + rng.below(6) as usize },
+            _ => FaultKind::Clock {
+                nodes: pick(rng, 1),
+                offset: format!("{}{}s", if rng.chance(0.5) { "-" } else { "+" }, 30 + rng.below(900)),
+            },
+        };
+        faults.push(FaultSpec { kind, at, lasts, every: None });
+    }
+    faults
+}
+
+impl Scenario {
+    /// The scenario with each `random` fault replaced by the faults it draws from `seed` (see
+    /// [`random_faults`]), within its window, on this scenario's sites.
+    pub fn with_random_faults(&self, seed: u64) -> Scenario {
+        let mut rng = node::rng::Seed(seed).rng("scenario random faults");
+        let sites = site_names(self.topology.shape());
+        let mut out = self.clone();
+        out.faults = Vec::new();
+        for f in &self.faults {
+            match &f.kind {
+                FaultKind::Random { count } => {
+                    let end = f.lasts.map_or(self.duration, |l| (f.at + l).min(self.duration));
+                    out.faults.extend(random_faults(&mut rng, &sites, (f.at, end), *count));
+                }
+                _ => out.faults.push(f.clone()),
+            }
+        }
+        out
     }
 }
 
@@ -536,6 +595,23 @@ mod tests {
             assert_eq!(toml::to_string(&s).unwrap(), toml::to_string(&random(seed)).unwrap());
         }
         assert_ne!(toml::to_string(&random(1)).unwrap(), toml::to_string(&random(2)).unwrap());
+    }
+
+    #[test]
+    fn a_random_fault_draws_its_faults_from_the_seed_within_its_window() {
+        let s = Scenario::parse(
+            "x",
+            "name = \"x\"\nsummary = \"y\"\nduration = \"30m\"\n[topology]\nnodes = 20\n[workload]\nlist_write_interval = \"0s\"\n\
+             [[fault]]\nkind = \"random\"\ncount = 6\nat = \"5m\"\nfor = \"10m\"\n",
+        )
+        .unwrap();
+        let a = s.with_random_faults(1);
+        assert_eq!(a.faults.len(), 6);
+        assert!(a.faults.iter().all(|f| f.at >= Duration::from_secs(300) && f.at <= Duration::from_secs(900)));
+        assert!(a.faults.iter().all(|f| !matches!(f.kind, FaultKind::Random { .. })));
+        a.validate().unwrap();
+        assert_eq!(toml::to_string(&a).unwrap(), toml::to_string(&s.with_random_faults(1)).unwrap());
+        assert_ne!(toml::to_string(&a).unwrap(), toml::to_string(&s.with_random_faults(2)).unwrap());
     }
 
     #[test]
