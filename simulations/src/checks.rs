@@ -357,11 +357,7 @@ pub fn convergence(after: Option<Duration>, limit: Duration, cluster: &Cluster, 
         .filter(|h| h.converged_after_s.is_none())
         .map(|h| format!("after fault {} ended at {:.0} s", h.fault, h.healed_s))
         .collect();
-    let slowest = heals
-        .times
-        .iter()
-        .filter_map(|h| h.converged_after_s)
-        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+    let slowest = heals.times.iter().filter_map(|h| h.converged_after_s).reduce(f64::max);
     match after {
         Some(t) if late.is_empty() => Check::new(
             "converged",

@@ -403,8 +403,7 @@ impl<'a> Run<'a> {
         for id in &ids {
             schedule.at(start + workload.next_delay(id), Action::Op(id.clone()));
         }
-        let list_writes = !scenario.workload.list_write_interval.is_zero();
-        if list_writes {
+        if !scenario.workload.list_write_interval.is_zero() {
             schedule.at(start + scenario.workload.list_write_interval.mul_f64(0.5 + rng.next_f64()), Action::ListWrite);
         }
         for (i, f) in scenario.faults.iter().enumerate() {

@@ -578,6 +578,15 @@ impl Scenario {
 mod tests {
     use super::*;
 
+    /// A scenario of `duration` on a generated city of `nodes` without list writes, with
+    /// `faults` (TOML).
+    fn small(duration: &str, nodes: usize, faults: &str) -> Scenario {
+        let text = format!(
+            "name = \"x\"\nsummary = \"y\"\nduration = \"{duration}\"\n[topology]\nnodes = {nodes}\n[workload]\nlist_write_interval = \"0s\"\n{faults}"
+        );
+        Scenario::parse("x", &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn every_shipped_scenario_parses_and_is_named_for_its_file() {
         for (name, text) in SHIPPED {
@@ -599,12 +608,7 @@ mod tests {
 
     #[test]
     fn a_random_fault_draws_its_faults_from_the_seed_within_its_window() {
-        let s = Scenario::parse(
-            "x",
-            "name = \"x\"\nsummary = \"y\"\nduration = \"30m\"\n[topology]\nnodes = 20\n[workload]\nlist_write_interval = \"0s\"\n\
-             [[fault]]\nkind = \"random\"\ncount = 6\nat = \"5m\"\nfor = \"10m\"\n",
-        )
-        .unwrap();
+        let s = small("30m", 20, "[[fault]]\nkind = \"random\"\ncount = 6\nat = \"5m\"\nfor = \"10m\"\n");
         let a = s.with_random_faults(1);
         assert_eq!(a.faults.len(), 6);
         assert!(a.faults.iter().all(|f| f.at >= Duration::from_secs(300) && f.at <= Duration::from_secs(900)));
@@ -645,12 +649,11 @@ mod tests {
 
     #[test]
     fn repeating_faults_open_a_window_per_period() {
-        let s = Scenario::parse(
-            "x",
-            "name = \"x\"\nsummary = \"y\"\nduration = \"10m\"\n[topology]\nnodes = 5\n[workload]\nlist_write_interval = \"0s\"\n\
-             [[fault]]\nkind = \"isolate\"\nnodes = [\"town-1\"]\nat = \"1m\"\nfor = \"30s\"\nevery = \"4m\"\n",
-        )
-        .unwrap();
+        let s = small(
+            "10m",
+            5,
+            "[[fault]]\nkind = \"isolate\"\nnodes = [\"town-1\"]\nat = \"1m\"\nfor = \"30s\"\nevery = \"4m\"\n",
+        );
         let m = |s: u64| Duration::from_secs(s);
         assert_eq!(s.windows(&s.faults[0]), vec![(m(60), m(90)), (m(300), m(330)), (m(540), m(570))]);
     }
