@@ -48,6 +48,8 @@ pub struct ControlState {
     pub voter: Arc<VoterNode>,
     pub credentials: Arc<Credentials>,
     pub clock: SharedClock,
+    /// The operators' dashboard, if this voter serves one.
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 impl FromRef<ControlState> for Arc<Credentials> {
@@ -68,6 +70,7 @@ pub fn router(state: ControlState) -> Router {
         .route("/api/v1/raft/members", post(add_member))
         .route("/api/v1/raft/members/{name}", delete(remove_member))
         .route("/openapi.json", get(openapi))
+        .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
@@ -83,14 +86,14 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-fn may_write(caller: &Caller) -> Result<Actor> {
+pub(crate) fn may_write(caller: &Caller) -> Result<Actor> {
     match caller.0.role {
         Role::Operator => Ok(Actor { who: caller.0.name.clone(), why: String::new() }),
         _ => Err(ApiError::forbidden("changing the lists needs an operator token")),
     }
 }
 
-fn may_read(caller: &Caller) -> Result<()> {
+pub(crate) fn may_read(caller: &Caller) -> Result<()> {
     match caller.0.role {
         Role::Operator | Role::Auditor => Ok(()),
         Role::GridWorker => Err(ApiError::forbidden("reading the lists needs an operator or auditor token")),

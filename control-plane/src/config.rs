@@ -38,6 +38,13 @@
 //! name = "operator-li"
 //! role = "operator"
 //! token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//!
+//! [dashboard]                        # optional: the operators' dashboard at /dashboard
+//! node_api = "127.0.0.1:7800"        # this site's node HTTP API (at the city: every node)
+//! node_token_file = "data/operator.token"  # an operator or auditor token of that node
+//! topology = "topology.toml"         # the sites, their links and positions on the map
+//! boundaries = ["boundary.geojson"]  # fence boundaries drawn under the vessels (optional)
+//! poll = "2s"                        # how often the view is refreshed
 //! ```
 //!
 //! Without `[[api.tokens]]` the first start writes an operator token to
@@ -59,6 +66,30 @@ pub struct ControlConfig {
     pub raft: RaftConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    /// The operators' dashboard (docs/dashboard.md); none without this section.
+    #[serde(default)]
+    pub dashboard: Option<DashboardConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// This site's node HTTP API, whose mesh view, escalations and fence alerts the dashboard
+    /// shows.
+    pub node_api: SocketAddr,
+    /// A file holding an operator or auditor token of that node.
+    pub node_token_file: PathBuf,
+    /// The topology file: sites, links and positions.
+    pub topology: PathBuf,
+    /// GeoJSON boundaries of the vessel fences, drawn on the map.
+    #[serde(default)]
+    pub boundaries: Vec<PathBuf>,
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll: Duration,
+}
+
+fn default_poll() -> Duration {
+    crate::dashboard::DEFAULT_POLL
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,7 +193,13 @@ impl ControlConfig {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut config: ControlConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.data_dir, &mut config.pki.ca, &mut config.pki.cert, &mut config.pki.key] {
+        let mut paths = vec![&mut config.data_dir, &mut config.pki.ca, &mut config.pki.cert, &mut config.pki.key];
+        if let Some(d) = &mut config.dashboard {
+            paths.push(&mut d.node_token_file);
+            paths.push(&mut d.topology);
+            paths.extend(d.boundaries.iter_mut());
+        }
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -191,6 +228,11 @@ impl ControlConfig {
         if r.call_deadline.is_zero() {
             return Err("raft.call_deadline must be above zero".into());
         }
+        if let Some(d) = &self.dashboard {
+            if d.poll < crate::dashboard::MIN_POLL {
+                return Err(format!("dashboard.poll is at least {:?}", crate::dashboard::MIN_POLL));
+            }
+        }
         Ok(())
     }
 }
@@ -207,6 +249,7 @@ mod tests {
         assert_eq!(config.raft.voters.len(), 3);
         assert_eq!(config.raft.routes[0].addr, "127.0.0.1:17902");
         assert_eq!(config.raft.settings().election_timeout_max, Duration::from_millis(280));
+        assert_eq!(config.dashboard.unwrap().poll, Duration::from_secs(2));
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //!   certificate conventions themselves live in `node::mesh::pki`);
 //! - [`deploy`]: turn a topology file into one directory per site with its `node.toml`, a copy
 //!   of the topology and its certificates;
-//! - [`cli`]: the `clap` definition of `yiwangctl` and the dispatch to the above.
+//! - [`cli`]: the `clap` definition of `yiwangctl` and the dispatch to the above;
+//! - [`raft`], [`api`], [`service`]: `yiwang-control`, a voter of the sanctions lists and its
+//!   operator API;
+//! - [`dashboard`]: the operators' dashboard that API serves.
 
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod deploy;
 pub mod pki;
 pub mod raft;

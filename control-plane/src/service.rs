@@ -4,6 +4,8 @@
 
 use crate::api::{self, ControlState};
 use crate::config::ControlConfig;
+use crate::dashboard::{self, poller, Dashboard};
+use node::mesh::topology::Topology;
 use crate::raft::voter::{VoterError, VoterNode, VoterParts};
 use node::auth::Credentials;
 use node::clock::SharedClock;
@@ -38,9 +40,35 @@ pub struct RunningControl {
     pub voter: Arc<VoterNode>,
     pub addresses: Addresses,
     api: Option<tokio::task::JoinHandle<()>>,
+    /// The dashboard's refresh, if it serves one.
+    refresh: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub async fn start(config: &ControlConfig, parts: ControlParts) -> Result<RunningControl, VoterError> {
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Voter(#[from] VoterError),
+    #[error("dashboard: {0}")]
+    Dashboard(String),
+}
+
+/// The dashboard of `config`, refreshed from its node API: what to serve and its refresh task.
+fn dashboard(
+    config: &crate::config::DashboardConfig,
+    voter: Arc<VoterNode>,
+) -> Result<(Dashboard, tokio::task::JoinHandle<()>), StartError> {
+    let topology = Topology::load(&config.topology).map_err(|e| StartError::Dashboard(e.to_string()))?;
+    let boundaries = dashboard::load_boundaries(&config.boundaries).map_err(StartError::Dashboard)?;
+    let source = poller::Source {
+        node_api: config.node_api,
+        token: poller::Token::File(config.node_token_file.clone()),
+        voter,
+        every: config.poll,
+    };
+    Ok(dashboard::start(source, &topology, boundaries, None))
+}
+
+pub async fn start(config: &ControlConfig, parts: ControlParts) -> Result<RunningControl, StartError> {
     let voters = config.raft.voters.iter().map(|v| (v.name.clone(), v.addr.clone())).collect();
     let routes = config.raft.routes.iter().filter_map(|r| r.addr.parse().ok().map(|a| (r.name.clone(), a))).collect();
     let voter = Arc::new(
@@ -59,21 +87,36 @@ pub async fn start(config: &ControlConfig, parts: ControlParts) -> Result<Runnin
         .await?,
     );
     let mut addresses = Addresses { raft: voter.local_addr(), api: None };
+    let (served, refresh) = match (&config.dashboard, &parts.api) {
+        (Some(d), Some(_)) => match dashboard(d, voter.clone()) {
+            Ok((served, task)) => (Some(served), Some(task)),
+            Err(e) => {
+                voter.shutdown().await;
+                return Err(e);
+            }
+        },
+        _ => (None, None),
+    };
     let api = parts.api.map(|listener| {
         addresses.api = listener.local_addr().ok();
-        let state = ControlState { voter: voter.clone(), credentials: parts.credentials, clock: parts.clock };
+        let state =
+            ControlState { voter: voter.clone(), credentials: parts.credentials, clock: parts.clock, dashboard: served };
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, api::router(state)).await {
                 tracing::error!(error = %e, "operator API stopped");
             }
         })
     });
-    Ok(RunningControl { voter, addresses, api })
+    Ok(RunningControl { voter, addresses, api, refresh })
 }
 
 impl RunningControl {
     /// Stop serving the API, then the voter.
     pub async fn stop(self) {
+        if let Some(refresh) = self.refresh {
+            refresh.abort();
+            let _ = refresh.await;
+        }
         if let Some(api) = self.api {
             api.abort();
             let _ = api.await;

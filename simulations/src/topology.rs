@@ -1,6 +1,6 @@
 //! Generated topologies: a city of any size in the reference city's proportions.
 
-use node::mesh::topology::Site;
+use node::mesh::topology::{Position, Site};
 use proto::{NodeId, Role};
 use std::net::SocketAddr;
 
@@ -56,6 +56,7 @@ pub fn site(name: &str, role: Role, host: u8, parents: &[&str]) -> Site {
         http: None,
         raft: None,
         parents: parents.iter().map(|p| id(p)).collect(),
+        position: None,
     }
 }
 
@@ -79,10 +80,17 @@ pub fn reference_city(n: usize) -> Vec<Site> {
 pub fn city(shape: CityShape) -> Vec<Site> {
     assert!(shape.nodes() <= MAX_NODES, "a generated city has at most {MAX_NODES} nodes");
     let city = id("city".into());
-    let mut sites =
-        vec![Site { id: city.clone(), role: Role::City, mesh: address(0), http: None, raft: None, parents: vec![] }];
+    let mut sites = vec![Site {
+        id: city.clone(),
+        role: Role::City,
+        mesh: address(0),
+        http: None,
+        raft: None,
+        parents: vec![],
+        position: Some(CITY_POSITION),
+    }];
     let counties: Vec<NodeId> = (1..=shape.counties).map(|i| id(format!("county-{i}"))).collect();
-    for c in &counties {
+    for (i, c) in counties.iter().enumerate() {
         let mesh = address(sites.len());
         sites.push(Site {
             id: c.clone(),
@@ -91,8 +99,12 @@ pub fn city(shape: CityShape) -> Vec<Site> {
             http: None,
             raft: None,
             parents: vec![city.clone()],
+            position: Some(CITY_POSITION.on_ring(COUNTY_RING, i, shape.counties, 0.0)),
         });
     }
+    let county_at = |i: usize| sites.get(1 + i % shape.counties.max(1)).and_then(|s| s.position).unwrap_or(CITY_POSITION);
+    let county_positions: Vec<Position> = (0..shape.counties.max(1)).map(county_at).collect();
+    let per_county = |n: usize| n.div_ceil(shape.counties.max(1));
     let parents = |i: usize| match counties.get(i % counties.len().max(1)) {
         Some(c) => vec![c.clone(), city.clone()],
         None => vec![city.clone()],
@@ -106,15 +118,31 @@ pub fn city(shape: CityShape) -> Vec<Site> {
             http: None,
             raft: None,
             parents: parents(i),
+            position: Some(county_positions[i % county_positions.len()].on_ring(
+                TOWN_RING,
+                i / county_positions.len(),
+                per_county(shape.towns),
+                0.5,
+            )),
         });
     }
     for i in 0..shape.harbours {
         let mesh = address(sites.len());
         let id = id(format!("harbour-{}", i + 1));
-        sites.push(Site { id, role: Role::Harbour, mesh, http: None, raft: None, parents: parents(i + 1) });
+        let county = county_positions[(i + 1) % county_positions.len()];
+        let position = Some(county.on_ring(HARBOUR_RING, i / county_positions.len(), per_county(shape.harbours), 0.25));
+        sites.push(Site { id, role: Role::Harbour, mesh, http: None, raft: None, parents: parents(i + 1), position });
     }
     sites
 }
+
+/// Where generated cities are drawn: the reference city's centre (Weihai).
+pub const CITY_POSITION: Position = Position { lat: 37.5131, lon: 122.1204 };
+/// Radius in degrees of the ring of counties around the city, of towns around their county and
+/// of harbours around theirs (wider, so the two do not overlap).
+const COUNTY_RING: f64 = 0.32;
+const TOWN_RING: f64 = 0.09;
+const HARBOUR_RING: f64 = 0.16;
 
 /// `sites` with a voter of the sanctions lists at every city and county site, at the site's
 /// host and [`RAFT_PORT`] (cutting a site's host off cuts its node and its voter, as on a box).
@@ -148,6 +176,7 @@ mod tests {
         for n in [1, 2, 3, 20, REFERENCE_NODES, 1760] {
             let sites = reference_city(n);
             assert_eq!(sites.len(), n);
+            assert!(sites.iter().all(|s| s.position.is_some()), "every generated site is placed on the map");
             let t = Topology::from_sites(sites).unwrap_or_else(|e| panic!("{n} nodes: {e}"));
             assert_eq!(t.city().id.as_str(), "city");
         }

@@ -109,6 +109,17 @@ fn every_feed_reaches_the_store_and_bad_input_is_counted() {
     node.wait_for_metric(r#"yiwang_skipped_lines_total{feed="ais",listener="harbour-rx"}"#, 1.0);
     node.wait_for_metric(r#"yiwang_ingested_total{feed="ais",listener="harbour-rx"}"#, 2.0);
     node.wait_for_metric("yiwang_store_flush_seconds_count", 1.0);
+    // The recall, as the dashboard reads it: position and zone, documented shape.
+    let token = yiwang_tests::operator_token(dir.path());
+    let r = yiwang_tests::get_as(node.http(), &token, "/api/v1/fences?limit=10").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let fences = r.json();
+    yiwang_tests::Documented::fetch(node.http()).check("FenceAlerts", &fences);
+    assert_eq!(fences["alerts"][0]["zone"], "recall", "{fences:#}");
+    assert_eq!(fences["alerts"][0]["mmsi"], MMSI);
+    assert!((fences["alerts"][0]["lat"].as_f64().unwrap() - 52.855395).abs() < 1e-6);
+    let r = yiwang_tests::get_as(node.http(), &token, "/api/v1/fences?limit=0").unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
     node.terminate();
 
     let alerts = export(&config, "alert");

@@ -82,6 +82,7 @@ fn pair() -> Pair {
         http: None,
         raft: None,
         parents: parents.iter().map(|p| NodeId::new(*p).unwrap()).collect(),
+        position: None,
     };
     let topology = Topology::from_sites(vec![
         site("city-q", Role::City, 1, &[]),

@@ -8,6 +8,7 @@
 mod audit;
 mod error;
 mod events;
+mod fences;
 mod mesh_view;
 pub mod open311;
 mod openapi;
@@ -86,6 +87,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(watchlist::routes())
         .merge(sanctions::routes())
         .merge(mesh_view::routes())
+        .merge(fences::routes())
         .merge(audit::routes())
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))

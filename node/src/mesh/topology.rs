@@ -84,6 +84,42 @@ pub struct Site {
     pub raft: Option<SocketAddr>,
     /// Preferred parent first, then fallbacks.
     pub parents: Vec<NodeId>,
+    /// Where the site is, for maps (the operators' dashboard); optional.
+    pub position: Option<Position>,
+}
+
+/// A site's place on the map: WGS 84 degrees, checked finite and in range.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Position {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+// Positions are finite (checked where they are made), so equality is an equivalence.
+impl Eq for Position {}
+
+impl Position {
+    pub fn new(lat: f64, lon: f64) -> Result<Position, String> {
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            return Err(format!("latitude {lat} is not between -90 and 90"));
+        }
+        if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+            return Err(format!("longitude {lon} is not between -180 and 180"));
+        }
+        Ok(Position { lat, lon })
+    }
+
+    /// The `i`th of `n` places spaced evenly on a ring `radius` degrees (of latitude) around
+    /// this one, turned by `turn` of a step (so rings around one centre can interleave): how
+    /// generated cities place their sites, and how maps place a site the file gives no
+    /// position around its parent.
+    pub fn on_ring(self, radius: f64, i: usize, n: usize, turn: f64) -> Position {
+        let angle = std::f64::consts::TAU * (i as f64 + turn) / n.max(1) as f64;
+        // A degree of longitude is shorter than one of latitude away from the equator.
+        let lon = self.lon + radius * angle.cos() / self.lat.to_radians().cos().max(0.01);
+        let lat = (self.lat + radius * angle.sin()).clamp(-90.0, 90.0);
+        Position { lat, lon: (lon + 180.0).rem_euclid(360.0) - 180.0 }
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,6 +141,9 @@ struct RawSite {
     raft: Option<String>,
     #[serde(default)]
     parents: Vec<String>,
+    /// `[latitude, longitude]` in degrees.
+    #[serde(default)]
+    position: Option<[f64; 2]>,
 }
 
 /// The whole mesh. Valid by construction; queries for a site that is not in it return
@@ -354,7 +393,11 @@ fn site_from_raw(i: usize, raw: RawSite) -> Result<Site, TopologyError> {
         .into_iter()
         .map(|p| NodeId::new(p.clone()).map_err(|e| err(format!("parent {p:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Site { id, role, mesh, http, raft, parents })
+    let position = match raw.position {
+        None => None,
+        Some([lat, lon]) => Some(Position::new(lat, lon).map_err(|e| err(format!("position: {e}")))?),
+    };
+    Ok(Site { id, role, mesh, http, raft, parents, position })
 }
 
 /// A parent chain that comes back to where it started, as the list of sites along it.
@@ -510,6 +553,18 @@ parents = ["county-rongcheng"]
     }
 
     #[test]
+    fn positions_are_optional_and_checked() {
+        let city = |position: &str| format!("[[site]]\nid = \"city\"\nrole = \"city\"\nmesh = \"127.0.0.1:7900\"\n{position}\n");
+        let t = Topology::parse(&city("position = [37.5131, 122.1204]")).unwrap();
+        assert_eq!(t.city().position, Some(Position { lat: 37.5131, lon: 122.1204 }));
+        assert_eq!(Topology::parse(&city("")).unwrap().city().position, None);
+        let e = refused(&city("position = [122.12, 37.51]"));
+        assert!(e.contains("\"city\"") && e.contains("latitude 122.12"), "{e}");
+        assert!(refused(&city("position = [37.5, 190.0]")).contains("longitude 190"));
+        assert!(refused(&city("position = [37.5]")).contains("position"));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let city = site("city", "city", 7900, &[]);
         let county = site("county-a", "county", 7901, &["city"]);
@@ -589,6 +644,7 @@ parents = ["county-rongcheng"]
             http: None,
             raft: None,
             parents: ids(parents),
+            position: None,
         };
         let sites = vec![mk("a", &["b"]), mk("b", &["c", "d"]), mk("c", &[]), mk("d", &["a"])];
         let index: HashMap<NodeId, usize> = sites.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
