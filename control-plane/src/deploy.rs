@@ -144,6 +144,21 @@ pub fn control_toml(site: &Site, topology: &Topology) -> Option<String> {
         out.push_str(&format!("\n[[raft.voters]]\nname = {}\naddr = {}\n", q(voter.id.as_str()), q(&addr)));
     }
     out.push_str(&format!("\n[api]\nlisten = {}\n", q(DEFAULT_HTTP)));
+    // The city's voter serves the dashboard of the whole mesh, read from the city node's API on
+    // the same box (which needs a fixed port to be found).
+    if let Some(http) = site.http.filter(|a| site.role == proto::Role::City && a.port() != 0) {
+        let local = if http.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), http.port())
+        } else {
+            http
+        };
+        out.push_str(&format!(
+            "\n[dashboard]\nnode_api = {}\nnode_token_file = {}\ntopology = {}\n",
+            q(&local.to_string()),
+            q("data/operator.token"),
+            q(TOPOLOGY_FILE)
+        ));
+    }
     Some(out)
 }
 

@@ -80,6 +80,19 @@ pub struct ClusterOptions {
     pub bugs: InjectedBugs,
     /// Timing of the voters at sites with a `raft` address.
     pub raft: RaftSettings,
+    /// A site that serves its HTTP API on a real socket, with these bearer tokens
+    /// (`yiwang-sim demo`'s city; everything else is driven in-process).
+    pub http: Option<HttpSite>,
+    /// The fence boundary every harbour watches (GeoJSON file), if any.
+    pub fence: Option<std::path::PathBuf>,
+}
+
+/// A site whose node serves HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpSite {
+    pub site: NodeId,
+    pub listen: SocketAddr,
+    pub tokens: Vec<node::auth::TokenSpec>,
 }
 
 impl Default for ClusterOptions {
@@ -93,6 +106,8 @@ impl Default for ClusterOptions {
             disk: DiskFaults::default(),
             bugs: InjectedBugs::default(),
             raft: RaftSettings::default(),
+            http: None,
+            fence: None,
         }
     }
 }
@@ -222,6 +237,17 @@ impl Cluster {
         config.node.id = site.id.clone();
         config.node.role = site.role;
         config.store = self.options.store.clone();
+        if let (Some(boundary), proto::Role::Harbour) = (&self.options.fence, site.role) {
+            config.fence = Some(node::config::FenceConfig { boundary: boundary.clone(), zones: Default::default() });
+        }
+        let http = self.options.http.as_ref().filter(|h| h.site == site.id);
+        let credentials = match http {
+            Some(h) => {
+                config.http.listen = h.listen;
+                Credentials::from_specs(&h.tokens, &[]).map_err(fail)?
+            }
+            None => Credentials::default(),
+        };
 
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
@@ -284,10 +310,10 @@ impl Cluster {
             store: store.clone(),
             metrics: metrics.clone(),
             registry: registry.clone(),
-            credentials: Credentials::default(),
+            credentials,
             mesh: Some(mesh),
             seed,
-            serve_http: false,
+            serve_http: http.is_some(),
         };
         let running = instance::start(&config, parts).await.map_err(|e| fail(e.to_string()))?;
         let node = SimNode { id: site.id.clone(), addr: site.mesh, running, store, metrics, registry, voter, socket };

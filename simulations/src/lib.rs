@@ -16,7 +16,9 @@
 //!   replays from its seed.
 //! - [`checks`]: what a run must hold to (no `(origin, seq)` held with two contents, nothing
 //!   acknowledged lost, convergence after the heal).
-//! - [`run`]: `yiwang-sim trace`, a whole run from its options.
+//! - [`run`]: a scenario run from its options (`yiwang-sim run`, `trace`, `explore`).
+//! - [`demo`]: `yiwang-sim demo`, a run paced to the wall clock with the city's node API and
+//!   the operators' dashboard on localhost (the one thing here that is not deterministic).
 //! - `tests/`: a three-node cut, fail-over and heal; a parent that drops every session at once,
 //!   redialled with a growing backoff; certificates judged on each node's clock; `yiwang-sim
 //!   trace` replayed across processes and its checks proven against an injected bug.
@@ -26,6 +28,7 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod demo;
 pub mod fabric;
 pub mod faults;
 pub mod report;

@@ -19,7 +19,9 @@
 use crate::checks::{self, Check, Conflict, HealTime, Heals, Sampler};
 use crate::cluster::{Cluster, ClusterOptions, SimError};
 use crate::fabric::{Fabric, FabricConfig};
+use crate::demo::Live;
 use crate::faults::{self, Baseline, DiskFault, Links};
+use control_plane::dashboard::FaultRequest;
 use crate::scenario::{parse_offset, FaultKind, Invariants, Scenario, TopologySpec, WorkloadSpec};
 use crate::topology;
 use crate::trace::Trace;
@@ -223,8 +225,23 @@ pub fn run_trace(options: &TraceOptions) -> Result<RunReport, SimError> {
 
 /// Run a scenario: builds its own runtime, so call it from outside any.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunReport, SimError> {
+    run_with(scenario, options, None)
+}
+
+/// Run a scenario live (`yiwang-sim demo`, see [`crate::demo`]): paced to the wall clock, with
+/// real sockets served beside it and faults asked for while it runs.
+pub fn run_live(scenario: &Scenario, options: &RunOptions, live: Live) -> Result<RunReport, SimError> {
+    run_with(scenario, options, Some(live))
+}
+
+fn run_with(scenario: &Scenario, options: &RunOptions, live: Option<Live>) -> Result<RunReport, SimError> {
     let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_time().start_paused(true);
+    if live.is_some() {
+        builder.enable_all();
+    } else {
+        builder.enable_time();
+    }
+    builder.start_paused(true);
     #[cfg(tokio_unstable)]
     builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&Seed(options.seed).derive_bytes("tokio")));
     let runtime = builder.build().map_err(|e| SimError::Runtime(e.to_string()))?;
@@ -232,7 +249,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<RunReport, SimEr
     // What runs (and what the report keeps) is the scenario with its random faults drawn.
     let scenario = &scenario.with_random_faults(options.seed);
     let run = Run { scenario, options, seed: Seed(options.seed), start: Instant::now() };
-    let mut report = runtime.block_on(run.go())?;
+    let mut report = runtime.block_on(run.go(live))?;
     report.wall_s = wall.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -242,6 +259,14 @@ compile_error!(
     "the simulator needs tokio's seeded runtime: build with `--cfg tokio_unstable` \
      (.cargo/config.toml sets it; a RUSTFLAGS variable replaces that setting)"
 );
+
+/// A live run's next fault request.
+async fn next_fault(live: &mut Option<Live>) -> Option<FaultRequest> {
+    match live {
+        Some(live) => live.next_fault().await,
+        None => None,
+    }
+}
 
 /// Something the run does at a moment of virtual time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -259,6 +284,8 @@ enum Action {
     Sample,
     Timeline,
     Progress,
+    /// A live run waits for the wall clock.
+    Pace,
     Finish,
 }
 
@@ -362,7 +389,7 @@ impl<'a> Run<'a> {
         self.start + d
     }
 
-    async fn go(mut self) -> Result<RunReport, SimError> {
+    async fn go(mut self, mut live: Option<Live>) -> Result<RunReport, SimError> {
         self.start = Instant::now();
         let (scenario, seed, start) = (self.scenario, self.seed, self.start);
         let mut sites = topology::city(scenario.topology.shape());
@@ -379,6 +406,8 @@ impl<'a> Run<'a> {
             seed: seed.derive("cluster").0,
             bugs: self.options.bugs,
             raft,
+            http: live.as_ref().map(|l| l.http_site(sites[0].id.clone())),
+            fence: live.as_ref().map(|l| l.boundary.clone()),
             ..ClusterOptions::default()
         };
         let mut cluster = Cluster::new(fabric, sites, cluster_options)?;
@@ -393,6 +422,9 @@ impl<'a> Run<'a> {
         }
         for id in ids.iter().filter(|id| !late.contains(*id)) {
             cluster.start(id).await?;
+        }
+        if let Some(live) = &mut live {
+            live.serve(&cluster).await?;
         }
 
         let mut rng = seed.rng("run");
@@ -420,6 +452,9 @@ impl<'a> Run<'a> {
             schedule.at(start + every, Action::Progress);
         }
         schedule.at(start + scenario.duration, Action::Finish);
+        if live.is_some() {
+            schedule.at(start, Action::Pace);
+        }
 
         let mut active: BTreeMap<(usize, usize), Active> = BTreeMap::new();
         let mut state = InForce::default();
@@ -474,6 +509,11 @@ impl<'a> Run<'a> {
                     }
                 }
                 Some(done) = writes.join_next(), if !writes.is_empty() => figures.list_write(done),
+                Some(request) = next_fault(&mut live), if live.is_some() => {
+                    if let Some(live) = &mut live {
+                        live.apply(request, &mut cluster, &mut state.links).await;
+                    }
+                }
                 _ = tokio::time::sleep_until(next) => match schedule.pop().expect("peeked") {
                     Action::Op(id) => {
                         schedule.at(Instant::now() + workload.next_delay(&id), Action::Op(id.clone()));
@@ -579,6 +619,12 @@ impl<'a> Run<'a> {
                         if let Some(every) = self.options.progress {
                             schedule.at(Instant::now() + every, Action::Progress);
                         }
+                    }
+                    Action::Pace => {
+                        if let Some(live) = &mut live {
+                            live.pace(start.elapsed());
+                        }
+                        schedule.at(Instant::now() + crate::demo::PACE_TICK, Action::Pace);
                     }
                     Action::Finish => break,
                 },

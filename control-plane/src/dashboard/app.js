@@ -143,12 +143,11 @@ function render(v) {
   for (const s of v.sites) counts[s.state] = (counts[s.state] || 0) + 1;
   const healthy = (counts.up || 0) + (counts.self || 0);
   const raft = v.raft || {};
-  $('summary').replaceChildren(
+  $('summary').replaceChildren(el('span', {},
     el('span', { id: 'healthy' }, `${healthy} of ${v.sites.length} sites up`), ' · ',
     `lists v${v.lists_version ?? '?'} at ${v.node || 'the node'}`, ' · ',
     `raft leader ${raft.leader || 'none'} (term ${raft.term ?? '?'})`,
-    v.node_error ? el('span', { class: 'error', id: 'node-error' }, ' · ' + v.node_error) : null,
-  );
+    v.node_error ? el('span', { class: 'error', id: 'node-error' }, ' · ' + v.node_error) : null));
   if (v.node_error) setStatus('node API unreachable', 'down'); else setStatus('live', 'live');
   drawMap(v);
   drawNodes(v);
@@ -185,8 +184,8 @@ function drawMap(v) {
       const parent = byId[p];
       if (!parent) return;
       const [x2, y2] = at(parent.position.lat, parent.position.lon);
-      // The link its reports came up by (else the preferred one) carries its state.
-      const carries = s.via ? s.via === p : i === 0;
+      // The link to the parent it is linked to (else the preferred one) carries its state.
+      const carries = s.uplink ? s.uplink === p : i === 0;
       links.push(el('svg:line', { x1, y1, x2, y2, class: 'link ' + (carries ? s.state : 'fallback'),
         'data-from': s.id, 'data-to': p, 'data-state': carries ? s.state : 'fallback' }));
     });
@@ -208,7 +207,7 @@ function drawNodes(v) {
   $('nodes-note').textContent = bad ? `${bad} need attention` : 'all heard';
   replaceRows('nodes', rows.map((s) => el('tr', { 'data-id': s.id, class: ['partitioned', 'stale'].includes(s.state) ? 'bad' : (s.state === 'degraded' || s.lists_behind > 0 ? 'warn' : null) },
     el('td', {}, s.id), el('td', {}, s.role), el('td', { class: 'state ' + s.state }, s.state.replace('_', ' ')),
-    el('td', {}, s.via || ''), el('td', {}, ago(s.age_ms)), el('td', {}, s.backlog),
+    el('td', {}, s.uplink || ''), el('td', {}, ago(s.age_ms)), el('td', {}, s.backlog),
     el('td', {}, s.lists_version === null ? '' : `v${s.lists_version}${s.lists_behind ? ` (${s.lists_behind} behind)` : ''}`),
     el('td', {}, s.clock_offset_ms === null ? '' : `${s.clock_offset_ms} ms`),
     el('td', {}, s.open_events), el('td', {}, s.overdue_events))));
@@ -262,15 +261,22 @@ function drawDetail() {
   const s = view && view.sites.find((x) => x.id === selected);
   if (!s) { box.hidden = true; return; }
   box.hidden = false;
-  const children = [el('strong', {}, s.id), ` (${s.role}) is ${s.state.replace('_', ' ')}`,
-    s.via ? `, reports via ${s.via}` : '', s.age_ms !== null ? `, heard ${ago(s.age_ms)}` : '', el('br')];
-  if (view.controls) {
-    for (const [action, label] of [['isolate', 'Cut its links'], ['heal', 'Heal'], ['crash', 'Power cut'], ['restart', 'Power back']]) {
-      children.push(el('button', { type: 'button', 'data-action': action, onclick: () => fault(action, s.id) }, label));
+  // Rebuilt only when another site is chosen, so a button is never replaced under a click
+  // and the last action's answer stays.
+  if (box.dataset.site !== s.id) {
+    box.dataset.site = s.id;
+    const children = [el('div', { id: 'site-info' })];
+    if (view.controls) {
+      for (const [action, label] of [['isolate', 'Cut its links'], ['heal', 'Heal'], ['crash', 'Power cut'], ['restart', 'Power back']]) {
+        children.push(el('button', { type: 'button', 'data-action': action, onclick: () => fault(action, s.id) }, label));
+      }
+      children.push(el('span', { id: 'fault-result' }));
     }
-    children.push(el('span', { id: 'fault-result' }));
+    box.replaceChildren(...children);
   }
-  box.replaceChildren(...children);
+  $('site-info').replaceChildren(el('strong', {}, s.id), ` (${s.role}) is ${s.state.replace('_', ' ')}`,
+    s.uplink ? `, linked to ${s.uplink}` : '', s.age_ms !== null ? `, heard ${ago(s.age_ms)}` : '',
+    `; backlog ${s.backlog}, lists v${s.lists_version ?? '?'}`);
 }
 
 async function fault(action, site) {

@@ -21,8 +21,8 @@ pub struct SiteView {
     /// As the node's mesh view says: `self`, `up`, `catching_up`, `degraded`, `partitioned`,
     /// `stale`, `unknown`.
     pub state: String,
-    /// The parent its report came up through.
-    pub via: Option<String>,
+    /// The parent it is linked to now (its preferred one, or a fallback).
+    pub uplink: Option<String>,
     pub age_ms: Option<u64>,
     /// Entries it holds that its parents have not acknowledged.
     pub backlog: u64,
@@ -77,7 +77,7 @@ impl CityView {
                 position,
                 parents: s.parents.iter().map(|p| p.to_string()).collect(),
                 state: "unknown".into(),
-                via: None,
+                uplink: None,
                 age_ms: None,
                 backlog: 0,
                 lists_version: None,
@@ -144,7 +144,7 @@ impl CityView {
                 continue;
             };
             site.state = r["state"].as_str().unwrap_or("unknown").to_string();
-            site.via = r["via"].as_str().map(str::to_string);
+            site.uplink = r["uplink"]["peer"].as_str().map(str::to_string);
             site.age_ms = r["age_ms"].as_u64();
             site.backlog = r["backlog"].as_u64().unwrap_or(0);
             site.lists_version = r["lists_version"].as_u64();
@@ -234,6 +234,7 @@ parents = ["county-a"]
         let mesh = json!({ "node": "city", "lists_version": 7, "at": "2026-12-01T00:00:00Z", "nodes": [
             { "node": "city", "role": "city", "state": "self", "lists_version": 7 },
             { "node": "county-a", "role": "county", "state": "stale", "age_ms": 20000, "backlog": 3,
+              "uplink": { "peer": "city", "state": "partitioned" },
               "lists_version": 5, "lists_behind": 2, "clock_offset_ms": -40, "open_events": 2, "overdue_events": 1 },
         ]});
         let escalations = json!({ "escalations": [
@@ -249,6 +250,7 @@ parents = ["county-a"]
         let county = &v.sites[1];
         assert_eq!((county.state.as_str(), county.backlog, county.lists_behind), ("stale", 3, 2));
         assert_eq!((county.clock_offset_ms, county.overdue_events), (Some(-40), 1));
+        assert_eq!(county.uplink.as_deref(), Some("city"));
         assert_eq!(v.sites[2].state, "unknown", "not in the mesh view: nothing known");
         let waiting: Vec<&str> = v.escalations.iter().map(|e| e["event"].as_str().unwrap()).collect();
         assert_eq!(waiting, ["town-a1:4", "town-a1:9"], "unanswered only, oldest first");

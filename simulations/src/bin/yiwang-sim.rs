@@ -127,6 +127,31 @@ enum Command {
         #[arg(long)]
         city_only: bool,
     },
+    /// The reference city in one process, in real time, with the operators' dashboard on
+    /// localhost: real nodes and voters with a synthetic workload (grid events, escalations,
+    /// plate reads, AIS from a fleet sailing around a protected area, sanctions writes), the
+    /// city node's HTTP API, and the city voter's operator API with the dashboard, from which
+    /// sites can be cut off, healed, powered off and on. Prints the dashboard's address (with
+    /// the demo's operator token in it) and runs until interrupted.
+    Demo {
+        /// Where the dashboard and the operator API listen.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: std::net::SocketAddr,
+        /// Sites in the city (176 is the reference city).
+        #[arg(long, default_value_t = simulations::topology::REFERENCE_NODES as u64, value_parser = clap::value_parser!(u64).range(3..=MAX_NODES as u64))]
+        nodes: u64,
+        /// Virtual seconds per wall second (1: real time).
+        #[arg(long, default_value_t = 1.0, value_parser = speed)]
+        speed: f64,
+        /// Mean time between two operations of one site.
+        #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+        op_interval: Duration,
+        /// Stop after this much virtual time (default: run until interrupted).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run a generated city with a steady workload and power cuts, heal, and print the figures:
     /// `figure trace_hash=HEX` (a hash of every datagram delivered and every durable write, in
     /// order: the same seed gives the same hash in any process), `figure seq_conflicts=N`
@@ -165,6 +190,61 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+fn speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.1..=100.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?}: a speed is a number from 0.1 to 100")),
+    }
+}
+
+/// A demo runs this long unless told otherwise: a year, longer than anyone watches.
+const DEMO_FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn demo(
+    listen: std::net::SocketAddr,
+    nodes: usize,
+    speed: f64,
+    op_interval: Duration,
+    duration: Option<Duration>,
+    seed: u64,
+) -> ExitCode {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return usage(format!("cannot make a directory for the demo's fence: {e}")),
+    };
+    let boundary = dir.path().join("protected-waters.geojson");
+    if let Err(e) = std::fs::write(&boundary, simulations::demo::DEMO_BOUNDARY) {
+        return usage(format!("cannot write {}: {e}", boundary.display()));
+    }
+    let token = match node::auth::generate_token() {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let mut scenario = scenario::bench(nodes, true, duration.unwrap_or(DEMO_FOREVER));
+    scenario.name = "demo".into();
+    scenario.summary = "yiwang-sim demo".into();
+    scenario.workload.op_interval = op_interval;
+    scenario.workload.list_write_interval = Duration::from_secs(120);
+    eprintln!("[yiwang-sim] starting {nodes} sites and their voters…");
+    let ready = Box::new(move |s: &simulations::demo::Serving| {
+        println!("dashboard: {}", s.url());
+        println!("operator API: http://{} (token {})", s.dashboard, s.token);
+        println!("city node API: http://{} (same token)", s.city_api);
+        println!("running at {speed}x real time; Ctrl-C stops");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    });
+    let live = simulations::demo::Live::new(speed, listen, token, boundary, ready);
+    let options = options(seed, &[], Some(Duration::from_secs(300)));
+    match simulations::run::run_live(&scenario, &options, live) {
+        Ok(r) => {
+            println!("demo ended after {:.0} s of virtual time", r.virtual_s);
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage(e),
+    }
 }
 
 /// Progress every this much virtual time, unless quiet.
@@ -256,6 +336,9 @@ fn main() -> ExitCode {
             }
             println!("explored: {} seeds from {from}, {} failed", seeds, failed.len());
             exit_for(failed.is_empty())
+        }
+        Command::Demo { listen, nodes, speed, op_interval, duration, seed } => {
+            demo(listen, nodes as usize, speed, op_interval, duration, seed)
         }
         Command::Bench { duration, province, city_only } => {
             let mut runs =
