@@ -53,6 +53,11 @@ impl City {
             if *votes {
                 topology.push_str(&format!("raft = \"{}\"\n", free_udp()));
             }
+            if *role == "city" {
+                // A fixed HTTP port: the city's voter serves the dashboard from this node API.
+                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                topology.push_str(&format!("http = \"127.0.0.1:{port}\"\nposition = [37.5131, 122.1204]\n"));
+            }
             topology.push('\n');
         }
         let gen = yiwang_tests::deploy_generate(dir, &topology);
@@ -304,6 +309,32 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
         let line = text.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_else(|| panic!("{id}: {text}"));
         assert!(line.contains(" up ") && line.contains(&format!(" {v2} ")), "{line}");
     }
+    // The dashboard the city's voter serves shows the same mesh, from the city node's API.
+    let api: SocketAddr = city.controls["city"].listening["api"].as_str().unwrap().parse().unwrap();
+    let page = yiwang_tests::request_with_headers(api, "GET", "/dashboard", &[], b"").unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.header("content-security-policy").unwrap().contains("default-src 'none'"));
+    assert!(page.body.contains("/dashboard/app.js"));
+    assert_eq!(yiwang_tests::get(api, "/dashboard/view").unwrap().status, 401, "the view needs a token");
+    wait_until("the dashboard shows every site up", LIMIT, || {
+        let r = get_as(api, &city.control_tokens["city"], "/dashboard/view").unwrap();
+        let v = r.json();
+        let states: Vec<(String, String)> = v["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| (s["id"].as_str().unwrap_or("").to_string(), s["state"].as_str().unwrap_or("").to_string()))
+            .collect();
+        let whole = states.len() == SITES.len() && states.iter().all(|(_, s)| s == "up" || s == "self");
+        if whole && v["lists_version"] == v2 && v["node_error"].is_null() && v["raft"]["leader"].is_string() {
+            Ok(())
+        } else {
+            Err(format!("{states:?} lists {} error {} leader {}", v["lists_version"], v["node_error"], v["raft"]["leader"]))
+        }
+    });
+    let r = post_json_as(api, &city.control_tokens["city"], "/dashboard/faults", r#"{"action":"crash","site":"town-a1"}"#)
+        .unwrap();
+    assert_eq!(r.status, 404, "no faults from a real deployment's dashboard: {}", r.body);
     documented.check("SanctionsStatus", &city.sanctions("town-a1", Some("registration:鲁B00001")));
     // Every hit is audited with the version that matched; the audit log reads from the CLI.
     let audit = city.yiwangctl("town-a1", &["audit", "--action", "sanctions_hit"]);
