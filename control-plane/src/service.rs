@@ -5,11 +5,11 @@
 use crate::api::{self, ControlState};
 use crate::config::ControlConfig;
 use crate::dashboard::{self, poller, Dashboard};
-use node::mesh::topology::Topology;
 use crate::raft::voter::{VoterError, VoterNode, VoterParts};
 use node::auth::Credentials;
 use node::clock::SharedClock;
 use node::mesh::tls::MeshIdentity;
+use node::mesh::topology::Topology;
 use node::rng::Seed;
 use node::store::Store;
 use serde::Serialize;
@@ -99,8 +99,12 @@ pub async fn start(config: &ControlConfig, parts: ControlParts) -> Result<Runnin
     };
     let api = parts.api.map(|listener| {
         addresses.api = listener.local_addr().ok();
-        let state =
-            ControlState { voter: voter.clone(), credentials: parts.credentials, clock: parts.clock, dashboard: served };
+        let state = ControlState {
+            voter: voter.clone(),
+            credentials: parts.credentials,
+            clock: parts.clock,
+            dashboard: served,
+        };
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, api::router(state)).await {
                 tracing::error!(error = %e, "operator API stopped");

@@ -57,9 +57,11 @@ pub struct Live {
     /// (wall, virtual) when pacing began.
     paced_from: Option<(std::time::Instant, Duration)>,
     tasks: Vec<JoinHandle<()>>,
-    /// Told where everything listens once it does.
-    ready: Option<Box<dyn FnOnce(&Serving) + Send>>,
+    ready: Option<Ready>,
 }
+
+/// Told where everything listens, once it does.
+pub type Ready = Box<dyn FnOnce(&Serving) + Send>;
 
 /// Where a live run's servers listen.
 #[derive(Debug, Clone)]
@@ -82,7 +84,7 @@ impl Live {
         listen: SocketAddr,
         token: String,
         boundary: PathBuf,
-        ready: Box<dyn FnOnce(&Serving) + Send>,
+        ready: Ready,
     ) -> Live {
         let (sender, faults) = mpsc::channel(FAULT_QUEUE);
         Live {
@@ -100,7 +102,12 @@ impl Live {
     }
 
     fn tokens(&self) -> Vec<TokenSpec> {
-        vec![TokenSpec { name: "demo-operator".into(), role: "operator".into(), token: Some(self.token.clone()), token_sha256: None }]
+        vec![TokenSpec {
+            name: "demo-operator".into(),
+            role: "operator".into(),
+            token: Some(self.token.clone()),
+            token_sha256: None,
+        }]
     }
 
     /// The city serves its node API on a free loopback port.
@@ -117,7 +124,7 @@ impl Live {
         let voter = node.voter.as_ref().ok_or_else(|| fail("the city runs no voter".into()))?.node.clone();
         let boundaries = serde_json::json!({
             "type": "FeatureCollection",
-            "features": dashboard::boundary_features(DEMO_BOUNDARY).map_err(|e| fail(e))?,
+            "features": dashboard::boundary_features(DEMO_BOUNDARY).map_err(&fail)?,
         });
         let source = poller::Source {
             node_api: city_api,

@@ -18,14 +18,14 @@
 
 use crate::checks::{self, Check, Conflict, HealTime, Heals, Sampler};
 use crate::cluster::{Cluster, ClusterOptions, SimError};
-use crate::fabric::{Fabric, FabricConfig};
 use crate::demo::Live;
+use crate::fabric::{Fabric, FabricConfig};
 use crate::faults::{self, Baseline, DiskFault, Links};
-use control_plane::dashboard::FaultRequest;
 use crate::scenario::{parse_offset, FaultKind, Invariants, Scenario, TopologySpec, WorkloadSpec};
 use crate::topology;
 use crate::trace::Trace;
 use crate::workload::{self, Handles, Outcome, Workload};
+use control_plane::dashboard::FaultRequest;
 use node::clock::Clock;
 use node::rng::{Rng, Seed};
 use node::store::{InjectedBugs, SimDisk};

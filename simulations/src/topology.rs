@@ -102,7 +102,8 @@ pub fn city(shape: CityShape) -> Vec<Site> {
             position: Some(CITY_POSITION.on_ring(COUNTY_RING, i, shape.counties, 0.0)),
         });
     }
-    let county_at = |i: usize| sites.get(1 + i % shape.counties.max(1)).and_then(|s| s.position).unwrap_or(CITY_POSITION);
+    let county_at =
+        |i: usize| sites.get(1 + i % shape.counties.max(1)).and_then(|s| s.position).unwrap_or(CITY_POSITION);
     let county_positions: Vec<Position> = (0..shape.counties.max(1)).map(county_at).collect();
     let per_county = |n: usize| n.div_ceil(shape.counties.max(1));
     let parents = |i: usize| match counties.get(i % counties.len().max(1)) {

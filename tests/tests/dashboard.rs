@@ -75,12 +75,8 @@ fn the_dashboard_shows_a_partition_appear_and_heal_in_chromium() {
     for old in ["dashboard-healthy.png", "dashboard-partition.png", "dashboard-healed.png"] {
         let _ = std::fs::remove_file(shots.join(old));
     }
-    let out = Command::new("node")
-        .arg(browser_dir().join("dashboard.mjs"))
-        .arg(&url)
-        .arg(&shots)
-        .output()
-        .expect("run node");
+    let out =
+        Command::new("node").arg(browser_dir().join("dashboard.mjs")).arg(&url).arg(&shots).output().expect("run node");
     drop(demo);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser test failed:\n{text}");

@@ -329,11 +329,15 @@ fn every_node_enforces_the_committed_lists_through_partitions_and_revocations() 
         if whole && v["lists_version"] == v2 && v["node_error"].is_null() && v["raft"]["leader"].is_string() {
             Ok(())
         } else {
-            Err(format!("{states:?} lists {} error {} leader {}", v["lists_version"], v["node_error"], v["raft"]["leader"]))
+            Err(format!(
+                "{states:?} lists {} error {} leader {}",
+                v["lists_version"], v["node_error"], v["raft"]["leader"]
+            ))
         }
     });
-    let r = post_json_as(api, &city.control_tokens["city"], "/dashboard/faults", r#"{"action":"crash","site":"town-a1"}"#)
-        .unwrap();
+    let r =
+        post_json_as(api, &city.control_tokens["city"], "/dashboard/faults", r#"{"action":"crash","site":"town-a1"}"#)
+            .unwrap();
     assert_eq!(r.status, 404, "no faults from a real deployment's dashboard: {}", r.body);
     documented.check("SanctionsStatus", &city.sanctions("town-a1", Some("registration:鲁B00001")));
     // Every hit is audited with the version that matched; the audit log reads from the CLI.

@@ -111,7 +111,9 @@ pub fn start(
 
 fn dashboard(state: &ControlState) -> Result<&Dashboard, ApiError> {
     state.dashboard.as_ref().ok_or_else(|| {
-        ApiError::not_found("this voter serves no dashboard: add a [dashboard] section to its config (docs/dashboard.md)")
+        ApiError::not_found(
+            "this voter serves no dashboard: add a [dashboard] section to its config (docs/dashboard.md)",
+        )
     })
 }
 

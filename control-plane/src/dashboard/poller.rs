@@ -57,11 +57,8 @@ pub async fn refresh(source: Source, views: watch::Sender<Arc<CityView>>) {
                     ApiClient { addr: source.node_api, token, deadline: CALL_DEADLINE, server_deadline: false };
                 let (escalations, fences) =
                     (format!("/api/v1/escalations?limit={PAGE}"), format!("/api/v1/fences?limit={PAGE}"));
-                let (mesh, escalations, fences) = tokio::join!(
-                    get(&client, "/api/v1/mesh"),
-                    get(&client, &escalations),
-                    get(&client, &fences),
-                );
+                let (mesh, escalations, fences) =
+                    tokio::join!(get(&client, "/api/v1/mesh"), get(&client, &escalations), get(&client, &fences),);
                 Answers { mesh, escalations, fences }
             }
             Err(e) => Answers { mesh: Err(e.clone()), escalations: Err(e.clone()), fences: Err(e) },

@@ -74,7 +74,7 @@ async fn latest(
             }
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(seen_ms, _)| std::cmp::Reverse(*seen_ms));
     found.truncate(limit);
     Ok(Json(json!({ "alerts": found.into_iter().map(|(_, v)| v).collect::<Vec<_>>() })))
 }

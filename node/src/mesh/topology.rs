@@ -554,7 +554,9 @@ parents = ["county-rongcheng"]
 
     #[test]
     fn positions_are_optional_and_checked() {
-        let city = |position: &str| format!("[[site]]\nid = \"city\"\nrole = \"city\"\nmesh = \"127.0.0.1:7900\"\n{position}\n");
+        let city = |position: &str| {
+            format!("[[site]]\nid = \"city\"\nrole = \"city\"\nmesh = \"127.0.0.1:7900\"\n{position}\n")
+        };
         let t = Topology::parse(&city("position = [37.5131, 122.1204]")).unwrap();
         assert_eq!(t.city().position, Some(Position { lat: 37.5131, lon: 122.1204 }));
         assert_eq!(Topology::parse(&city("")).unwrap().city().position, None);
