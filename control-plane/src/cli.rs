@@ -171,6 +171,20 @@ pub struct GenerateArgs {
     /// Replace existing site files (configs, topology copies, node certificates and keys).
     #[arg(long)]
     pub force: bool,
+    /// Put what the programs write under this absolute directory (DIR/node, DIR/control)
+    /// rather than beside each config: for site boxes whose configs live read-only in
+    /// /etc/yiwang, as deploy/systemd expects (`--state-dir /var/lib/yiwang`).
+    #[arg(long, value_name = "DIR", value_parser = absolute)]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn absolute(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(format!("{s:?} is not an absolute path: each site's configs are read from their own folder"))
+    }
 }
 
 fn parse_node_id(s: &str) -> Result<NodeId, String> {
@@ -211,7 +225,8 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<String, CtlError> {
         }
         Command::Pki(PkiCommand::Show(a)) => crate::pki::show(&a.file, now),
         Command::Deploy(DeployCommand::Generate(a)) => {
-            let g = crate::deploy::generate(&a.topology, &a.out, a.ca.as_deref(), a.days, now, a.force)?;
+            let state = crate::deploy::StateDirs { root: a.state_dir.clone() };
+            let g = crate::deploy::generate(&a.topology, &a.out, a.ca.as_deref(), a.days, now, a.force, &state)?;
             let mut out = String::new();
             if g.ca_created {
                 out.push_str(&format!(

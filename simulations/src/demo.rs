@@ -79,13 +79,7 @@ impl Serving {
 }
 
 impl Live {
-    pub fn new(
-        speed: f64,
-        listen: SocketAddr,
-        token: String,
-        boundary: PathBuf,
-        ready: Ready,
-    ) -> Live {
+    pub fn new(speed: f64, listen: SocketAddr, token: String, boundary: PathBuf, ready: Ready) -> Live {
         let (sender, faults) = mpsc::channel(FAULT_QUEUE);
         Live {
             speed,
