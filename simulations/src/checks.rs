@@ -16,16 +16,105 @@
 //! - [`Sampler`]: list versions never go back on any node or voter, one leader per raft term,
 //!   one lists state per version everywhere (so every node's lists are the committed log's).
 //! - [`faults_happened`]: every fault of the schedule moved what it should have.
+//!
+//! The checks read a mesh through [`Observed`]: the simulator's [`Cluster`] in process, or real
+//! processes' stores and APIs (the network-namespace tests in `tests/`), so both are judged by
+//! the same code.
 
 use crate::cluster::Cluster;
 use crate::run::FaultRecord;
 use control_plane::raft::voter::is_leader;
+use node::store::content_digest;
 use proto::authz::{self, Direction};
-use proto::{Kind, NodeId, Role};
+use proto::{Kind, NodeId, Role, VersionVector};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// One entry as a node holds it: its address and its contents' digest
+/// ([`node::store::content_digest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub origin: NodeId,
+    pub seq: u64,
+    pub content: [u8; 32],
+}
+
+/// What the checks read of a mesh.
+pub trait Observed {
+    fn city(&self) -> NodeId;
+    fn role(&self, node: &NodeId) -> Option<Role>;
+    /// The nodes whose state can be read now (in a simulation, the running ones).
+    fn nodes(&self) -> Vec<NodeId>;
+    /// For each origin, the highest sequence of `kind` durable at `node`.
+    fn heads(&self, node: &NodeId, kind: Kind) -> Arc<VersionVector>;
+    /// Every entry of `kind` held at `node`.
+    fn entries(&self, node: &NodeId, kind: Kind) -> Vec<Held>;
+    /// The sanctions lists version `node` enforces, and their digest (asked only when needed:
+    /// it may cost a pass over the lists).
+    fn enforced_version(&self, node: &NodeId) -> u64;
+    fn enforced_digest(&self, node: &NodeId) -> [u8; 32];
+    /// The voters whose state can be read now; each one's applied lists, and the term it
+    /// leads in, if it does.
+    fn voters(&self) -> Vec<NodeId>;
+    fn voter_version(&self, voter: &NodeId) -> u64;
+    fn voter_digest(&self, voter: &NodeId) -> [u8; 32];
+    fn leading(&self, voter: &NodeId) -> Option<u64>;
+}
+
+impl Observed for Cluster {
+    fn city(&self) -> NodeId {
+        self.topology.city().id.clone()
+    }
+
+    fn role(&self, node: &NodeId) -> Option<Role> {
+        self.topology.site(node).map(|s| s.role)
+    }
+
+    fn nodes(&self) -> Vec<NodeId> {
+        self.running().map(|n| n.id.clone()).collect()
+    }
+
+    fn heads(&self, node: &NodeId, kind: Kind) -> Arc<VersionVector> {
+        self.get(node).map(|n| n.store.heads(kind)).unwrap_or_default()
+    }
+
+    fn entries(&self, node: &NodeId, kind: Kind) -> Vec<Held> {
+        let Some(n) = self.get(node) else { return Vec::new() };
+        n.store
+            .all_entries(kind)
+            .flatten()
+            .map(|e| Held { content: content_digest(&e), origin: e.origin, seq: e.seq })
+            .collect()
+    }
+
+    fn enforced_version(&self, node: &NodeId) -> u64 {
+        self.get(node).map_or(0, |n| n.running.sanctions.version())
+    }
+
+    fn enforced_digest(&self, node: &NodeId) -> [u8; 32] {
+        self.get(node).map(|n| n.running.sanctions.current().digest()).unwrap_or_default()
+    }
+
+    fn voters(&self) -> Vec<NodeId> {
+        Cluster::voters(self).map(|(id, _)| id.clone()).collect()
+    }
+
+    fn voter_version(&self, voter: &NodeId) -> u64 {
+        self.get(voter).and_then(|n| n.voter.as_ref()).map_or(0, |v| v.node.view().read().lists.version())
+    }
+
+    fn voter_digest(&self, voter: &NodeId) -> [u8; 32] {
+        self.get(voter).and_then(|n| n.voter.as_ref()).map(|v| v.node.view().read().lists.digest()).unwrap_or_default()
+    }
+
+    fn leading(&self, voter: &NodeId) -> Option<u64> {
+        let v = self.get(voter)?.voter.as_ref()?;
+        let m = v.node.metrics();
+        is_leader(&m).then_some(m.current_term)
+    }
+}
 
 /// One check's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -64,26 +153,24 @@ pub struct Conflict {
 }
 
 /// Every `(kind, origin, seq)` of a replicated kind held with two contents anywhere among the
-/// running nodes.
-pub fn seq_conflicts(cluster: &Cluster) -> Vec<Conflict> {
+/// nodes that can be read.
+pub fn seq_conflicts(mesh: &impl Observed) -> Vec<Conflict> {
     let mut seen: BTreeMap<(Kind, NodeId, u64), ([u8; 32], NodeId)> = BTreeMap::new();
     let mut conflicts: BTreeMap<(Kind, NodeId, u64), Conflict> = BTreeMap::new();
-    for node in cluster.running() {
+    for node in mesh.nodes() {
         for kind in Kind::REPLICATED {
-            for entry in node.store.all_entries(kind) {
-                let Ok(e) = entry else { continue };
-                let digest = content(&e);
+            for e in mesh.entries(&node, kind) {
                 let key = (kind, e.origin.clone(), e.seq);
                 match seen.get(&key) {
                     None => {
-                        seen.insert(key, (digest, node.id.clone()));
+                        seen.insert(key, (e.content, node.clone()));
                     }
-                    Some((d, first)) if *d != digest => {
+                    Some((d, first)) if *d != e.content => {
                         conflicts.entry(key).or_insert(Conflict {
                             kind,
                             origin: e.origin.clone(),
                             seq: e.seq,
-                            holders: (first.clone(), node.id.clone()),
+                            holders: (first.clone(), node.clone()),
                         });
                     }
                     Some(_) => {}
@@ -94,15 +181,6 @@ pub fn seq_conflicts(cluster: &Cluster) -> Vec<Conflict> {
     conflicts.into_values().collect()
 }
 
-/// An entry's contents: its stamp and payload (a site stamps each of its entries with a
-/// distinct hybrid time, so equal contents are one entry).
-fn content(e: &proto::Entry) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(e.hlc.to_sortable_bytes());
-    h.update(&e.payload);
-    h.finalize().into()
-}
-
 /// The kinds a node's own work sends up to the city.
 pub fn up_kinds() -> impl Iterator<Item = Kind> {
     authz::priority(Direction::Up)
@@ -110,16 +188,18 @@ pub fn up_kinds() -> impl Iterator<Item = Kind> {
 
 /// Entries acknowledged at their origin (`acked`: per origin and kind, the highest sequence
 /// acknowledged) that the city does not hold.
-pub fn lost_acked(cluster: &Cluster, acked: &BTreeMap<NodeId, BTreeMap<Kind, u64>>) -> u64 {
-    let city = &cluster.topology.city().id;
-    let Some(city) = cluster.get(city) else { return acked.values().flat_map(|k| k.values()).sum() };
+pub fn lost_acked(mesh: &impl Observed, acked: &BTreeMap<NodeId, BTreeMap<Kind, u64>>) -> u64 {
+    let city = mesh.city();
+    if !mesh.nodes().contains(&city) {
+        return acked.values().flat_map(|k| k.values()).sum();
+    }
     let mut lost = 0;
     for (origin, kinds) in acked {
-        if origin == &city.id {
+        if origin == &city {
             continue;
         }
         for kind in up_kinds() {
-            let held = city.store.heads(kind).get(origin);
+            let held = mesh.heads(&city, kind).get(origin);
             lost += kinds.get(&kind).copied().unwrap_or(0).saturating_sub(held);
         }
     }
@@ -128,33 +208,31 @@ pub fn lost_acked(cluster: &Cluster, acked: &BTreeMap<NodeId, BTreeMap<Kind, u64
 
 /// `Ok` once the city holds all that every running node holds of what goes up, and every
 /// running node the same watchlist edits; otherwise the first difference.
-pub fn converged(cluster: &Cluster) -> Result<(), String> {
-    let city_id = &cluster.topology.city().id;
-    let city = cluster.get(city_id).ok_or("the city is not running")?;
-    for node in cluster.running() {
-        if &node.id == city_id {
-            continue;
-        }
+pub fn converged(mesh: &impl Observed) -> Result<(), String> {
+    let city = mesh.city();
+    let nodes = mesh.nodes();
+    if !nodes.contains(&city) {
+        return Err("the city is not running".into());
+    }
+    let city_lists = mesh.heads(&city, Kind::Watchlist);
+    for node in nodes.iter().filter(|n| **n != city) {
         for kind in up_kinds() {
-            let own = node.store.heads(kind).get(&node.id);
-            let at_city = city.store.heads(kind).get(&node.id);
+            let own = mesh.heads(node, kind).get(node);
+            let at_city = mesh.heads(&city, kind).get(node);
             if at_city < own {
-                return Err(format!("the city holds {kind} of {} up to {at_city}, it has {own}", node.id));
+                return Err(format!("the city holds {kind} of {node} up to {at_city}, it has {own}"));
             }
         }
-        let lists = node.store.heads(Kind::Watchlist);
-        let city_lists = city.store.heads(Kind::Watchlist);
-        if lists != city_lists {
-            return Err(format!("{} and the city hold different watchlist edits", node.id));
+        if mesh.heads(node, Kind::Watchlist) != city_lists {
+            return Err(format!("{node} and the city hold different watchlist edits"));
         }
     }
-    let mut want: Option<(u64, [u8; 32], &NodeId)> = None;
-    for (id, v) in cluster.voters() {
-        let state = v.node.view().read();
-        let here = (state.lists.version(), state.lists.digest());
-        match want {
+    let mut want: Option<(u64, [u8; 32], NodeId)> = None;
+    for id in mesh.voters() {
+        let here = (mesh.voter_version(&id), mesh.voter_digest(&id));
+        match &want {
             None => want = Some((here.0, here.1, id)),
-            Some((version, digest, other)) if (version, digest) != here => {
+            Some((version, digest, other)) if (*version, *digest) != here => {
                 return Err(format!(
                     "the voters at {other} and {id} hold different lists (versions {version} and {})",
                     here.0
@@ -164,14 +242,10 @@ pub fn converged(cluster: &Cluster) -> Result<(), String> {
         }
     }
     if let Some((version, digest, voter)) = want {
-        for node in cluster.running() {
-            let lists = node.running.sanctions.current();
-            if (lists.version(), lists.digest()) != (version, digest) {
-                return Err(format!(
-                    "{} enforces lists version {}, the voter at {voter} holds {version}",
-                    node.id,
-                    lists.version()
-                ));
+        for node in &nodes {
+            let enforced = mesh.enforced_version(node);
+            if enforced != version || mesh.enforced_digest(node) != digest {
+                return Err(format!("{node} enforces lists version {enforced}, the voter at {voter} holds {version}"));
             }
         }
     }
@@ -181,18 +255,25 @@ pub fn converged(cluster: &Cluster) -> Result<(), String> {
 /// Entries the city's heads say it holds but it does not: per origin and kind, the sequences
 /// below the head that are missing (each site numbers its entries from 1, and no run is long
 /// enough for retention to delete any).
-pub fn holes(cluster: &Cluster) -> Vec<String> {
-    let city_id = &cluster.topology.city().id;
-    let Some(city) = cluster.get(city_id) else { return vec![] };
+pub fn holes(mesh: &impl Observed) -> Vec<String> {
+    let city = mesh.city();
+    if !mesh.nodes().contains(&city) {
+        return vec![];
+    }
     let mut out = Vec::new();
     for kind in up_kinds() {
-        for (origin, head) in city.store.heads(kind).iter() {
-            if origin == city_id {
+        let heads = mesh.heads(&city, kind);
+        let mut held: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for e in mesh.entries(&city, kind) {
+            if e.seq <= heads.get(&e.origin) {
+                *held.entry(e.origin).or_default() += 1;
+            }
+        }
+        for (origin, head) in heads.iter() {
+            if *origin == city {
                 continue;
             }
-            let held =
-                city.store.entries(kind, origin, 1).take_while(|e| e.as_ref().is_ok_and(|e| e.seq <= head)).count()
-                    as u64;
+            let held = held.get(origin).copied().unwrap_or(0);
             if held < head {
                 out.push(format!("{} of {kind} from {origin} below its head {head}", head - held));
             }
@@ -223,16 +304,17 @@ pub fn no_conflicts(conflicts: &[Conflict]) -> Check {
 }
 
 /// The city holds no entry of a site past what the site itself holds.
-pub fn nothing_invented(cluster: &Cluster) -> Check {
-    let city_id = &cluster.topology.city().id;
+pub fn nothing_invented(mesh: &impl Observed) -> Check {
+    let city = mesh.city();
+    let nodes = mesh.nodes();
     let mut found = Vec::new();
-    if let Some(city) = cluster.get(city_id) {
-        for node in cluster.running().filter(|n| &n.id != city_id) {
+    if nodes.contains(&city) {
+        for node in nodes.iter().filter(|n| **n != city) {
             for kind in up_kinds() {
-                let own = node.store.heads(kind).get(&node.id);
-                let at_city = city.store.heads(kind).get(&node.id);
+                let own = mesh.heads(node, kind).get(node);
+                let at_city = mesh.heads(&city, kind).get(node);
                 if at_city > own {
-                    found.push(format!("the city holds {kind} of {} up to {at_city}, the site only {own}", node.id));
+                    found.push(format!("the city holds {kind} of {node} up to {at_city}, the site only {own}"));
                 }
             }
         }
@@ -242,15 +324,16 @@ pub fn nothing_invented(cluster: &Cluster) -> Check {
 }
 
 /// No entry is held at the city under two sequence numbers.
-pub fn nothing_duplicated(cluster: &Cluster) -> Check {
+pub fn nothing_duplicated(mesh: &impl Observed) -> Check {
+    let city = mesh.city();
     let mut found = Vec::new();
     let mut held = 0u64;
-    if let Some(city) = cluster.get(&cluster.topology.city().id) {
+    if mesh.nodes().contains(&city) {
         for kind in Kind::REPLICATED {
             let mut seen: BTreeMap<(NodeId, [u8; 32]), u64> = BTreeMap::new();
-            for e in city.store.all_entries(kind).flatten() {
+            for e in mesh.entries(&city, kind) {
                 held += 1;
-                if let Some(first) = seen.insert((e.origin.clone(), content(&e)), e.seq) {
+                if let Some(first) = seen.insert((e.origin.clone(), e.content), e.seq) {
                     found.push(format!("{kind} of {} held as {first} and {}", e.origin, e.seq));
                 }
             }
@@ -262,12 +345,12 @@ pub fn nothing_duplicated(cluster: &Cluster) -> Check {
 
 /// Every town and harbour acknowledged at least `least` of the operations it was asked for
 /// while it ran. `tallies`: per site, (tried, acknowledged).
-pub fn availability(cluster: &Cluster, tallies: &BTreeMap<NodeId, (u64, u64)>, least: f64) -> Check {
+pub fn availability(mesh: &impl Observed, tallies: &BTreeMap<NodeId, (u64, u64)>, least: f64) -> Check {
     let mut worst: Option<(f64, &NodeId)> = None;
     let mut judged = 0;
     let mut below = Vec::new();
     for (id, &(tried, acked)) in tallies {
-        if !matches!(cluster.site(id).role, Role::Town | Role::Harbour) || tried == 0 {
+        if !matches!(mesh.role(id), Some(Role::Town | Role::Harbour)) || tried == 0 {
             continue;
         }
         judged += 1;
@@ -319,26 +402,30 @@ pub struct Heals {
 
 impl Heals {
     /// Fault `fault` ended at `t`: note what must reach where.
-    pub fn healed(&mut self, cluster: &Cluster, fault: usize, t: Duration) {
-        let city = &cluster.topology.city().id;
+    pub fn healed(&mut self, mesh: &impl Observed, fault: usize, t: Duration) {
+        let city = mesh.city();
         let mut want = Vec::new();
-        for node in cluster.running().filter(|n| &n.id != city) {
+        for node in mesh.nodes().into_iter().filter(|n| *n != city) {
             for kind in up_kinds() {
-                want.push((node.id.clone(), kind, node.store.heads(kind).get(&node.id)));
+                want.push((node.clone(), kind, mesh.heads(&node, kind).get(&node)));
             }
         }
-        let version = cluster.voters().map(|(_, v)| v.node.view().read().lists.version()).max().unwrap_or(0);
+        let version = mesh.voters().iter().map(|v| mesh.voter_version(v)).max().unwrap_or(0);
         self.times.push(HealTime { fault, healed_s: t.as_secs_f64(), converged_after_s: None });
         self.pending.push(Heal { record: self.times.len() - 1, at: t, want, version });
     }
 
     /// Check the heals still waiting at `t`; one past `bound` is given up (left `None`).
-    pub fn poll(&mut self, cluster: &Cluster, t: Duration, bound: Duration) {
-        let Some(city) = cluster.get(&cluster.topology.city().id) else { return };
+    pub fn poll(&mut self, mesh: &impl Observed, t: Duration, bound: Duration) {
+        let city = mesh.city();
+        let nodes = mesh.nodes();
+        if !nodes.contains(&city) {
+            return;
+        }
         let times = &mut self.times;
         self.pending.retain(|h| {
-            let entries = h.want.iter().all(|(n, k, seq)| city.store.heads(*k).get(n) >= *seq);
-            let lists = cluster.running().all(|n| n.running.sanctions.version() >= h.version);
+            let entries = h.want.iter().all(|(n, k, seq)| mesh.heads(&city, *k).get(n) >= *seq);
+            let lists = nodes.iter().all(|n| mesh.enforced_version(n) >= h.version);
             if entries && lists {
                 times[h.record].converged_after_s = Some((t - h.at).as_secs_f64());
                 return false;
@@ -350,7 +437,7 @@ impl Heals {
 
 /// The mesh caught up within `limit` after every heal while the work went on, and converged
 /// within `limit` of the final heal.
-pub fn convergence(after: Option<Duration>, limit: Duration, cluster: &Cluster, heals: &Heals) -> Check {
+pub fn convergence(after: Option<Duration>, limit: Duration, mesh: &impl Observed, heals: &Heals) -> Check {
     let late: Vec<String> = heals
         .times
         .iter()
@@ -375,7 +462,7 @@ pub fn convergence(after: Option<Duration>, limit: Duration, cluster: &Cluster, 
             false,
             format!(
                 "not within {limit:?} of the final heal: {}",
-                converged(cluster).err().unwrap_or_else(|| "converged just after the bound".into())
+                converged(mesh).err().unwrap_or_else(|| "converged just after the bound".into())
             ),
         ),
     }
@@ -395,15 +482,8 @@ pub fn faults_happened(records: &[FaultRecord]) -> Check {
 }
 
 /// The voter leading now (the one in the highest term, should two think they lead).
-pub fn leader(cluster: &Cluster) -> Option<NodeId> {
-    cluster
-        .voters()
-        .filter_map(|(id, v)| {
-            let m = v.node.metrics();
-            is_leader(&m).then(|| (m.current_term, id.clone()))
-        })
-        .max()
-        .map(|(_, id)| id)
+pub fn leader(mesh: &impl Observed) -> Option<NodeId> {
+    mesh.voters().into_iter().filter_map(|id| mesh.leading(&id).map(|term| (term, id))).max().map(|(_, id)| id)
 }
 
 /// What the run samples while it goes, for the checks that need history.
@@ -424,28 +504,27 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Look at every running node and voter at `t` from the start.
-    pub fn sample(&mut self, cluster: &Cluster, t: Duration) {
+    /// Look at every node and voter that can be read, at `t` from the start.
+    pub fn sample(&mut self, mesh: &impl Observed, t: Duration) {
         self.samples += 1;
-        for node in cluster.running() {
-            let lists = node.running.sanctions.current();
-            self.version(format!("node {}", node.id), &lists, t);
+        for node in mesh.nodes() {
+            let version = mesh.enforced_version(&node);
+            self.version(format!("node {node}"), version, || mesh.enforced_digest(&node), t);
         }
-        for (id, v) in cluster.voters() {
-            let m = v.node.metrics();
-            if is_leader(&m) {
-                let first = self.leaders.entry(m.current_term).or_insert_with(|| id.clone());
-                if first != id {
-                    self.two_leaders.push(format!("term {}: {first} and {id} both led", m.current_term));
+        for id in mesh.voters() {
+            if let Some(term) = mesh.leading(&id) {
+                let first = self.leaders.entry(term).or_insert_with(|| id.clone());
+                if *first != id {
+                    self.two_leaders.push(format!("term {term}: {first} and {id} both led"));
                 }
             }
-            let state = v.node.view().read();
-            self.version(format!("voter {id}"), &state.lists, t);
+            let version = mesh.voter_version(&id);
+            self.version(format!("voter {id}"), version, || mesh.voter_digest(&id), t);
         }
     }
 
-    fn version(&mut self, holder: String, lists: &node::sanctions::Lists, t: Duration) {
-        let v = lists.version();
+    /// `holder` holds lists version `v`, whose digest `digest` gives (asked once per version).
+    fn version(&mut self, holder: String, v: u64, digest: impl FnOnce() -> [u8; 32], t: Duration) {
         let max = self.versions.entry(holder.clone()).or_default();
         if v < *max {
             self.regressions.push(format!("{holder} went from version {max} to {v} at {:.0} s", t.as_secs_f64()));
@@ -453,7 +532,7 @@ impl Sampler {
         *max = (*max).max(v);
         if self.digested.get(&holder) != Some(&v) {
             self.digested.insert(holder.clone(), v);
-            let digest = lists.digest();
+            let digest = digest();
             match self.states.get(&v) {
                 None => {
                     self.states.insert(v, (digest, holder));

@@ -1,6 +1,7 @@
 //! Helpers for yiwang's integration tests: find the built binaries, run a node process with a
 //! config written by the test, and speak plain HTTP/1.1 to it.
 
+pub mod netns;
 pub mod onvif_device;
 pub mod relay;
 pub mod viid_device;
@@ -265,12 +266,26 @@ impl NodeProcess {
     /// Start `<binary> run <args>` (`yiwang-node` or `yiwang-control`) and wait until it has
     /// written `<data_dir>/listening.json`.
     pub fn start_bin(binary: &str, data_dir: &Path, args: &[&std::ffi::OsStr]) -> NodeProcess {
+        NodeProcess::start_prefixed(&[], binary, data_dir, args)
+    }
+
+    /// [`NodeProcess::start_bin`] under `prefix` (e.g. `ip netns exec NS`, which becomes the
+    /// program itself, so the handle still signals it).
+    pub fn start_prefixed(prefix: &[String], binary: &str, data_dir: &Path, args: &[&std::ffi::OsStr]) -> NodeProcess {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let listening_path = data_dir.join("listening.json");
         let _ = std::fs::remove_file(&listening_path);
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("node.log")).expect("log file");
-        let child = Command::new(bin(binary))
+        let mut command = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin(binary));
+                c
+            }
+            None => Command::new(bin(binary)),
+        };
+        let child = command
             .arg("run")
             .args(args)
             .env("RUST_LOG", std::env::var("YIWANG_TEST_LOG").unwrap_or_else(|_| "info".into()))

@@ -60,8 +60,9 @@ fn the_dashboard_shows_a_partition_appear_and_heal_in_chromium() {
     let stdout = child.stdout.take().expect("piped");
     let demo = Demo(child);
     let started = Instant::now();
+    let mut lines = BufReader::new(stdout).lines();
     let mut url = None;
-    for line in BufReader::new(stdout).lines() {
+    for line in lines.by_ref() {
         let line = line.expect("demo output");
         if let Some(u) = line.strip_prefix("dashboard: ") {
             url = Some(u.to_string());
@@ -70,6 +71,8 @@ fn the_dashboard_shows_a_partition_appear_and_heal_in_chromium() {
         assert!(started.elapsed() < START_LIMIT, "the demo did not start within {START_LIMIT:?}");
     }
     let url = url.expect("the demo printed its dashboard's address");
+    // Keep reading what the demo prints, so its pipe never fills or closes under it.
+    std::thread::spawn(move || lines.for_each(drop));
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     for old in ["dashboard-healthy.png", "dashboard-partition.png", "dashboard-healed.png"] {

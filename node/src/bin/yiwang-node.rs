@@ -253,12 +253,15 @@ fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
                     _ => Ok(serde_json::Value::Null),
                 }
                 .unwrap_or_else(|e| serde_json::json!({ "undecodable": e.to_string() }));
+                let digest: String = node::store::content_digest(&entry).iter().map(|b| format!("{b:02x}")).collect();
                 let line = serde_json::json!({
                     "kind": kind.as_str(),
                     "origin": entry.origin.as_str(),
                     "seq": entry.seq,
                     "hlc": entry.hlc.to_string(),
                     "record": record,
+                    // Stamp and payload: equal on every node that holds this entry.
+                    "sha256": digest,
                 });
                 writeln!(out, "{line}").map_err(|e| e.to_string())?;
             }

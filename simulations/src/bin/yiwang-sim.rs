@@ -229,12 +229,15 @@ fn demo(
     scenario.workload.list_write_interval = Duration::from_secs(120);
     eprintln!("[yiwang-sim] starting {nodes} sites and their voters…");
     let ready = Box::new(move |s: &simulations::demo::Serving| {
-        println!("dashboard: {}", s.url());
-        println!("operator API: http://{} (token {})", s.dashboard, s.token);
-        println!("city node API: http://{} (same token)", s.city_api);
-        println!("running at {speed}x real time; Ctrl-C stops");
+        // Written, not println!: a reader that has gone (a script that took the first line)
+        // must not stop the demo.
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "dashboard: {}", s.url());
+        let _ = writeln!(out, "operator API: http://{} (token {})", s.dashboard, s.token);
+        let _ = writeln!(out, "city node API: http://{} (same token)", s.city_api);
+        let _ = writeln!(out, "running at {speed}x real time; Ctrl-C stops");
+        let _ = out.flush();
     });
     let live = simulations::demo::Live::new(speed, listen, token, boundary, ready);
     let options = options(seed, &[], Some(Duration::from_secs(300)));
