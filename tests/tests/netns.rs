@@ -162,6 +162,7 @@ impl RealCity {
         let tallies: Arc<Mutex<BTreeMap<NodeId, (u64, u64)>>> = Arc::default();
         let acked: Arc<Mutex<BTreeMap<NodeId, BTreeMap<Kind, u64>>>> = Arc::default();
         let sampler: Arc<Mutex<Sampler>> = Arc::default();
+        let views: Arc<Mutex<Vec<CityView>>> = Arc::default();
         let handles = self.handles();
         let began = Instant::now();
         let (records, converged_after) = std::thread::scope(|scope| {
@@ -177,11 +178,15 @@ impl RealCity {
                 scope.spawn(move || list_writes(&voters, scenario.workload.list_write_interval, &stop));
             }
             {
-                let (stop, sampler, handles) = (stop.clone(), sampler.clone(), &handles);
+                let (stop, sampler, views, handles) = (stop.clone(), sampler.clone(), views.clone(), &handles);
+                let city = handles.iter().find(|h| h.role == Role::City).expect("the city");
                 scope.spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let seen = Live::read(handles);
                         sampler.lock().unwrap().sample(&seen, began.elapsed());
+                        if let Some(view) = CityView::read(city, began.elapsed()) {
+                            views.lock().unwrap().push(view);
+                        }
                         std::thread::sleep(SAMPLE_EVERY);
                     }
                 });
@@ -191,6 +196,11 @@ impl RealCity {
             stop.store(true, Ordering::Relaxed);
             let healed = Instant::now();
             let converged = self.wait_until_whole(scenario.invariants.converge_within).map(|()| healed.elapsed());
+            // The view once whole, for a heal too late in the run for the samples to see its end.
+            let city = handles.iter().find(|h| h.role == Role::City).expect("the city");
+            if let Some(view) = CityView::read(city, began.elapsed()) {
+                views.lock().unwrap().push(view);
+            }
             if let Err(e) = &converged {
                 eprintln!("[{}] not converged: {e}", scenario.name);
             }
@@ -203,6 +213,11 @@ impl RealCity {
         let acked = acked.lock().unwrap().clone();
         let tallies = tallies.lock().unwrap().clone();
         let sampler = sampler.lock().unwrap();
+        let heals = catch_up(&records, &views.lock().unwrap());
+        for h in &heals.times {
+            let after = h.converged_after_s.map_or("not within the run".to_string(), |s| format!("{s:.1} s"));
+            eprintln!("[{}] caught up after fault {} ended at {:.0} s: {after}", scenario.name, h.fault, h.healed_s);
+        }
         eprintln!("[{}] ran {:.0} s in all", scenario.name, start.elapsed().as_secs_f64());
         let mut results = vec![
             checks::nothing_lost(checks::lost_acked(&stores, &acked), &checks::holes(&stores)),
@@ -211,7 +226,7 @@ impl RealCity {
             checks::nothing_duplicated(&stores),
             checks::availability(&stores, &tallies, scenario.invariants.availability),
             sampler.versions_monotonic(),
-            checks::convergence(converged_after, scenario.invariants.converge_within, &stores, &Heals::default()),
+            checks::convergence(converged_after, scenario.invariants.converge_within, &stores, &heals),
             checks::faults_happened(&records),
             sampler.raft_safety(),
         ];
@@ -415,6 +430,49 @@ impl RealCity {
         let roles = self.sites.iter().map(|s| (s.id.clone(), s.role)).collect();
         Exported { city: self.city.clone(), roles, stores, last }
     }
+}
+
+/// The city's view of the mesh at one moment: per node, its state and backlog.
+struct CityView {
+    at: Duration,
+    nodes: BTreeMap<String, (String, u64)>,
+}
+
+impl CityView {
+    fn read(city: &Handle, at: Duration) -> Option<CityView> {
+        let r = get_as(city.api, &city.token, "/api/v1/mesh").ok().filter(|r| r.status == 200)?;
+        let nodes = r.json()["nodes"]
+            .as_array()?
+            .iter()
+            .filter_map(|n| {
+                let state = n["state"].as_str()?.to_string();
+                Some((n["node"].as_str()?.to_string(), (state, n["backlog"].as_u64().unwrap_or(0))))
+            })
+            .collect();
+        Some(CityView { at, nodes })
+    }
+
+    /// Every node up as the city sees it, and `targets` with nothing waiting to go up.
+    fn caught_up(&self, targets: &[String]) -> bool {
+        self.nodes.values().all(|(state, _)| state == "up" || state == "self")
+            && targets.iter().all(|t| self.nodes.get(t).is_some_and(|(_, backlog)| *backlog == 0))
+    }
+}
+
+/// After each fault window that ended while the work went on, how long until the city saw
+/// every node up and the fault's sites with nothing left to send up (the workload does not
+/// stop for it).
+fn catch_up(records: &[FaultRecord], views: &[CityView]) -> Heals {
+    let mut heals = Heals::default();
+    for r in records {
+        let Some(ended) = r.ended_s else { continue };
+        let after = views
+            .iter()
+            .find(|v| v.at.as_secs_f64() >= ended && v.caught_up(&r.targets))
+            .map(|v| v.at.as_secs_f64() - ended);
+        heals.times.push(checks::HealTime { fault: r.fault, healed_s: ended, converged_after_s: after });
+    }
+    heals
 }
 
 /// Sets its flag when dropped, also while a panic unwinds.
