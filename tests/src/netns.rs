@@ -306,7 +306,7 @@ fn remove_stale_labs() {
     let Ok(list) = run("ip", &["netns", "list"]) else { return };
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
         let Some(pid) = name.strip_prefix("yw").and_then(|rest| rest.split('-').next()) else { continue };
-        if pid.chars().all(|c| c.is_ascii_digit()) && !alive(pid) {
+        if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) && !alive(pid) {
             let _ = run("ip", &["netns", "del", name]);
             let _ = run("ip", &["link", "del", &format!("yw{pid}h")]);
         }
