@@ -347,14 +347,15 @@ async fn serve_router(listener: TcpListener, router: Router) {
     }
 }
 
-async fn metrics_text(axum::extract::State(registry): axum::extract::State<Arc<Registry>>) -> axum::response::Response {
+async fn metrics_text(
+    axum::extract::State(registry): axum::extract::State<Arc<Registry>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &registry) {
-        Ok(()) => {
-            ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
-                .into_response()
-        }
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let format = crate::metrics::Exposition::for_accept(accept);
+    match format.encode(&registry) {
+        Ok(body) => ([(axum::http::header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -268,3 +268,96 @@ impl Metrics {
         self.ingested.get_or_create(&FeedLabels { feed, listener: listener.to_string() }).inc_by(n);
     }
 }
+
+/// The text formats `/metrics` speaks. Prometheus asks for OpenMetrics in its `Accept` header
+/// and gets it; anything else (curl, `promtool check metrics`, older scrapers) gets the classic
+/// text format 0.0.4, in which a counter's `HELP` and `TYPE` name its `_total` sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposition {
+    OpenMetrics,
+    Text,
+}
+
+impl Exposition {
+    pub fn for_accept(accept: &str) -> Exposition {
+        if accept.contains("application/openmetrics-text") {
+            Exposition::OpenMetrics
+        } else {
+            Exposition::Text
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Exposition::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    pub fn encode(self, registry: &Registry) -> Result<String, std::fmt::Error> {
+        let mut open_metrics = String::new();
+        prometheus_client::encoding::text::encode(&mut open_metrics, registry)?;
+        Ok(match self {
+            Exposition::OpenMetrics => open_metrics,
+            Exposition::Text => open_metrics_to_text(&open_metrics),
+        })
+    }
+}
+
+/// Rewrite OpenMetrics text as the classic format: counters' metadata named for their `_total`
+/// samples, no `# UNIT` lines and no `# EOF`.
+fn open_metrics_to_text(open_metrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> =
+        open_metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let name = rest.split(' ').next().unwrap_or("");
+                if counters.contains(name) {
+                    out.push_str(prefix);
+                    out.push_str(name);
+                    out.push_str("_total");
+                    out.push_str(&rest[name.len()..]);
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_names_counters_by_their_samples() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        m.retention_deleted.inc();
+        m.store_size_bytes.set(7);
+        let text = Exposition::Text.encode(&registry).unwrap();
+        assert!(text.contains("# HELP yiwang_retention_deleted_total Raw detections removed by retention\n"), "{text}");
+        assert!(text.contains("# TYPE yiwang_retention_deleted_total counter\nyiwang_retention_deleted_total 1\n"));
+        assert!(text.contains("# TYPE yiwang_store_size_bytes gauge\nyiwang_store_size_bytes 7\n"));
+        assert!(!text.contains("# EOF"));
+        let open = Exposition::OpenMetrics.encode(&registry).unwrap();
+        assert!(open.contains("# TYPE yiwang_retention_deleted counter\n") && open.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn prometheus_gets_open_metrics_and_everyone_else_text() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Exposition::for_accept(prometheus), Exposition::OpenMetrics);
+        assert_eq!(Exposition::for_accept("*/*"), Exposition::Text);
+        assert_eq!(Exposition::for_accept(""), Exposition::Text);
+    }
+}

@@ -11,10 +11,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Log to stderr, filtered by `RUST_LOG` (default `info`).
+/// Log to stderr, filtered by `RUST_LOG` (default `info`). Colours only when stderr is a
+/// terminal: a log file or journald would keep the escape codes as noise.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// The instance's seed, from the operating system: in production nothing needs to replay.

@@ -1016,6 +1016,46 @@ fn vessels_and_watchlist_hits() {
     node.terminate();
 }
 
+/// What an operator's tools read: `/metrics` passes `promtool check metrics` (every family has
+/// help text and a valid name) and the log written to a file carries no colour codes.
+#[test]
+fn metrics_pass_promtool_and_a_log_file_has_no_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[[feeds.ais]]\nname = \"harbour-rx\"\nudp = \"127.0.0.1:0\"\n");
+    let node = NodeProcess::start(&config, dir.path());
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(format!("{AIS_REPORT}\r\nnot nmea\r\n").as_bytes(), node.feed("harbour-rx", "udp")).unwrap();
+    node.wait_for_metric("yiwang_ingested_total{", 1.0);
+    let text = node.metrics();
+    assert!(text.contains("# HELP yiwang_ingested_total "), "{text}");
+
+    match run_with_input(std::process::Command::new("promtool").args(["check", "metrics"]), &text) {
+        Some(out) => assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        None if std::env::var_os("YIWANG_REQUIRE_PROMTOOL").is_some() => {
+            panic!("promtool is required and not installed")
+        }
+        None => eprintln!("skipped promtool: not installed (Debian's prometheus package has it)"),
+    }
+    let log = node.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log:?}");
+    node.terminate();
+}
+
+/// Run `command` with `input` on its stdin; `None` when the program is not installed.
+fn run_with_input(command: &mut std::process::Command, input: &str) -> Option<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().ok()?;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
 #[test]
 fn a_node_without_a_config_makes_an_operator_token() {
     let dir = tempfile::tempdir().unwrap();
