@@ -15,8 +15,9 @@
 //! - Hysteresis ([`FenceTracker`]): escalation is immediate and reported once; de-escalation
 //!   happens only when the vessel is beyond the zone's threshold plus `margin_nm`, and is
 //!   reported too, as a non-alert [`CrossingKind::Deescalated`], so the API can show each
-//!   vessel's zone. A vessel that left (de-escalated) and comes back alerts again; so does one
-//!   silent for longer than `stale_after_s`.
+//!   vessel's zone. A vessel that left (de-escalated) and comes back alerts again once
+//!   `cooldown_s` has passed since its last alert for that zone (a more severe zone alerts at
+//!   once); so does one silent for longer than `stale_after_s`.
 
 mod boundary;
 mod geojson;
@@ -66,6 +67,9 @@ pub enum CrossingKind {
     Escalated,
     /// Out to a less severe zone, past the margin: no alert, but the vessel's zone changed.
     Deescalated,
+    /// Back into a zone within `cooldown_s` of an alert for that zone or a more severe one:
+    /// the vessel's zone changed, but it is not alerted again.
+    Repeated,
 }
 
 /// A vessel's zone change, returned by [`FenceTracker::observe`].
@@ -113,6 +117,10 @@ pub struct FenceConfig {
     pub stale_after_s: u64,
     /// Most vessels with state held; beyond it the least recently seen is dropped.
     pub max_vessels: usize,
+    /// A vessel alerted into a zone is not alerted into that zone (or a less severe one) again
+    /// for this long, seconds, however often it leaves and comes back: hysteresis alone lets a
+    /// vessel riding the margin re-alert on every swing. 0 turns the cooldown off.
+    pub cooldown_s: u64,
 }
 
 impl Default for FenceConfig {
@@ -125,6 +133,7 @@ impl Default for FenceConfig {
             margin_nm: 0.1,
             stale_after_s: 1800,
             max_vessels: 100_000,
+            cooldown_s: 600,
         }
     }
 }

@@ -107,29 +107,71 @@ fn riding_a_ring_alerts_once() {
 }
 
 #[test]
-fn deescalation_needs_the_margin_and_leaving_then_returning_alerts_again() {
+fn deescalation_needs_the_margin_and_leaving_then_returning_alerts_again_after_the_cooldown() {
     let mut t = tracker(parallel_37());
     let m = 412_000_003;
     let at = |nm: f64| dest(37.0, 123.0, 0.0, nm * NM);
     let mut clock = 0u64;
-    let mut obs = |t: &mut FenceTracker, nm: f64| {
-        clock += 10_000;
+    let mut obs = |t: &mut FenceTracker, nm: f64, after_ms: u64| {
+        clock += after_ms;
         let (lat, lon) = at(nm);
         t.observe(m, lat, lon, clock)
     };
-    assert_eq!(obs(&mut t, 0.9).map(|c| c.to), Some(Zone::Alert));
-    assert_eq!(obs(&mut t, 1.05), None, "inside the margin");
-    let c = obs(&mut t, 1.15).expect("de-escalation is reported");
+    assert_eq!(obs(&mut t, 0.9, 10_000).map(|c| c.to), Some(Zone::Alert));
+    assert_eq!(obs(&mut t, 1.05, 10_000), None, "inside the margin");
+    let c = obs(&mut t, 1.15, 10_000).expect("de-escalation is reported");
     assert_eq!((c.kind, c.from, c.to), (CrossingKind::Deescalated, Zone::Alert, Zone::Warning));
     assert!(!c.is_alert());
-    let c = obs(&mut t, 0.95).expect("back in: alerts again");
-    assert_eq!((c.kind, c.to), (CrossingKind::Escalated, Zone::Alert));
-    let c = obs(&mut t, 10.0).expect("far away");
+    let c = obs(&mut t, 0.95, 10_000).expect("back in within the cooldown: the zone changes");
+    assert_eq!((c.kind, c.to), (CrossingKind::Repeated, Zone::Alert));
+    assert!(!c.is_alert(), "20 s after the last alert into this zone");
+    let c = obs(&mut t, 10.0, 10_000).expect("far away");
     assert_eq!((c.to, c.distance_m), (Zone::Clear, None));
-    assert_eq!(t.zone_of(m), None, "no state kept for a far, clear vessel");
+    assert_eq!(t.zone_of(m), Some(Zone::Clear), "held while the cooldown runs");
+    let c = obs(&mut t, 2.0, 10_000).expect("returns");
+    assert_eq!((c.kind, c.from, c.to), (CrossingKind::Repeated, Zone::Clear, Zone::Warning));
+
+    // Ten minutes after the alert (the default cooldown) it alerts again.
+    obs(&mut t, 10.0, 10_000);
+    let c = obs(&mut t, 0.9, 600_000).expect("back after the cooldown");
+    assert_eq!((c.kind, c.from, c.to), (CrossingKind::Escalated, Zone::Clear, Zone::Alert));
+    obs(&mut t, 10.0, 600_000);
+    assert_eq!(t.zone_of(m), None, "no state kept for a far, clear vessel once the cooldown is over");
     assert_eq!(t.tracked(), 0);
-    let c = obs(&mut t, 2.0).expect("returns");
-    assert_eq!((c.kind, c.from, c.to), (CrossingKind::Escalated, Zone::Clear, Zone::Warning));
+}
+
+/// The case: a vessel moving 2.9 ↔ 3.15 nm from the boundary, each swing past warn +
+/// margin, reporting every 10 s. Hysteresis alone warned on every return; the cooldown warns
+/// once, and a move into a deeper zone alerts at once.
+#[test]
+fn a_vessel_riding_the_margin_warns_once_per_cooldown_and_a_deeper_zone_alerts_at_once() {
+    let swings = |config: FenceConfig| {
+        let mut t = FenceTracker::new(parallel_37(), config).unwrap();
+        (0..20u64)
+            .filter_map(|i| {
+                let nm = if i % 2 == 0 { 2.9 } else { 3.15 };
+                let (lat, lon) = dest(37.0, 123.0, 0.0, nm * NM);
+                t.observe(9, lat, lon, i * 10_000)
+            })
+            .filter(|c| c.is_alert())
+            .count()
+    };
+    assert_eq!(swings(FenceConfig { cooldown_s: 0, ..FenceConfig::default() }), 10, "hysteresis alone");
+    assert_eq!(swings(FenceConfig::default()), 1);
+
+    let mut t = tracker(parallel_37());
+    let mut at = |nm: f64, ms: u64| {
+        let (lat, lon) = dest(37.0, 123.0, 0.0, nm * NM);
+        t.observe(9, lat, lon, ms)
+    };
+    assert!(at(2.9, 0).unwrap().is_alert());
+    let c = at(0.9, 10_000).unwrap();
+    assert_eq!((c.kind, c.to), (CrossingKind::Escalated, Zone::Alert), "deeper: at once, in the warning's cooldown");
+    at(3.15, 20_000);
+    let c = at(2.9, 30_000).unwrap();
+    assert_eq!((c.kind, c.to), (CrossingKind::Repeated, Zone::Warning), "a deeper zone's alert covers this one");
+    let c = at(0.0, 40_000).unwrap();
+    assert_eq!((c.kind, c.to), (CrossingKind::Escalated, Zone::Recall));
 }
 
 #[test]
@@ -490,8 +532,9 @@ proptest! {
         steps in proptest::collection::vec((-0.25f64..0.25, -0.002f64..0.002), 1..300),
     ) {
         let b = parallel_37();
-        let mut t = tracker(b.clone());
-        let cfg = FenceConfig::default();
+        // Hysteresis alone: the cooldown only takes alerts away, and has its own property.
+        let cfg = FenceConfig { cooldown_s: 0, ..FenceConfig::default() };
+        let mut t = FenceTracker::new(b.clone(), cfg.clone()).unwrap();
         let thr = |z: Zone| match z {
             Zone::Recall => cfg.recall_nm * NM + cfg.on_line_m,
             Zone::Alert => cfg.alert_nm * NM,
@@ -526,6 +569,32 @@ proptest! {
                     }
                     max_since.retain(|(z, _)| *z != c.to);
                     max_since.push((c.to, f64::NEG_INFINITY));
+                }
+                prop_assert_eq!(Some(c.to), t.zone_of(7).or(Some(Zone::Clear)));
+            }
+        }
+    }
+
+    #[test]
+    fn no_alert_into_a_zone_within_the_cooldown_of_one_as_severe(
+        steps in proptest::collection::vec((0.0f64..4.0, 1_000u64..120_000), 1..200),
+    ) {
+        let mut t = tracker(parallel_37());
+        let cooldown_ms = FenceConfig::default().cooldown_s * 1000;
+        let mut alerts: Vec<(Zone, u64)> = Vec::new();
+        let mut now = 0;
+        for (nm, gap) in steps {
+            now += gap;
+            let (lat, lon) = dest(37.0, 123.0, 0.0, nm * NM);
+            if let Some(c) = t.observe(7, lat, lon, now) {
+                if c.is_alert() {
+                    for (z, at) in &alerts {
+                        prop_assert!(
+                            *z < c.to || now - at >= cooldown_ms,
+                            "alert into {:?} {} ms after one into {:?}", c.to, now - at, z
+                        );
+                    }
+                    alerts.push((c.to, now));
                 }
                 prop_assert_eq!(Some(c.to), t.zone_of(7).or(Some(Zone::Clear)));
             }

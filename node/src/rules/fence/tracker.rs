@@ -39,6 +39,9 @@ struct VesselState {
     /// Order of last sighting, for least-recently-seen eviction. A counter rather than
     /// `now_ms`, because reports from different feeds need not arrive in time order.
     tick: u64,
+    /// When the vessel was last alerted into each zone, indexed by `Zone as usize`, for the
+    /// cooldown.
+    alerted_ms: [Option<u64>; 4],
 }
 
 /// Fence rule for one boundary. Sans-IO: feed it positions, act on what it returns.
@@ -93,7 +96,8 @@ impl FenceTracker {
     }
 
     /// The zone the tracker holds for a vessel. `None` for a vessel it holds no state for:
-    /// never seen, last seen beyond warn + margin (which is Clear), or evicted.
+    /// never seen, last seen beyond warn + margin (which is Clear) with no cooldown running,
+    /// or evicted.
     pub fn zone_of(&self, mmsi: u32) -> Option<Zone> {
         self.vessels.get(&mmsi).map(|s| s.zone)
     }
@@ -136,18 +140,33 @@ impl FenceTracker {
         // Escalate at once; de-escalate only as far as the margin-widened zones allow.
         let to = if entering > from { entering } else { from.min(staying) };
 
-        if m.distance_m.is_none() && !m.inside && to == Zone::Clear {
-            // Out of reach and clear: nothing to remember.
+        // The cooldown outlives silence and distance: a vessel that goes out of reach and
+        // comes straight back is the case it exists for.
+        let mut alerted_ms = prior.map_or([None; 4], |s| s.alerted_ms);
+        let kind = if to > from {
+            if self.cooling_down(&alerted_ms, to, now_ms) {
+                CrossingKind::Repeated
+            } else {
+                alerted_ms[to as usize] = Some(now_ms);
+                CrossingKind::Escalated
+            }
+        } else {
+            CrossingKind::Deescalated
+        };
+
+        let out_of_reach = m.distance_m.is_none() && !m.inside && to == Zone::Clear;
+        if out_of_reach && !self.cooling_down(&alerted_ms, Zone::Warning, now_ms) {
+            // Out of reach, clear and no cooldown running: nothing to remember.
             self.forget(mmsi);
         } else {
-            self.remember(mmsi, to, now_ms, p);
+            self.remember(mmsi, VesselState { zone: to, last_ms: now_ms, pos: p, tick: 0, alerted_ms });
         }
         if to == from {
             return None;
         }
         Some(FenceCrossing {
             mmsi,
-            kind: if to > from { CrossingKind::Escalated } else { CrossingKind::Deescalated },
+            kind,
             from,
             to,
             distance_m: m.distance_m,
@@ -160,16 +179,24 @@ impl FenceTracker {
         })
     }
 
+    /// Whether the vessel was alerted into `zone` or a more severe one less than `cooldown_s`
+    /// before `now_ms`.
+    fn cooling_down(&self, alerted_ms: &[Option<u64>; 4], zone: Zone, now_ms: u64) -> bool {
+        let cooldown_ms = self.config.cooldown_s.saturating_mul(1000);
+        alerted_ms[zone as usize..].iter().flatten().any(|&at| now_ms.saturating_sub(at) < cooldown_ms)
+    }
+
     fn forget(&mut self, mmsi: u32) {
         if let Some(s) = self.vessels.remove(&mmsi) {
             self.by_tick.remove(&s.tick);
         }
     }
 
-    fn remember(&mut self, mmsi: u32, zone: Zone, now_ms: u64, pos: V3) {
+    /// Hold `state` for `mmsi`, as its most recent sighting (its `tick` is assigned here).
+    fn remember(&mut self, mmsi: u32, mut state: VesselState) {
         let tick = self.next_tick;
         self.next_tick += 1;
-        let state = VesselState { zone, last_ms: now_ms, pos, tick };
+        state.tick = tick;
         if let Some(old) = self.vessels.insert(mmsi, state) {
             self.by_tick.remove(&old.tick);
         } else if self.vessels.len() > self.config.max_vessels {
