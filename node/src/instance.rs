@@ -273,13 +273,15 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
             lists: lists.clone(),
             sanctions: sanctions.clone(),
         });
+        let health_of = store.clone();
         let ops = Router::new()
             .route("/metrics", get(metrics_text))
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(move || std::future::ready(crate::health::health(&health_of))))
             .with_state(registry);
         tasks.spawn(serve_router(http, api.merge(ops)));
     }
 
+    tasks.spawn(crate::health::watch(store.clone(), metrics.clone()));
     tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
     let collected = lists.clone();
     tasks.spawn(async move {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod enforcement;
 pub mod events;
 pub mod feeds;
+pub mod health;
 pub mod http_client;
 pub mod ingest;
 pub mod instance;

@@ -87,6 +87,8 @@ pub struct Metrics {
     /// 0 within budget, 1 past the warning threshold, 2 refusing raw detections, 3 refusing all.
     pub store_budget_state: Gauge,
     pub store_refused: Family<KindLabels, Counter>,
+    /// 1 once the store has failed and refuses every write (see `health`).
+    pub store_failed: Gauge,
     pub retention_deleted: Counter,
     pub cameras_offline: Gauge,
     pub checkpoints_offline: Gauge,
@@ -125,6 +127,7 @@ impl Metrics {
             store_budget_bytes: Gauge::default(),
             store_budget_state: Gauge::default(),
             store_refused: Family::default(),
+            store_failed: Gauge::default(),
             retention_deleted: Counter::default(),
             cameras_offline: Gauge::default(),
             checkpoints_offline: Gauge::default(),
@@ -170,6 +173,11 @@ impl Metrics {
             m.store_budget_state.clone(),
         );
         r.register("store_refused", "Writes refused because the disk budget is spent", m.store_refused.clone());
+        r.register(
+            "store_failed",
+            "1 once a flush or write failed and the store refuses every write (the node stops to restart)",
+            m.store_failed.clone(),
+        );
         r.register("retention_deleted", "Raw detections removed by retention", m.retention_deleted.clone());
         r.register(
             "cameras_offline",
@@ -345,7 +353,7 @@ mod tests {
         m.retention_deleted.inc();
         m.store_size_bytes.set(7);
         let text = Exposition::Text.encode(&registry).unwrap();
-        assert!(text.contains("# HELP yiwang_retention_deleted_total Raw detections removed by retention\n"), "{text}");
+        assert!(text.contains("# HELP yiwang_retention_deleted_total Raw detections removed by retention"), "{text}");
         assert!(text.contains("# TYPE yiwang_retention_deleted_total counter\nyiwang_retention_deleted_total 1\n"));
         assert!(text.contains("# TYPE yiwang_store_size_bytes gauge\nyiwang_store_size_bytes 7\n"));
         assert!(!text.contains("# EOF"));

@@ -1013,6 +1013,17 @@ fn vessels_and_watchlist_hits() {
     let e = api.read(OP, "/api/v1/events?category=watchlist_hit")["events"][0].clone();
     assert_eq!((e["source"].as_str(), e["reporter"].as_str()), (Some("alert"), Some("rule:watchlist_hit")));
     assert!(e["description"].as_str().unwrap().contains("detained-vessels"), "{e}");
+
+    // Grid workers see no hits by way of the events either: not filtered for, not listed, not
+    // shown, not among the overdue.
+    api.refused(api.get(GW1, "/api/v1/hits"), 403, "forbidden");
+    api.refused(api.get(GW1, "/api/v1/events?category=watchlist_hit"), 403, "forbidden");
+    api.refused(api.get(GW1, &format!("/api/v1/events/{}", id_of(&e))), 403, "forbidden");
+    for path in ["/api/v1/events", "/api/v1/overdue"] {
+        let listed = api.read(GW1, path)["events"].as_array().unwrap().clone();
+        assert!(listed.iter().all(|x| x["category"] != "watchlist_hit"), "{path}: {listed:?}");
+    }
+    assert_eq!(api.read(AUD, &format!("/api/v1/events/{}", id_of(&e)))["category"], "watchlist_hit");
     node.terminate();
 }
 

@@ -2,7 +2,7 @@
 
 use super::views::{EventView, VesselView};
 use super::{ApiError, ApiState, Caller};
-use crate::events::{format_id, parse_id, Filter, NewEvent, MAX_PAGE};
+use crate::events::{format_id, hidden_from, parse_id, Filter, Identity, NewEvent, MAX_PAGE};
 use crate::records::Alert;
 use crate::workflow::{Action, Answer, Location, Role, Step, Tier};
 use axum::extract::{Path, Query, State};
@@ -85,7 +85,7 @@ struct ListQuery {
 
 async fn list(
     State(s): State<ApiState>,
-    Caller(_): Caller,
+    Caller(who): Caller,
     q: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>> {
     let Query(q) = q?;
@@ -99,7 +99,18 @@ async fn list(
         None => None,
     };
     let cursor = q.cursor.as_deref().map(event_id).transpose()?;
-    let filter = Filter { category: q.category, step, overdue: q.overdue, reporter: q.reporter, ..Filter::default() };
+    let hidden_categories = hidden_from(who.role);
+    if let Some(c) = q.category.as_deref() {
+        may_read_category(&who, c)?;
+    }
+    let filter = Filter {
+        category: q.category,
+        step,
+        overdue: q.overdue,
+        reporter: q.reporter,
+        hidden_categories,
+        ..Filter::default()
+    };
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
@@ -109,10 +120,19 @@ async fn list(
     Ok(Json(json!({ "events": events, "next_cursor": next.as_ref().map(format_id) })))
 }
 
-async fn show(State(s): State<ApiState>, Caller(_): Caller, Path(id): Path<String>) -> Result<Json<EventView>> {
+async fn show(State(s): State<ApiState>, Caller(who): Caller, Path(id): Path<String>) -> Result<Json<EventView>> {
     let id = event_id(&id)?;
     let e = s.events.get(&id)?.ok_or_else(|| ApiError::not_found(format!("no event {}", format_id(&id))))?;
+    may_read_category(&who, &e.category)?;
     Ok(Json((&e).into()))
+}
+
+/// Refuse a category the caller's role may not read (hits are for operators and auditors).
+fn may_read_category(who: &Identity, category: &str) -> Result<()> {
+    if hidden_from(who.role).contains(&category) {
+        return Err(ApiError::forbidden(format!("{category} events are for operators and auditors")));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -225,8 +245,8 @@ fn parse_answer(b: &AnswerBody) -> Result<Answer> {
     }
 }
 
-async fn overdue(State(s): State<ApiState>, Caller(_): Caller) -> Result<Json<Value>> {
-    let events: Vec<EventView> = s.events.overdue(MAX_PAGE)?.iter().map(Into::into).collect();
+async fn overdue(State(s): State<ApiState>, Caller(who): Caller) -> Result<Json<Value>> {
+    let events: Vec<EventView> = s.events.overdue(MAX_PAGE, hidden_from(who.role))?.iter().map(Into::into).collect();
     Ok(Json(json!({ "events": events })))
 }
 

@@ -73,3 +73,15 @@ pub const ALERT_CATEGORIES: &[&str] = &[
     "checkpoint_offline",
     "sanctions_hit",
 ];
+
+/// Alert categories that say what was on a list: like `/api/v1/hits`, for operators and
+/// auditors only.
+pub const HIT_CATEGORIES: &[&str] = &["watchlist_hit", "sanctions_hit"];
+
+/// The categories of events `role` may not read.
+pub fn hidden_from(role: crate::workflow::Role) -> &'static [&'static str] {
+    match role {
+        crate::workflow::Role::GridWorker => HIT_CATEGORIES,
+        crate::workflow::Role::Operator | crate::workflow::Role::Auditor => &[],
+    }
+}

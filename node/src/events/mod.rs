@@ -12,7 +12,7 @@ mod categories;
 pub mod changes;
 pub mod summary;
 
-pub use categories::{defaults as default_categories, Category, ALERT_CATEGORIES};
+pub use categories::{defaults as default_categories, hidden_from, Category, ALERT_CATEGORIES};
 pub use changes::{Change, CommandEntry, EscalationEntry, EventCommand, EventCreated, TransitionEntry};
 pub use summary::{Summary, SUMMARIES_TREE};
 
@@ -93,6 +93,8 @@ pub struct Filter {
     pub reporter: Option<String>,
     pub created_from_ms: Option<u64>,
     pub created_to_ms: Option<u64>,
+    /// Categories never shown, whatever else matches: those the reader's role may not read.
+    pub hidden_categories: &'static [&'static str],
 }
 
 impl Filter {
@@ -104,6 +106,7 @@ impl Filter {
             && self.reporter.as_ref().is_none_or(|r| &e.reporter == r)
             && self.created_from_ms.is_none_or(|t| e.created.wall_ms >= t)
             && self.created_to_ms.is_none_or(|t| e.created.wall_ms <= t)
+            && !self.hidden_categories.contains(&e.category.as_str())
     }
 }
 
@@ -403,8 +406,12 @@ impl Events {
     }
 
     /// Open events whose current step is overdue, oldest deadline first.
-    pub fn overdue(&self, limit: usize) -> Result<Vec<EventRecord>, EventError> {
-        let filter = Filter { overdue: Some(true), closed: Some(false), ..Filter::default() };
+    pub fn overdue(
+        &self,
+        limit: usize,
+        hidden_categories: &'static [&'static str],
+    ) -> Result<Vec<EventRecord>, EventError> {
+        let filter = Filter { overdue: Some(true), closed: Some(false), hidden_categories, ..Filter::default() };
         let (mut page, _) = self.list(&filter, None, limit)?;
         page.sort_by_key(|e| e.deadline_ms);
         Ok(page)

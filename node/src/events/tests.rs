@@ -146,7 +146,7 @@ async fn deadlines_raise_one_overdue_alert_and_count_in_the_summary() {
     assert_eq!(events.check_deadlines().await.unwrap(), 0, "one alert per missed deadline");
     let e = events.get(&id).unwrap().unwrap();
     assert!(e.overdue);
-    assert_eq!(events.overdue(10).unwrap().len(), 1);
+    assert_eq!(events.overdue(10, &[]).unwrap().len(), 1);
     let alert: Alert = records::decode(&store.entry(Kind::Alert, events.node(), 1).unwrap().unwrap().payload).unwrap();
     assert!(matches!(alert, Alert::Overdue { ref step, .. } if step == "reported"));
     // Moving on clears the flag and sets the next deadline.
