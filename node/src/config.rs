@@ -114,6 +114,21 @@ pub struct MeshConfig {
     /// A silent peer counts as gone after this long; a dead parent is noticed this fast.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub idle_timeout: std::time::Duration,
+    /// Incoming handshakes under way at once; past this, connections are refused unanswered.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// Refused handshakes are audited at most once per source address per this interval, with
+    /// their count.
+    #[serde(default = "default_refusal_audit_interval", with = "humantime_serde")]
+    pub refusal_audit_interval: std::time::Duration,
+}
+
+fn default_max_handshakes() -> usize {
+    crate::mesh::DEFAULT_MAX_HANDSHAKES
+}
+
+fn default_refusal_audit_interval() -> std::time::Duration {
+    crate::mesh::DEFAULT_REFUSAL_AUDIT_INTERVAL
 }
 
 fn default_idle() -> std::time::Duration {
@@ -495,6 +510,14 @@ impl NodeConfig {
                 || m.idle_timeout > std::time::Duration::from_secs(600)
             {
                 return Err("mesh.idle_timeout must be between 1 s and 10 min".into());
+            }
+            if m.max_handshakes == 0 || m.max_handshakes > 4096 {
+                return Err("mesh.max_handshakes must be 1 to 4096".into());
+            }
+            if m.refusal_audit_interval < std::time::Duration::from_secs(1)
+                || m.refusal_audit_interval > std::time::Duration::from_secs(86_400)
+            {
+                return Err("mesh.refusal_audit_interval must be between 1 s and 1 day".into());
             }
         }
         for f in &self.feeds.viid {

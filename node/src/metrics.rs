@@ -66,6 +66,11 @@ pub struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -108,6 +113,9 @@ pub struct Metrics {
     pub mesh_bytes_sent: Family<PeerLabels, Counter>,
     pub mesh_entries_received: Family<PeerLabels, Counter>,
     pub mesh_refused: Family<RefusalLabels, Counter>,
+    /// Incoming connections refused before the peer proved who it is. No peer label: the
+    /// addresses are anyone's, and one series each would let a flood grow the registry.
+    pub mesh_handshake_failures: Family<ReasonLabels, Counter>,
     pub mesh_clock_ahead: Family<PeerLabels, Counter>,
 }
 
@@ -145,6 +153,7 @@ impl Metrics {
             mesh_bytes_sent: Family::default(),
             mesh_entries_received: Family::default(),
             mesh_refused: Family::default(),
+            mesh_handshake_failures: Family::default(),
             mesh_clock_ahead: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
@@ -226,7 +235,16 @@ impl Metrics {
         r.register("mesh_entries_sent", "Entries sent to a peer", m.mesh_entries_sent.clone());
         r.register("mesh_bytes_sent", "Bytes of sync frames sent to a peer", m.mesh_bytes_sent.clone());
         r.register("mesh_entries_received", "Entries received from a peer", m.mesh_entries_received.clone());
-        r.register("mesh_refused", "Connections and entries refused, by peer and reason", m.mesh_refused.clone());
+        r.register(
+            "mesh_refused",
+            "Mesh members' connections, streams and entries refused, by peer and reason",
+            m.mesh_refused.clone(),
+        );
+        r.register(
+            "mesh_handshake_failures",
+            "Incoming connections refused before the peer proved who it is, by reason",
+            m.mesh_handshake_failures.clone(),
+        );
         r.register(
             "mesh_clock_ahead",
             "Entries received stamped more than a minute ahead of this node's clock",
@@ -256,6 +274,10 @@ impl Metrics {
 
     pub fn mesh_refused(&self, peer: &str, reason: &'static str) {
         self.mesh_refused.get_or_create(&RefusalLabels { peer: peer.to_string(), reason }).inc();
+    }
+
+    pub fn handshake_failure(&self, reason: &'static str) {
+        self.mesh_handshake_failures.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn clock_ahead(&self, peer: &proto::NodeId, entries: u64) {

@@ -65,10 +65,11 @@ impl Mesh {
         ));
         let gen = yiwang_tests::deploy_generate(dir, &topology);
         for (id, _, _) in SITES {
-            // A short idle timeout, so a dead parent is noticed in seconds.
+            // A short idle timeout, so a dead parent is noticed in seconds, and refused
+            // handshakes audited in aggregate every second, so the test sees every record.
             let config = gen.join(id).join("node.toml");
             let mut text = std::fs::read_to_string(&config).unwrap();
-            text.push_str("idle_timeout = \"3s\"\n");
+            text.push_str("idle_timeout = \"3s\"\nrefusal_audit_interval = \"1s\"\n");
             std::fs::write(&config, text).unwrap();
             std::fs::create_dir_all(gen.join(id).join("data")).unwrap();
         }
@@ -337,7 +338,10 @@ fn a_mesh_converges_through_kills_restarts_and_failover() {
         .filter(|a| a["record"]["action"] == "refused")
         .map(|a| a["record"]["why"].as_str().unwrap().to_string())
         .collect();
-    assert!(refused.iter().filter(|w| w.starts_with("handshake")).count() >= 2, "{refused:?}");
+    // Both handshakes came from one address within a second: one record each, or one record
+    // counting both.
+    let handshakes: u64 = refused.iter().filter(|w| w.starts_with("handshake")).map(|w| refusals_in(w)).sum();
+    assert!(handshakes >= 2, "{refused:?}");
     assert!(refused.iter().any(|w| w.starts_with("foreign_origin")), "{refused:?}");
 }
 
@@ -503,9 +507,165 @@ fn refusals(mesh: &mut Mesh) {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert!(count("handshake") >= 2.0, "handshake refusals counted: {metrics}");
+    let handshake_failures: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("yiwang_mesh_handshake_failures_total{reason=\"handshake_tls\"}"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(handshake_failures >= 2.0, "handshake refusals counted: {metrics}");
     assert!(count("foreign_origin") >= 1.0, "forged origin counted");
     for reason in ["stream_not_served", "stream_unknown_kind", "stream_no_header"] {
         assert!(count(reason) >= 1.0, "{reason} counted: {metrics}");
     }
+}
+
+/// An outsider's flood: 500 handshakes without a certificate, 100 at a time, against a county.
+/// Every one is refused and counted; the county's audit log (and the city's copy of it) gets a
+/// bounded number of records, and every refusal is counted in exactly one of them. Before the
+/// sampled audit, this wrote 500 records at every tier.
+#[test]
+fn a_flood_of_bare_handshakes_leaves_a_bounded_trace() {
+    const ATTEMPTS: usize = 500;
+    const AT_ONCE: usize = 100;
+    const INTERVAL_S: u64 = 2;
+    let dir = yiwang_tests::test_dir("handshake-flood");
+    let mut mesh = Mesh::generate(dir.path());
+    let config = mesh.config("county-a");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "refusal_audit_interval = \"1s\"",
+        &format!("max_handshakes = 16\nrefusal_audit_interval = \"{INTERVAL_S}s\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    mesh.start("city");
+    mesh.start("county-a");
+    wait_until("county-a linked to the city", Duration::from_secs(30), || {
+        match mesh.link_state("county-a", "city").as_deref() {
+            Some("up" | "catching_up") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    let ca = std::fs::read(mesh.gen.join("county-a").join("pki").join("ca.pem")).unwrap();
+    let county = mesh.mesh_addr["county-a"];
+    let started = std::time::Instant::now();
+    let connected = flood(county, &ca, ATTEMPTS, AT_ONCE);
+    let flood_time = started.elapsed();
+    assert_eq!(connected, 0, "no bare handshake may open a session");
+
+    let failures = |m: &str| -> BTreeMap<String, f64> {
+        m.lines()
+            .filter(|l| l.starts_with("yiwang_mesh_handshake_failures_total{"))
+            .filter_map(|l| {
+                let reason = l.split("reason=\"").nth(1)?.split('"').next()?.to_string();
+                Some((reason, l.rsplit(' ').next()?.parse().ok()?))
+            })
+            .collect()
+    };
+    let by_reason = failures(&mesh.metrics("county-a"));
+    assert_eq!(by_reason.values().sum::<f64>(), ATTEMPTS as f64, "every refusal counted once: {by_reason:?}");
+    assert!(by_reason.get("handshake_tls").is_some_and(|&n| n >= 1.0), "{by_reason:?}");
+    assert!(
+        by_reason.get("handshake_limit").is_some_and(|&n| n >= 1.0),
+        "100 at once against a cap of 16: {by_reason:?}"
+    );
+
+    // The audit: every refusal in one record, once the last interval has ended.
+    let audited = |node: &'static str, origin: &str| -> Vec<(u64, String)> {
+        let page = mesh.get(node, &format!("/api/v1/audit?origin={origin}&action=refused&subject=127.0.0.1&limit=500"));
+        page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let why = r["why"].as_str().unwrap().to_string();
+                (refusals_in(&why), why)
+            })
+            .collect()
+    };
+    for (node, what) in [("county-a", "the county's own log"), ("city", "the city's copy")] {
+        wait_until(&format!("{what} accounting for every refusal"), Duration::from_secs(30), || {
+            let records = audited(node, "county-a");
+            let total: u64 = records.iter().map(|(n, _)| n).sum();
+            if total == ATTEMPTS as u64 {
+                Ok(())
+            } else {
+                Err(format!("{total} of {ATTEMPTS} in {records:#?}"))
+            }
+        });
+        let records = audited(node, "county-a");
+        // One record at once, then at most one per interval while the flood lasted, and one
+        // for the interval it ended in.
+        let bound = 2 + flood_time.as_secs() / INTERVAL_S;
+        assert!(
+            records.len() as u64 <= bound,
+            "{what}: {} records for a {flood_time:?} flood: {records:#?}",
+            records.len()
+        );
+        eprintln!(
+            "figure handshake_flood_audit_records={} ({what}, {ATTEMPTS} refusals in {flood_time:?})",
+            records.len()
+        );
+    }
+    mesh.stop_all();
+}
+
+/// How many refusals an audit record of refused handshakes accounts for: an aggregate says
+/// "<reason>: <n> refusals in <s> s (...)", a single one is "<reason>: <detail>".
+fn refusals_in(why: &str) -> u64 {
+    why.split_once(": ")
+        .and_then(|(_, rest)| rest.split_once(" refusals in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Dial `target` `attempts` times, `at_once` at a time, as an outsider would: trusting the
+/// city CA, speaking the mesh's protocol, with no certificate of its own. Returns how many got
+/// a connection that stayed open long enough to be served a stream (none should).
+fn flood(target: SocketAddr, ca_pem: &[u8], attempts: usize, at_once: usize) -> usize {
+    use quinn::rustls;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile_certs(ca_pem) {
+            roots.add(cert).unwrap();
+        }
+        let provider = node::mesh::tls::provider();
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![node::mesh::tls::ALPN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let config = quinn::ClientConfig::new(Arc::new(quic));
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut served = 0;
+        for round in 0..attempts.div_ceil(at_once) {
+            let mut dials = tokio::task::JoinSet::new();
+            for _ in 0..at_once.min(attempts - round * at_once) {
+                let connecting = endpoint.connect_with(config.clone(), target, "county-a").unwrap();
+                dials.spawn(async move {
+                    let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(10), connecting).await else {
+                        return false;
+                    };
+                    // TLS 1.3 lets the client finish first; the county closes the connection
+                    // once it sees there is no certificate, before serving any stream.
+                    let accepted = tokio::time::timeout(Duration::from_secs(3), conn.accept_bi()).await;
+                    conn.close(0u32.into(), b"flood");
+                    matches!(accepted, Ok(Ok(_)))
+                });
+            }
+            while let Some(r) = dials.join_next().await {
+                served += usize::from(r.unwrap());
+            }
+        }
+        endpoint.wait_idle().await;
+        served
+    })
+}
+
+/// The certificates of a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<quinn::rustls::pki_types::CertificateDer<'static>> {
+    use quinn::rustls::pki_types::pem::PemObject;
+    quinn::rustls::pki_types::CertificateDer::pem_slice_iter(pem).map(|c| c.unwrap()).collect()
 }

@@ -208,6 +208,8 @@ fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
         max_bytes_per_sec: m.max_bytes_per_sec,
         idle_timeout: m.idle_timeout,
         keep_alive: m.idle_timeout / 5,
+        max_handshakes: m.max_handshakes,
+        refusal_audit_interval: m.refusal_audit_interval,
     };
     Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings }))
 }

@@ -58,6 +58,19 @@ const ACK_QUEUE: usize = 16;
 /// an incoming connection is refused.
 const MAX_CHILD_CONNECTIONS: usize = 1024;
 
+/// Why a handshake failed, as the metric's `reason`: each starts with `handshake_`.
+fn handshake_failure(e: &quinn::ConnectionError) -> &'static str {
+    // TLS alerts are carried as QUIC CRYPTO_ERROR codes, 0x100 to 0x1ff.
+    let tls = |code: u64| (0x100..=0x1ff).contains(&code);
+    match e {
+        quinn::ConnectionError::TimedOut => "handshake_timeout",
+        quinn::ConnectionError::TransportError(t) if tls(u64::from(t.code)) => "handshake_tls",
+        quinn::ConnectionError::ConnectionClosed(c) if tls(u64::from(c.error_code)) => "handshake_tls",
+        quinn::ConnectionError::Reset => "handshake_reset",
+        _ => "handshake_other",
+    }
+}
+
 /// A received batch on its way to the disk.
 struct Queued {
     id: u64,
@@ -142,6 +155,50 @@ impl Inner {
         }
     }
 
+    /// Record an incoming connection refused before the peer proved who it is: count it, and
+    /// audit it sampled and aggregated per source address (see `refusals`).
+    async fn refuse_handshake(&self, remote: std::net::SocketAddr, reason: &'static str, detail: String) {
+        self.metrics.handshake_failure(reason);
+        self.audit_sampled(remote, reason, detail).await;
+    }
+
+    /// Audit a refusal a peer can repeat at will (a handshake, a revoked certificate's redial)
+    /// sampled and aggregated per source address.
+    async fn audit_sampled(&self, remote: std::net::SocketAddr, reason: &'static str, detail: String) {
+        let reports = self.refusals.lock().unwrap_or_else(|p| p.into_inner()).refused(
+            machine_now(),
+            remote.ip(),
+            reason,
+            &detail,
+        );
+        self.audit_refusals(reports).await;
+    }
+
+    /// Write sampled refusals to the audit log, each as one record.
+    async fn audit_refusals(&self, reports: Vec<super::refusals::Report>) {
+        if reports.is_empty() {
+            return;
+        }
+        let mut ops = Vec::with_capacity(reports.len());
+        for r in reports {
+            let why = r.why();
+            tracing::warn!(source = %r.source, refusals = r.total(), %why, "mesh refused handshakes");
+            let audit = AuditRecord {
+                at_ms: self.now(),
+                actor: "mesh".into(),
+                action: "refused".into(),
+                subject: r.source.to_string(),
+                why,
+            };
+            if let Ok(payload) = crate::records::encode(&audit) {
+                ops.push(Op::Append { kind: Kind::Audit, payload });
+            }
+        }
+        if let Err(e) = self.store.commit(ops).await {
+            tracing::error!(error = %e, "refused handshakes not audited");
+        }
+    }
+
     /// Run one connection until it fails or closes; returns why it ended. Whoever runs it
     /// reports the link down.
     pub(super) async fn session(
@@ -153,7 +210,9 @@ impl Inner {
         // A revoked certificate is refused before anything is served or the link counts as up.
         if let Some(why) = revocation(&self.local.enforced.current(), &conn) {
             conn.close(super::tls::REVOKED_CLOSE_CODE.into(), b"certificate revoked");
-            self.refuse(peer.id.as_str(), "revoked", why.clone()).await;
+            // A revoked node redials with its backoff for as long as it runs: sampled.
+            self.metrics.mesh_refused(peer.id.as_str(), "revoked");
+            self.audit_sampled(conn.remote_address(), "revoked", format!("{}: {why}", peer.id)).await;
             return why;
         }
         tracing::info!(peer = %peer.id, relation = relation.as_str(), "link up");
@@ -632,7 +691,11 @@ impl Inner {
     /// dropped, its connections' tasks end with it.
     pub(super) async fn accept_loop(self: Arc<Self>) {
         let mut children = JoinSet::new();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(self.settings.max_handshakes));
         loop {
+            // Refusals are recorded by the children's tasks, which end when they refuse: the
+            // loop comes round after each, so the deadline taken here is never stale for long.
+            let audit_due = self.refusals.lock().unwrap_or_else(|p| p.into_inner()).next_deadline();
             tokio::select! {
                 biased;
                 Some(joined) = children.join_next() => {
@@ -640,39 +703,53 @@ impl Inner {
                         tracing::error!(error = %e, "a child connection's task failed");
                     }
                 }
+                () = sleep_until_timeout(audit_due) => {
+                    let due = self.refusals.lock().unwrap_or_else(|p| p.into_inner()).due(machine_now());
+                    self.audit_refusals(due).await;
+                }
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
+                    let remote = incoming.remote_address();
                     if children.len() >= MAX_CHILD_CONNECTIONS {
-                        let remote = incoming.remote_address().to_string();
                         incoming.refuse();
-                        self.metrics.mesh_refused(&remote, "too_many_connections");
-                        tracing::warn!(%remote, limit = MAX_CHILD_CONNECTIONS, "mesh refused: too many connections");
+                        let detail = format!("{MAX_CHILD_CONNECTIONS} connections already served");
+                        self.refuse_handshake(remote, "too_many_connections", detail).await;
                         continue;
                     }
-                    children.spawn(self.clone().child(incoming));
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        incoming.refuse();
+                        let detail = format!("{} handshakes already under way", self.settings.max_handshakes);
+                        self.refuse_handshake(remote, "handshake_limit", detail).await;
+                        continue;
+                    };
+                    children.spawn(self.clone().child(incoming, permit));
                 }
             }
         }
     }
 
-    /// One incoming connection: check who it is, then run its session.
-    async fn child(self: Arc<Self>, incoming: quinn::Incoming) {
+    /// One incoming connection: check who it is, then run its session. `handshake` is its
+    /// place among the handshakes under way, given up once the peer's identity is known.
+    async fn child(self: Arc<Self>, incoming: quinn::Incoming, handshake: tokio::sync::OwnedSemaphorePermit) {
         let remote = incoming.remote_address();
         let conn = match incoming.await {
             Ok(c) => c,
             Err(e) => {
-                self.refuse(&remote.to_string(), "handshake", e.to_string()).await;
+                drop(handshake);
+                self.refuse_handshake(remote, handshake_failure(&e), e.to_string()).await;
                 return;
             }
         };
         let peer = match super::tls::peer_identity(&conn) {
             Ok(p) => p,
             Err(e) => {
+                drop(handshake);
                 conn.close(2u32.into(), b"no identity");
-                self.refuse(&remote.to_string(), "no_identity", e.to_string()).await;
+                self.refuse_handshake(remote, "no_identity", e.to_string()).await;
                 return;
             }
         };
+        drop(handshake);
         let known = self.topology.site(&peer.id);
         let is_child = known.is_some_and(|s| s.role == peer.role && s.parents.contains(&self.me.id));
         if !is_child {

@@ -23,6 +23,7 @@ pub mod pki;
 mod publisher;
 pub mod quic_config;
 mod rate;
+pub mod refusals;
 pub mod reports;
 pub mod status;
 pub mod streams;
@@ -75,7 +76,19 @@ pub struct LinkSettings {
     pub idle_timeout: std::time::Duration,
     /// Keep-alives, well below the idle timeout, so a quiet link is not mistaken for a dead one.
     pub keep_alive: std::time::Duration,
+    /// Incoming handshakes under way at once; past this an incoming connection is refused
+    /// before any cryptography is spent on it.
+    pub max_handshakes: usize,
+    /// Refused handshakes are audited at most once per source address per this interval,
+    /// with their count (see `refusals`).
+    pub refusal_audit_interval: std::time::Duration,
 }
+
+/// Default of [`LinkSettings::max_handshakes`]: a county's towns reconnecting at once after a
+/// partition number a few dozen, and their reconnect jitter spreads them.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
+/// Default of [`LinkSettings::refusal_audit_interval`].
+pub const DEFAULT_REFUSAL_AUDIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for LinkSettings {
     fn default() -> Self {
@@ -84,6 +97,8 @@ impl Default for LinkSettings {
             max_bytes_per_sec: 0,
             idle_timeout: std::time::Duration::from_secs(10),
             keep_alive: std::time::Duration::from_secs(2),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            refusal_audit_interval: DEFAULT_REFUSAL_AUDIT_INTERVAL,
         }
     }
 }
@@ -143,6 +158,8 @@ pub(crate) struct Inner {
     reports: reports::ReportTable,
     /// Wakes the report to the parent early.
     report_wake: tokio::sync::Notify,
+    /// Refused handshakes waiting to be audited in aggregate.
+    refusals: Mutex<refusals::RefusalAudit>,
 }
 
 /// What the mesh needs from the rest of the node.
@@ -208,6 +225,7 @@ impl Mesh {
         endpoint.set_default_client_config(client);
         let heads = load_heads(&store)?;
         let (applied, applied_rx) = mpsc::channel(64);
+        let refusals = Mutex::new(refusals::RefusalAudit::new(parts.settings.refusal_audit_interval));
         let inner = Arc::new(Inner {
             replica: tokio::sync::Mutex::new(sync::Replica::new(me.id.clone(), heads)),
             me,
@@ -223,6 +241,7 @@ impl Mesh {
             local,
             reports: reports::ReportTable::default(),
             report_wake: tokio::sync::Notify::new(),
+            refusals,
         });
         tasks.spawn(inner.clone().accept_loop());
         if let Some(voter) = voter {
