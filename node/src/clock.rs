@@ -22,6 +22,89 @@ impl Clock for SystemClock {
     }
 }
 
+/// How far the wall clock may run ahead of the time elapsed on the machine's monotonic clock
+/// before [`GuardedClock`] holds it back; and how far a stamp on disk may lead the wall clock
+/// at start before the store refuses to resume from it. One definition for both.
+pub const MAX_CLOCK_JUMP_MS: u64 = 60_000;
+
+/// What [`JumpGuard::read`] makes of a wall-clock reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// The reading is in line with the time elapsed; use it.
+    InLine(u64),
+    /// The wall clock jumped ahead by more than [`MAX_CLOCK_JUMP_MS`] since the last reading
+    /// in line: use `ms` (the last good reading plus the monotonic time since), not the wall.
+    Held { ms: u64, wall_ahead_ms: u64 },
+}
+
+/// Sans-IO: judges wall-clock readings against the monotonic time elapsed since the last
+/// reading it trusted. A jump back is taken as it is (the HLC never goes back anyway); a jump
+/// ahead is held back, so a wrong clock does not stamp entries far into the future, where the
+/// HLC would keep every later stamp. The guard trusts the wall clock again once the two agree;
+/// a legitimate step ahead (an NTP correction of a clock that was behind) is taken at the
+/// node's next start.
+#[derive(Debug, Default)]
+pub struct JumpGuard {
+    /// The last trusted reading, and when (monotonic) it was taken.
+    anchor: Option<(u64, std::time::Instant)>,
+}
+
+impl JumpGuard {
+    pub fn read(&mut self, wall_ms: u64, mono: std::time::Instant) -> Reading {
+        if let Some((at_ms, at)) = self.anchor {
+            let expected = at_ms.saturating_add(mono.saturating_duration_since(at).as_millis() as u64);
+            if wall_ms > expected.saturating_add(MAX_CLOCK_JUMP_MS) {
+                return Reading::Held { ms: expected, wall_ahead_ms: wall_ms - expected };
+            }
+        }
+        self.anchor = Some((wall_ms, mono));
+        Reading::InLine(wall_ms)
+    }
+}
+
+/// A wall clock guarded by a [`JumpGuard`] on tokio's clock, with an alarm: an error logged when
+/// a jump is first held back, `yiwang_clock_held_back` counting readings held back, and
+/// `yiwang_clock_wall_ahead_ms` how far the wall clock is ahead of the time in use.
+pub struct GuardedClock<C> {
+    wall: C,
+    guard: std::sync::Mutex<JumpGuard>,
+    metrics: crate::metrics::Metrics,
+}
+
+impl<C: Clock> GuardedClock<C> {
+    pub fn new(wall: C, metrics: crate::metrics::Metrics) -> Self {
+        GuardedClock { wall, guard: std::sync::Mutex::new(JumpGuard::default()), metrics }
+    }
+}
+
+impl<C: Clock> Clock for GuardedClock<C> {
+    fn now_ms(&self) -> u64 {
+        let wall = self.wall.now_ms();
+        let reading = self.guard.lock().unwrap_or_else(|p| p.into_inner()).read(wall, machine_now());
+        match reading {
+            Reading::InLine(ms) => {
+                if self.metrics.clock_wall_ahead_ms.get() != 0 {
+                    tracing::warn!("the wall clock is back in line with the time elapsed");
+                    self.metrics.clock_wall_ahead_ms.set(0);
+                }
+                ms
+            }
+            Reading::Held { ms, wall_ahead_ms } => {
+                if self.metrics.clock_wall_ahead_ms.get() == 0 {
+                    tracing::error!(
+                        wall_ahead_ms,
+                        "the wall clock jumped ahead of the time elapsed; stamping with the time elapsed instead \
+                         (restart the node to accept the new time if it is right)"
+                    );
+                }
+                self.metrics.clock_held_back.inc();
+                self.metrics.clock_wall_ahead_ms.set(wall_ahead_ms as i64);
+                ms
+            }
+        }
+    }
+}
+
 /// A clock set by hand, for tests of time-driven logic.
 #[derive(Debug, Default)]
 pub struct ManualClock(std::sync::atomic::AtomicU64);
@@ -56,5 +139,55 @@ pub async fn sleep_until_timeout(at: Option<std::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_jump_ahead_is_held_back_until_the_wall_clock_is_in_line_again() {
+        let t0 = Instant::now();
+        let mut g = JumpGuard::default();
+        let day = 86_400_000;
+        assert_eq!(g.read(1_000_000, t0), Reading::InLine(1_000_000));
+        assert_eq!(g.read(1_001_000, t0 + Duration::from_secs(1)), Reading::InLine(1_001_000));
+        // A second later on the machine, the wall clock reads a day later.
+        assert_eq!(
+            g.read(1_002_000 + day, t0 + Duration::from_secs(2)),
+            Reading::Held { ms: 1_002_000, wall_ahead_ms: day }
+        );
+        assert_eq!(
+            g.read(1_003_000 + day, t0 + Duration::from_secs(3)),
+            Reading::Held { ms: 1_003_000, wall_ahead_ms: day },
+            "held for as long as it stays ahead"
+        );
+        // Drift within the tolerance is taken; so is the wall clock coming back.
+        assert_eq!(g.read(1_050_000, t0 + Duration::from_secs(4)), Reading::InLine(1_050_000));
+        assert_eq!(g.read(900_000, t0 + Duration::from_secs(5)), Reading::InLine(900_000), "a jump back is taken");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_guarded_clock_raises_the_alarm_and_clears_it() {
+        let wall = Arc::new(ManualClock::new(5_000_000));
+        struct Shared(Arc<ManualClock>);
+        impl Clock for Shared {
+            fn now_ms(&self) -> u64 {
+                self.0.now_ms()
+            }
+        }
+        let metrics = crate::metrics::Metrics::unregistered();
+        let clock = GuardedClock::new(Shared(wall.clone()), metrics.clone());
+        assert_eq!(clock.now_ms(), 5_000_000);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        wall.set(5_010_000 + 3_600_000);
+        assert_eq!(clock.now_ms(), 5_010_000, "an hour's jump in ten seconds is held back");
+        assert_eq!(metrics.clock_wall_ahead_ms.get(), 3_600_000);
+        assert_eq!(metrics.clock_held_back.get(), 1);
+        wall.set(5_010_500);
+        assert_eq!(clock.now_ms(), 5_010_500);
+        assert_eq!(metrics.clock_wall_ahead_ms.get(), 0);
     }
 }

@@ -117,6 +117,14 @@ pub struct Metrics {
     /// addresses are anyone's, and one series each would let a flood grow the registry.
     pub mesh_handshake_failures: Family<ReasonLabels, Counter>,
     pub mesh_clock_ahead: Family<PeerLabels, Counter>,
+    /// Per child: its clock minus ours, from its reports (half the round trip allowed for).
+    pub peer_clock_offset_ms: Family<PeerLabels, Gauge>,
+    /// Wall-clock readings held back because the clock jumped ahead (see `clock::JumpGuard`).
+    pub clock_held_back: Counter,
+    /// How far the wall clock is ahead of the time in use; 0 while it is in line.
+    pub clock_wall_ahead_ms: Gauge,
+    /// Stamps found on disk at start further ahead of the clock than a jump may be.
+    pub clock_future_stamps: Counter,
 }
 
 impl Metrics {
@@ -155,6 +163,10 @@ impl Metrics {
             mesh_refused: Family::default(),
             mesh_handshake_failures: Family::default(),
             mesh_clock_ahead: Family::default(),
+            peer_clock_offset_ms: Family::default(),
+            clock_held_back: Counter::default(),
+            clock_wall_ahead_ms: Gauge::default(),
+            clock_future_stamps: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
         r.register("ingested", "Records accepted from feeds", m.ingested.clone());
@@ -249,6 +261,26 @@ impl Metrics {
             "mesh_clock_ahead",
             "Entries received stamped more than a minute ahead of this node's clock",
             m.mesh_clock_ahead.clone(),
+        );
+        r.register(
+            "peer_clock_offset_ms",
+            "A child's clock minus this node's, from its latest report, milliseconds",
+            m.peer_clock_offset_ms.clone(),
+        );
+        r.register(
+            "clock_held_back",
+            "Wall-clock readings held back because the clock jumped more than a minute ahead of the time elapsed",
+            m.clock_held_back.clone(),
+        );
+        r.register(
+            "clock_wall_ahead_ms",
+            "How far the wall clock is ahead of the time this node uses (0 while in line), milliseconds",
+            m.clock_wall_ahead_ms.clone(),
+        );
+        r.register(
+            "clock_future_stamps",
+            "Own entries found at start or in a retention sweep stamped more than a minute ahead of the clock",
+            m.clock_future_stamps.clone(),
         );
         m
     }

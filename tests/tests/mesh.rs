@@ -545,6 +545,16 @@ fn a_flood_of_bare_handshakes_leaves_a_bounded_trace() {
         }
     });
 
+    // While it is at it: the city measures the county's clock offset (the same clock here).
+    wait_until("the city measuring county-a's clock", Duration::from_secs(30), || {
+        let metrics = mesh.metrics("city");
+        let line = metrics.lines().find(|l| l.starts_with("yiwang_peer_clock_offset_ms{peer=\"county-a\"}"));
+        match line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()) {
+            Some(ms) if ms.abs() < 2_000.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
     let ca = std::fs::read(mesh.gen.join("county-a").join("pki").join("ca.pem")).unwrap();
     let county = mesh.mesh_addr["county-a"];
     let started = std::time::Instant::now();

@@ -24,7 +24,7 @@
 //! service requests and are never shown. Contact fields are stored for the centre and never
 //! served back.
 
-mod form;
+pub mod form;
 mod views;
 
 use super::time::{parse_rfc3339, rfc3339};
@@ -285,7 +285,7 @@ async fn create_request(
 
 /// lat and long (both, WGS84 decimal degrees), or address_string; address_id alone cannot be
 /// located, since this node has no address repository to look it up in.
-fn location(p: &Params) -> Result<Location> {
+pub fn location(p: &Params) -> Result<Location> {
     let coordinate = |name: &str, limit: f64| -> Result<Option<f64>> {
         let Some(raw) = p.one(name)? else { return Ok(None) };
         let v: f64 = raw.trim().parse().map_err(|_| {
@@ -320,7 +320,7 @@ fn location(p: &Params) -> Result<Location> {
 }
 
 /// An absolute http(s) URL.
-fn check_url(url: &str) -> Result<()> {
+pub fn check_url(url: &str) -> Result<()> {
     let bad = || Open311Error::bad_request(format!("media_url {} is not an absolute http or https URL", quote(url)));
     if url.len() > MAX_URL {
         return Err(Open311Error::bad_request(format!("media_url is longer than {MAX_URL} bytes")));

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use node::auth::Credentials;
-use node::clock::{SharedClock, SystemClock};
+use node::clock::{GuardedClock, SharedClock, SystemClock};
 use node::config::NodeConfig;
 use node::events::Change;
 use node::instance::{self, Parts};
@@ -161,9 +161,10 @@ fn run(config: NodeConfig, open311_api_keys: &[String]) -> Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let clock: SharedClock = Arc::new(SystemClock);
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
+        // Held back when the system clock jumps ahead while the node runs (clock::JumpGuard).
+        let clock: SharedClock = Arc::new(GuardedClock::new(SystemClock, metrics.clone()));
         let store = open_store(&config, clock.clone(), metrics.clone())?;
         let credentials = credentials(&config, open311_api_keys)?;
         let mesh = mesh_parts(&config)?;

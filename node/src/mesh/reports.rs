@@ -35,6 +35,15 @@ pub enum ReportRefusal {
     TooManyLinks { node: NodeId, count: usize },
 }
 
+/// What [`ReportTable::take`] took from one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Reports newer than those held.
+    pub reports: usize,
+    /// The sender's clock minus ours.
+    pub clock_offset_ms: Option<i64>,
+}
+
 /// The latest report of each node below this one.
 #[derive(Default)]
 pub struct ReportTable(Mutex<BTreeMap<NodeId, NodeReport>>);
@@ -51,7 +60,7 @@ impl ReportTable {
         now_ms: u64,
         rtt_ms: u64,
         mut reports: Vec<NodeReport>,
-    ) -> Result<usize, ReportRefusal> {
+    ) -> Result<Taken, ReportRefusal> {
         if reports.len() > MAX_REPORTS {
             return Err(ReportRefusal::TooMany { count: reports.len() });
         }
@@ -66,12 +75,14 @@ impl ReportTable {
                 return Err(ReportRefusal::TooManyLinks { node: r.node.clone(), count: r.links.len() });
             }
         }
+        let mut clock_offset_ms = None;
         if let Some(own) = reports.first_mut() {
             own.via = None;
             own.seen_ms = now_ms;
             // The node's clock read `at_ms` about half a round trip before we read `now_ms`.
             let theirs = own.at_ms.saturating_add(rtt_ms / 2);
             own.clock_offset_ms = theirs as i64 - now_ms as i64;
+            clock_offset_ms = Some(own.clock_offset_ms);
         }
         let mut table = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut taken = 0;
@@ -85,7 +96,7 @@ impl ReportTable {
                 taken += 1;
             }
         }
-        Ok(taken)
+        Ok(Taken { reports: taken, clock_offset_ms })
     }
 
     /// Every report held.
@@ -183,9 +194,16 @@ impl Inner {
             let ControlMsg::Reports(reports) = msg;
             let rtt = self.status.snapshot().iter().find(|l| l.peer == peer).and_then(|l| l.rtt_ms).unwrap_or(0);
             match self.reports.take(&peer, &below, self.clock.now_ms(), rtt, reports) {
-                // Pass news from below on up without waiting for the next period.
-                Ok(taken) if taken > 0 => self.report_wake.notify_one(),
-                Ok(_) => {}
+                Ok(taken) => {
+                    if let Some(offset) = taken.clock_offset_ms {
+                        let labels = crate::metrics::PeerLabels { peer: peer.to_string() };
+                        self.metrics.peer_clock_offset_ms.get_or_create(&labels).set(offset);
+                    }
+                    // Pass news from below on up without waiting for the next period.
+                    if taken.reports > 0 {
+                        self.report_wake.notify_one();
+                    }
+                }
                 Err(e) => {
                     let _ = recv.stop(proto::wire::StreamRefusal::Malformed.code().into());
                     self.refuse(peer.as_str(), "bad_report", e.to_string()).await;
@@ -215,7 +233,10 @@ mod tests {
         let sender = id("county-a");
         // The child's clock is 2 s ahead of ours; the round trip is 40 ms.
         let msg = vec![report("county-a", 12_000, 7), report("town-1", 9_000, 7)];
-        assert_eq!(table.take(&sender, &below, 10_000, 40, msg), Ok(2));
+        assert_eq!(
+            table.take(&sender, &below, 10_000, 40, msg),
+            Ok(Taken { reports: 2, clock_offset_ms: Some(2_020) })
+        );
         let held = table.snapshot();
         assert_eq!(held[0].node, id("county-a"));
         assert_eq!(held[0].seen_ms, 10_000);
@@ -223,9 +244,9 @@ mod tests {
         assert_eq!(held[0].via, Some(sender.clone()));
         // An older report of town-1 (by town-1's clock) changes nothing; a newer one replaces.
         let msg = vec![report("county-a", 13_000, 8), report("town-1", 8_000, 6)];
-        assert_eq!(table.take(&sender, &below, 11_000, 40, msg), Ok(1));
+        assert_eq!(table.take(&sender, &below, 11_000, 40, msg).map(|t| t.reports), Ok(1));
         let msg = vec![report("county-a", 14_000, 8), report("town-1", 9_500, 8)];
-        assert_eq!(table.take(&sender, &below, 12_000, 40, msg), Ok(2));
+        assert_eq!(table.take(&sender, &below, 12_000, 40, msg).map(|t| t.reports), Ok(2));
         let town = table.snapshot().into_iter().find(|r| r.node == id("town-1")).unwrap();
         assert_eq!((town.at_ms, town.lists_version), (9_500, 8));
     }

@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// How far ahead of our physical clock a remote timestamp may be before it is refused.
-const MAX_CLOCK_LEAD_MS: u64 = 60_000;
+/// How far ahead of our physical clock a timestamp may be: a remote one the HLC observes, or
+/// our own found on disk.
+const MAX_CLOCK_LEAD_MS: u64 = crate::clock::MAX_CLOCK_JUMP_MS;
 /// Most writes in one engine batch: sled 0.34 holds on to memory after very large batches (a
 /// county draining a backlog grew by a kilobyte per entry with 16k-entry batches). A batch
 /// always holds whole commits, so one commit larger than this is one batch of its own.
@@ -144,7 +145,17 @@ impl<E: Engine> Flusher<E> {
                 .and_then(|(k, _)| keys::seq_of(&k))
                 .unwrap_or(0);
             seqs.insert(kind, hw_seq.max(last_key_seq));
-            hlc.resume_after(hw_hlc);
+            // Stamps from a clock that was once far ahead are not resumed from: the HLC would
+            // stamp every later entry at that future time until the real time caught up.
+            if hw_hlc.wall_ms > clock.now_ms().saturating_add(MAX_CLOCK_LEAD_MS) {
+                metrics.clock_future_stamps.inc();
+                tracing::error!(
+                    %kind, stamp = %hw_hlc, now_ms = clock.now_ms(),
+                    "the last stamp on disk is ahead of the clock; stamping from the clock, not after it"
+                );
+            } else {
+                hlc.resume_after(hw_hlc);
+            }
             durable.insert(kind, Arc::new(scan_heads(&*engine, kind)?));
         }
         *published.durable.lock().unwrap_or_else(|p| p.into_inner()) = durable;
@@ -355,6 +366,10 @@ impl<E: Engine> Flusher<E> {
                 Op::Put { tree, key, value } => staged.writes.push(Write::put(Tree::State(tree), &key, value)),
                 Op::Remove { tree, key } => staged.writes.push(Write::remove(Tree::State(tree), &key)),
                 Op::Insert(entry) => {
+                    // The clock is hybrid: whatever this node stamps next orders after every
+                    // entry it has taken in. A stamp too far ahead is not followed (the link
+                    // flags its sender); the entry is stored all the same.
+                    let _ = hlc.observe(entry.hlc, self.clock.now_ms());
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
                     let key = keys::entry_key(&entry.origin, entry.seq);
                     staged.writes.push(Write::put(entry_tree(entry.kind), &key, bytes));
@@ -368,11 +383,16 @@ impl<E: Engine> Flusher<E> {
     }
 
     /// Delete this node's entries of `kind` stamped before `cutoff_ms`, oldest first. Sequence
-    /// order is time order for one origin, so the scan stops at the first entry to keep.
+    /// order is time order for one origin, so the scan stops at the first entry to keep; but
+    /// an entry stamped ahead of the clock (a clock that once jumped, see `recover`) is no
+    /// sign of what follows it. Such an entry is passed over, and deleted with the first later
+    /// entry that is deleted: it was written before that one.
     fn sweep(&mut self, kind: Kind, cutoff_ms: u64, max: usize, f: &mut InFlight) -> Result<SweepOutcome, StoreError> {
         let tree = entry_tree(kind);
         let mut batch = WriteBatch::default();
         let mut out = SweepOutcome::default();
+        let future = self.clock.now_ms().saturating_add(MAX_CLOCK_LEAD_MS);
+        let mut passed_over: Vec<Vec<u8>> = Vec::new();
         let range =
             self.engine.range(tree, Bound::Included(self.prefix.clone()), Bound::Excluded(past_origin(&self.prefix)));
         for kv in range {
@@ -384,12 +404,23 @@ impl<E: Engine> Flusher<E> {
                     continue;
                 }
             };
+            if stamp.wall_ms > future {
+                if passed_over.len() < max {
+                    passed_over.push(key);
+                }
+                continue;
+            }
             if stamp.wall_ms >= cutoff_ms {
                 break;
             }
-            if out.deleted == max {
+            if out.deleted + passed_over.len() >= max {
                 out.more = true;
                 break;
+            }
+            for older in passed_over.drain(..) {
+                self.metrics.clock_future_stamps.inc();
+                batch.writes.push(Write::remove(tree, &older));
+                out.deleted += 1;
             }
             batch.writes.push(Write::remove(tree, &key));
             out.deleted += 1;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::clock::{ManualClock, SharedClock};
+use crate::clock::{Clock, ManualClock, SharedClock};
 use proto::Entry;
 use std::sync::Arc;
 
@@ -213,4 +213,63 @@ async fn foreign_entries_are_stored_under_their_origin_and_heads_list_every_orig
     store.close().await;
     let store = open(dir.path(), Arc::new(ManualClock::new(1)), StoreConfig::default());
     assert_eq!(store.heads(Kind::Alert), heads, "durable heads are read back at open");
+}
+
+/// The clock is hybrid: an entry taken in from another node orders before whatever this node
+/// stamps next, even if this node's clock is behind the sender's.
+#[tokio::test]
+async fn stamps_follow_every_entry_taken_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = open(dir.path(), clock.clone(), StoreConfig::default());
+    let other = NodeId::new("town-ahead").unwrap();
+    // Its clock is 30 s ahead of ours: within what the HLC follows.
+    let theirs = Hlc::new(1_030_000, 4);
+    let e = Entry { origin: other, seq: 1, hlc: theirs, kind: Kind::Alert, payload: b"from ahead".to_vec() };
+    store.commit(vec![Op::Insert(e)]).await.unwrap();
+    let ours = store.commit(vec![append(Kind::Alert, b"after it")]).await.unwrap();
+    assert!(ours[0].hlc > theirs, "{} must follow {theirs}", ours[0].hlc);
+
+    // One stamped an hour ahead is stored, but not followed.
+    let far = Hlc::new(1_000_000 + 3_600_000, 0);
+    let e = Entry { origin: NodeId::new("town-far").unwrap(), seq: 1, hlc: far, kind: Kind::Alert, payload: vec![] };
+    store.commit(vec![Op::Insert(e)]).await.unwrap();
+    let ours = store.commit(vec![append(Kind::Alert, b"later")]).await.unwrap();
+    assert!(ours[0].hlc.wall_ms < far.wall_ms, "{}", ours[0].hlc);
+}
+
+/// A clock that was once a day ahead left stamps from the future on disk: at the next start
+/// the store stamps from the clock again, and retention passes over the future stamps instead
+/// of stopping at them, deleting them with the later entries they were written before.
+#[tokio::test]
+async fn future_stamps_on_disk_neither_hold_the_clock_nor_stop_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(10_000_000));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let reopen = |clock: Arc<ManualClock>| {
+        Store::open(dir.path(), node(), clock, StoreConfig::default(), metrics.clone()).unwrap()
+    };
+    let store = reopen(clock.clone());
+    store.commit(vec![append(Kind::Detection, b"old")]).await.unwrap();
+    let day = 86_400_000;
+    clock.set(10_000_000 + day);
+    store.commit(vec![append(Kind::Detection, b"from a clock a day ahead")]).await.unwrap();
+    store.close().await;
+
+    // The clock is put right (a minute on), and the node restarts.
+    clock.set(10_060_000);
+    let store = reopen(clock.clone());
+    assert_eq!(metrics.clock_future_stamps.get(), 1, "the future high-water mark is flagged");
+    let next = store.commit(vec![append(Kind::Detection, b"new")]).await.unwrap();
+    assert_eq!(next[0].hlc.wall_ms, 10_060_000, "stamped from the clock, not after the future stamp");
+    assert_eq!(next[0].seq, 3, "sequences still never repeat");
+
+    // An hour later everything up to "new" is past a 30-minute retention.
+    clock.set(10_060_000 + 3_600_000);
+    store.commit(vec![append(Kind::Detection, b"newest")]).await.unwrap();
+    let swept = store.sweep(Kind::Detection, clock.now_ms() - 1_800_000, 100).await.unwrap();
+    assert_eq!(swept, SweepOutcome { deleted: 3, more: false });
+    let left: Vec<_> = store.all_entries(Kind::Detection).map(|e| e.unwrap().payload).collect();
+    assert_eq!(left, vec![b"newest".to_vec()]);
 }
