@@ -108,6 +108,12 @@ impl Credentials {
         self.tokens.get(&digest(token))
     }
 
+    /// Whether `name` is the name of a token's holder: a person (or a role account), never to
+    /// be shown to the public as the one a request was dispatched to.
+    pub fn names_a_person(&self, name: &str) -> bool {
+        self.tokens.values().any(|i| i.name == name)
+    }
+
     /// The name of an Open311 API key.
     pub fn open311_key(&self, key: &str) -> Option<&str> {
         self.open311.get(&digest(key)).map(String::as_str)

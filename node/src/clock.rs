@@ -64,7 +64,7 @@ impl JumpGuard {
 
 /// A wall clock guarded by a [`JumpGuard`] on tokio's clock, with an alarm: an error logged when
 /// a jump is first held back, `yiwang_clock_held_back` counting readings held back, and
-/// `yiwang_clock_wall_ahead_ms` how far the wall clock is ahead of the time in use.
+/// `yiwang_clock_wall_ahead_seconds` how far the wall clock is ahead of the time in use.
 pub struct GuardedClock<C> {
     wall: C,
     guard: std::sync::Mutex<JumpGuard>,
@@ -83,14 +83,14 @@ impl<C: Clock> Clock for GuardedClock<C> {
         let reading = self.guard.lock().unwrap_or_else(|p| p.into_inner()).read(wall, machine_now());
         match reading {
             Reading::InLine(ms) => {
-                if self.metrics.clock_wall_ahead_ms.get() != 0 {
+                if self.metrics.clock_wall_ahead_seconds.get() != 0.0 {
                     tracing::warn!("the wall clock is back in line with the time elapsed");
-                    self.metrics.clock_wall_ahead_ms.set(0);
+                    self.metrics.clock_wall_ahead_seconds.set(0.0);
                 }
                 ms
             }
             Reading::Held { ms, wall_ahead_ms } => {
-                if self.metrics.clock_wall_ahead_ms.get() == 0 {
+                if self.metrics.clock_wall_ahead_seconds.get() == 0.0 {
                     tracing::error!(
                         wall_ahead_ms,
                         "the wall clock jumped ahead of the time elapsed; stamping with the time elapsed instead \
@@ -98,7 +98,7 @@ impl<C: Clock> Clock for GuardedClock<C> {
                     );
                 }
                 self.metrics.clock_held_back.inc();
-                self.metrics.clock_wall_ahead_ms.set(wall_ahead_ms as i64);
+                self.metrics.clock_wall_ahead_seconds.set(wall_ahead_ms as f64 / 1000.0);
                 ms
             }
         }
@@ -184,10 +184,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(10)).await;
         wall.set(5_010_000 + 3_600_000);
         assert_eq!(clock.now_ms(), 5_010_000, "an hour's jump in ten seconds is held back");
-        assert_eq!(metrics.clock_wall_ahead_ms.get(), 3_600_000);
+        assert_eq!(metrics.clock_wall_ahead_seconds.get(), 3_600.0);
         assert_eq!(metrics.clock_held_back.get(), 1);
         wall.set(5_010_500);
         assert_eq!(clock.now_ms(), 5_010_500);
-        assert_eq!(metrics.clock_wall_ahead_ms.get(), 0);
+        assert_eq!(metrics.clock_wall_ahead_seconds.get(), 0.0);
     }
 }

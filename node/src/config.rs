@@ -175,6 +175,9 @@ pub fn node_id_for_host(host: &str) -> NodeId {
 pub struct ApiConfig {
     pub tokens: Vec<crate::auth::TokenSpec>,
     pub open311_keys: Vec<crate::auth::Open311KeySpec>,
+    /// Grid categories whose events Open311 lists even when reported by grid workers rather
+    /// than submitted through Open311. None by default: the public sees its own requests.
+    pub open311_public_categories: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -502,6 +505,11 @@ impl NodeConfig {
             }
         }
         crate::auth::Credentials::from_specs(&self.api.tokens, &self.api.open311_keys)?;
+        for c in &self.api.open311_public_categories {
+            if !self.categories.iter().any(|k| &k.code == c) {
+                return Err(format!("api.open311_public_categories: {c:?} is not a grid category"));
+            }
+        }
         if let Some(m) = &self.mesh {
             if m.window == 0 || m.window > 64 {
                 return Err("mesh.window must be 1 to 64".into());

@@ -272,6 +272,7 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
             mesh: mesh.clone(),
             lists: lists.clone(),
             sanctions: sanctions.clone(),
+            open311_public: Arc::new(config.api.open311_public_categories.iter().cloned().collect()),
         });
         let health_of = store.clone();
         let ops = Router::new()

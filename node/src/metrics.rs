@@ -118,11 +118,11 @@ pub struct Metrics {
     pub mesh_handshake_failures: Family<ReasonLabels, Counter>,
     pub mesh_clock_ahead: Family<PeerLabels, Counter>,
     /// Per child: its clock minus ours, from its reports (half the round trip allowed for).
-    pub peer_clock_offset_ms: Family<PeerLabels, Gauge>,
+    pub peer_clock_offset_seconds: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     /// Wall-clock readings held back because the clock jumped ahead (see `clock::JumpGuard`).
     pub clock_held_back: Counter,
     /// How far the wall clock is ahead of the time in use; 0 while it is in line.
-    pub clock_wall_ahead_ms: Gauge,
+    pub clock_wall_ahead_seconds: Gauge<f64, AtomicU64>,
     /// Stamps found on disk at start further ahead of the clock than a jump may be.
     pub clock_future_stamps: Counter,
 }
@@ -163,9 +163,9 @@ impl Metrics {
             mesh_refused: Family::default(),
             mesh_handshake_failures: Family::default(),
             mesh_clock_ahead: Family::default(),
-            peer_clock_offset_ms: Family::default(),
+            peer_clock_offset_seconds: Family::default(),
             clock_held_back: Counter::default(),
-            clock_wall_ahead_ms: Gauge::default(),
+            clock_wall_ahead_seconds: Gauge::default(),
             clock_future_stamps: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
@@ -263,9 +263,9 @@ impl Metrics {
             m.mesh_clock_ahead.clone(),
         );
         r.register(
-            "peer_clock_offset_ms",
-            "A child's clock minus this node's, from its latest report, milliseconds",
-            m.peer_clock_offset_ms.clone(),
+            "peer_clock_offset_seconds",
+            "A child's clock minus this node's, from its latest report",
+            m.peer_clock_offset_seconds.clone(),
         );
         r.register(
             "clock_held_back",
@@ -273,9 +273,9 @@ impl Metrics {
             m.clock_held_back.clone(),
         );
         r.register(
-            "clock_wall_ahead_ms",
-            "How far the wall clock is ahead of the time this node uses (0 while in line), milliseconds",
-            m.clock_wall_ahead_ms.clone(),
+            "clock_wall_ahead_seconds",
+            "How far the wall clock is ahead of the time this node uses (0 while in line)",
+            m.clock_wall_ahead_seconds.clone(),
         );
         r.register(
             "clock_future_stamps",

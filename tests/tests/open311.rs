@@ -535,8 +535,11 @@ fn acknowledged_requests_survive_sigkill() {
 #[test]
 fn requests_filter_by_service_status_date_and_id() {
     let schemas = Schemas::load();
+    // Grid workers' reports of `other` are public; their other reports are not.
     let node = start_with(
-        "[watchlist]\nfile = \"watchlist.csv\"\n[[feeds.checkpoint]]\nname = \"roads\"\nhttp = \"127.0.0.1:0\"\n",
+        "[[api.tokens]]\nname = \"worker-chen\"\nrole = \"grid_worker\"\ntoken = \"worker-chen-token-0001\"\n\
+         [api]\nopen311_public_categories = [\"other\"]\n\
+         [watchlist]\nfile = \"watchlist.csv\"\n[[feeds.checkpoint]]\nname = \"roads\"\nhttp = \"127.0.0.1:0\"\n",
         &[("watchlist.csv", "plate,LUB311XX,stolen,reported stolen,officer-test\n")],
     );
 
@@ -586,6 +589,16 @@ fn requests_filter_by_service_status_date_and_id() {
     .unwrap();
     assert_eq!(grid.status, 201, "{}", grid.body);
     let grid = grid.json()["id"].as_str().unwrap().to_string();
+    let private = post_json_as(
+        node.addr,
+        "worker-chen-token-0001",
+        "/api/v1/events",
+        &json!({ "category": "hazard", "lat": 22.5, "lon": 114.1, "description": "loose cable, reported by a worker" })
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(private.status, 201, "{}", private.body);
+    let private = private.json()["id"].as_str().unwrap().to_string();
     let detection = r#"[{"data_type":"alpr_group","best_plate_number":"LUB311XX","best_confidence":92.5,"checkpoint_id":"cp-7","epoch_start":1764146400000}]"#;
     let r = post_json(node.process.feed("roads", "http"), "/ingest", detection).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -605,6 +618,10 @@ fn requests_filter_by_service_status_date_and_id() {
     assert_eq!(node.list(&schemas, ""), newest_first(all.clone()));
     let r = get(node.addr, &format!("{BASE}/requests/{alert}.json")).unwrap();
     assert_error(&r, 404, "no service request", "an alert event");
+    // A grid worker's report in a category that is not public is not shown either.
+    let r = get(node.addr, &format!("{BASE}/requests/{private}.json")).unwrap();
+    assert_error(&r, 404, "no service request", "a worker's report");
+    assert!(!get(node.addr, &format!("{BASE}/requests.json")).unwrap().body.contains("loose cable"));
     assert!(node.list(&schemas, &format!("service_request_id={alert}")).is_empty());
     assert!(!get(node.addr, &format!("{BASE}/requests.json")).unwrap().body.contains("LUB311XX"));
 
@@ -635,5 +652,12 @@ fn requests_filter_by_service_status_date_and_id() {
     assert_eq!(by_id, [b_parking.clone(), a_hazard[0].clone()]);
     let repeated = format!("service_request_id={}&service_request_id={}", a_hazard[1], grid);
     assert_eq!(node.list(&schemas, &repeated), [grid.clone(), a_hazard[1].clone()]);
+
+    // Dispatched to a person, a request names no one: not the worker, not in the notes.
+    node.act(&b_parking, json!({ "action": "dispatch", "to": "worker-chen" }));
+    let r = node.request(&schemas, &b_parking);
+    assert_eq!(r["agency_responsible"], Value::Null, "{r}");
+    assert_eq!(r["status_notes"], "step: dispatched", "{r}");
+    assert!(!get(node.addr, &format!("{BASE}/requests.json")).unwrap().body.contains("worker-chen"));
     node.process.terminate();
 }

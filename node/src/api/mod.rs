@@ -43,6 +43,8 @@ pub struct ApiState {
     pub lists: crate::lists::Lists,
     /// The sanctions lists this node enforces.
     pub sanctions: crate::enforcement::Enforced,
+    /// Categories whose events Open311 shows even when not submitted through it.
+    pub open311_public: Arc<std::collections::BTreeSet<String>>,
 }
 
 /// The caller, from a valid bearer token.

@@ -19,10 +19,13 @@
 //! form-urlencoded, 405 for a method a path does not take, 503/507 when the store cannot take it.
 //!
 //! Ids are this node's event ids `origin:seq` as strings; a token is the request id, since
-//! every request is created at once. Only requests in a service category that people reported
-//! are visible here: events the ingest rules raise (watchlist hits, fences, cameras) are not
-//! service requests and are never shown. Contact fields are stored for the centre and never
-//! served back.
+//! every request is created at once. Only requests submitted through Open311 are visible here,
+//! and events grid workers reported in a category the config makes public
+//! (`api.open311_public_categories`, none by default); events the ingest rules raise (watchlist
+//! hits, fences, cameras) are never shown. A request dispatched to a person (a name an API
+//! token carries) shows no `agency_responsible`. Contact fields are stored for the centre and
+//! never served back. `GET requests.json` looks at the newest [`MAX_SCAN`] events at most, off
+//! the async runtime.
 
 pub mod form;
 mod views;
@@ -47,6 +50,9 @@ use views::{
 
 /// Most requests one `GET requests.json` returns (the spec's default limit).
 pub const MAX_REQUESTS: usize = 1000;
+/// Most events one `GET requests.json` looks at, newest first: a date range that matches
+/// little cannot make one call read the whole store.
+pub const MAX_SCAN: usize = 100_000;
 /// Widest `start_date`..`end_date` span, and the default window (the spec's 90 days).
 pub const MAX_SPAN_MS: u64 = 90 * 86_400_000;
 /// Longest description, in characters (the spec's limit).
@@ -356,11 +362,11 @@ async fn list_requests(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Resu
         }
         let mut found = Vec::new();
         for id in &ids {
-            if let Some(e) = events.get(id)?.filter(|e| is_service_request(events, e)) {
+            if let Some(e) = events.get(id)?.filter(|e| is_service_request(events, &s.open311_public, e)) {
                 found.push(e);
             }
         }
-        return Ok(Json(newest_first(found).iter().map(|e| RequestView::new(e, events)).collect()));
+        return Ok(Json(newest_first(found).iter().map(|e| RequestView::new(e, events, &s.credentials)).collect()));
     }
 
     let codes = p.list("service_code");
@@ -411,23 +417,34 @@ async fn list_requests(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Resu
         created_to_ms: to,
         ..Filter::default()
     };
-    let mut found = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = events.list(&filter, cursor.as_ref(), MAX_PAGE)?;
-        for e in page {
-            if is_service_request(events, &e) && (codes.is_empty() || codes.contains(&e.category.as_str())) {
-                found.push(e);
+    let codes: Vec<String> = codes.into_iter().map(str::to_string).collect();
+    let credentials = s.credentials.clone();
+    let public = s.open311_public.clone();
+    let events = s.events.clone();
+    // The scan reads the store: off the async runtime, and bounded.
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<RequestView>> {
+        let mut found = Vec::new();
+        let (mut cursor, mut scanned) = (None, 0);
+        loop {
+            let (page, next, looked) = events.list_scanning(&filter, cursor.as_ref(), MAX_PAGE, MAX_SCAN - scanned)?;
+            scanned += looked;
+            for e in page {
+                if is_service_request(&events, &public, &e) && (codes.is_empty() || codes.contains(&e.category)) {
+                    found.push(e);
+                }
+            }
+            match next {
+                Some(n) if found.len() < MAX_REQUESTS && scanned < MAX_SCAN => cursor = Some(n),
+                _ => break,
             }
         }
-        match next {
-            Some(n) if found.len() < MAX_REQUESTS => cursor = Some(n),
-            _ => break,
-        }
-    }
-    let mut found = newest_first(found);
-    found.truncate(MAX_REQUESTS);
-    Ok(Json(found.iter().map(|e| RequestView::new(e, events)).collect()))
+        let mut found = newest_first(found);
+        found.truncate(MAX_REQUESTS);
+        Ok(found.iter().map(|e| RequestView::new(e, &events, &credentials)).collect())
+    })
+    .await
+    .map_err(|e| Open311Error::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request list failed: {e}")))??;
+    Ok(Json(found))
 }
 
 fn newest_first(mut events: Vec<EventRecord>) -> Vec<EventRecord> {
@@ -439,7 +456,7 @@ fn newest_first(mut events: Vec<EventRecord>) -> Vec<EventRecord> {
 fn find_request(s: &ApiState, raw: &str, what: &str) -> Result<EventRecord> {
     let missing = || Open311Error::not_found(format!("no service request with {what} {}", quote(raw)));
     let id = parse_id(raw).ok_or_else(missing)?;
-    s.events.get(&id)?.filter(|e| is_service_request(&s.events, e)).ok_or_else(missing)
+    s.events.get(&id)?.filter(|e| is_service_request(&s.events, &s.open311_public, e)).ok_or_else(missing)
 }
 
 /// GET requests/{id}.json: a one-element array, as the spec has it.
@@ -451,7 +468,7 @@ async fn show_request(
     let raw = json_name(&file)?;
     query(q, &[])?;
     let e = find_request(&s, raw, "service_request_id")?;
-    Ok(Json(vec![RequestView::new(&e, &s.events)]))
+    Ok(Json(vec![RequestView::new(&e, &s.events, &s.credentials)]))
 }
 
 /// GET tokens/{token}.json: requests are created at once, so a token is the request's id.

@@ -288,6 +288,7 @@ mod tests {
             mesh: None,
             lists,
             sanctions: Default::default(),
+            open311_public: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

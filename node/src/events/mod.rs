@@ -256,21 +256,39 @@ impl Events {
         cursor: Option<&EntryId>,
         limit: usize,
     ) -> Result<(Vec<EventRecord>, Option<EntryId>), EventError> {
+        let (page, next, _) = self.list_scanning(filter, cursor, limit, usize::MAX)?;
+        Ok((page, next))
+    }
+
+    /// [`Events::list`], looking at no more than `max_scan` events: when it stops there, the
+    /// cursor goes on from the last event it looked at. Also returns how many it looked at.
+    pub fn list_scanning(
+        &self,
+        filter: &Filter,
+        cursor: Option<&EntryId>,
+        limit: usize,
+        max_scan: usize,
+    ) -> Result<(Vec<EventRecord>, Option<EntryId>, usize), EventError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let before = cursor.map(event_key);
         let mut page = Vec::new();
+        let mut scanned = 0;
         for kv in self.inner.store.scan_back(EVENTS_TREE, before.as_deref())? {
             let (_, v) = kv?;
             let record = decode_record(&v)?;
             if filter.matches(&record) {
                 if page.len() == limit {
                     let next = page.last().map(|e: &EventRecord| e.id.clone());
-                    return Ok((page, next));
+                    return Ok((page, next, scanned));
                 }
                 page.push(record);
+            } else if scanned + 1 >= max_scan {
+                let next = record.id.clone();
+                return Ok((page, Some(next), scanned + 1));
             }
+            scanned += 1;
         }
-        Ok((page, None))
+        Ok((page, None, scanned))
     }
 
     /// Report a new event.

@@ -197,7 +197,7 @@ impl Inner {
                 Ok(taken) => {
                     if let Some(offset) = taken.clock_offset_ms {
                         let labels = crate::metrics::PeerLabels { peer: peer.to_string() };
-                        self.metrics.peer_clock_offset_ms.get_or_create(&labels).set(offset);
+                        self.metrics.peer_clock_offset_seconds.get_or_create(&labels).set(offset as f64 / 1000.0);
                     }
                     // Pass news from below on up without waiting for the next period.
                     if taken.reports > 0 {

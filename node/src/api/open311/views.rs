@@ -2,9 +2,11 @@
 //! `request.json` requires a string), times as RFC 3339, `null` where nothing is known.
 
 use crate::api::time::rfc3339;
+use crate::auth::Credentials;
 use crate::events::{format_id, Category, Events};
 use crate::workflow::{EventRecord, EventSource, Step};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// Attribute codes the node keeps for Open311 fields the event record has no place for.
 pub const MEDIA_URL_ATTRIBUTE: &str = "media_url";
@@ -73,17 +75,31 @@ pub struct RequestView {
     pub media_url: Option<String>,
 }
 
-/// Whether an event is an Open311 service request: one in a service category that people
-/// reported. Events raised by the ingest rules (watchlist hits, fences, cameras) never are.
-pub fn is_service_request(events: &Events, e: &EventRecord) -> bool {
-    !matches!(e.source, EventSource::Alert { .. }) && events.category(&e.category).is_some()
+/// Whether Open311 shows an event: a request submitted through Open311, or an event people
+/// reported in a category the config makes public (`api.open311_public_categories`). Grid
+/// workers' own reports stay inside the centre, and events raised by the ingest rules
+/// (watchlist hits, fences, cameras) never are service requests.
+pub fn is_service_request(events: &Events, public: &BTreeSet<String>, e: &EventRecord) -> bool {
+    events.category(&e.category).is_some()
+        && match e.source {
+            EventSource::Open311 { .. } => true,
+            EventSource::Alert { .. } => false,
+            _ => public.contains(&e.category),
+        }
 }
 
-/// What the public learns of where a request stands: its step, who has it, and whether the
-/// step is overdue. Notes, escalations and scores stay inside the centre.
-pub fn status_notes(e: &EventRecord) -> String {
+/// The department a request is dispatched to, for the public: never a person (a name the
+/// node's API tokens carry, such as a grid worker's).
+fn agency(e: &EventRecord, credentials: &Credentials) -> Option<String> {
+    e.assignee.clone().filter(|a| !credentials.names_a_person(a))
+}
+
+/// What the public learns of where a request stands: its step, the department that has it,
+/// and whether the step is overdue. Notes, escalations, scores and people stay inside the
+/// centre.
+pub fn status_notes(e: &EventRecord, credentials: &Credentials) -> String {
     let mut notes = format!("step: {}", e.step);
-    if let Some(a) = &e.assignee {
+    if let Some(a) = agency(e, credentials) {
         notes.push_str(&format!("; dispatched to {a}"));
     }
     if e.overdue && !e.step.is_closed() {
@@ -100,18 +116,18 @@ fn attribute<'a>(e: &'a EventRecord, code: &str) -> Option<&'a str> {
 }
 
 impl RequestView {
-    pub fn new(e: &EventRecord, events: &Events) -> RequestView {
+    pub fn new(e: &EventRecord, events: &Events, credentials: &Credentials) -> RequestView {
         let closed = e.step.is_closed();
         let closed_at = e.history.iter().find(|h| h.to == Step::Archived).map(|h| h.at.wall_ms);
         let updated_ms = if closed { closed_at.unwrap_or(e.updated.wall_ms) } else { e.updated.wall_ms };
         RequestView {
             service_request_id: format_id(&e.id),
             status: if closed { "closed" } else { "open" },
-            status_notes: Some(status_notes(e)),
+            status_notes: Some(status_notes(e, credentials)),
             service_name: events.category(&e.category).map(|c| c.name.clone()),
             service_code: e.category.clone(),
             description: non_empty(&e.description),
-            agency_responsible: e.assignee.clone(),
+            agency_responsible: agency(e, credentials),
             service_notice: None,
             requested_datetime: rfc3339(e.created.wall_ms),
             updated_datetime: Some(rfc3339(updated_ms)),
