@@ -6,7 +6,7 @@ use crate::auth::Credentials;
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
 use crate::enforcement::{Enforced, Enforcer};
-use crate::events::Events;
+use crate::events::{Events, Tiers};
 use crate::feeds::ais::DecoderConfig;
 use crate::feeds::ais_io::AisFeed;
 use crate::feeds::camera::CameraHealth;
@@ -21,6 +21,7 @@ use crate::rng::Seed;
 use crate::rules::{fence, watchlist};
 use crate::store::Store;
 use crate::vessels::VesselDesk;
+use crate::workflow::Tier;
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
@@ -238,9 +239,25 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     }
 
     let window_ms = config.summaries.window.as_millis() as u64;
-    let events =
-        Events::open(store.clone(), clock.clone(), config.deadlines.clone(), config.categories.clone(), window_ms)
-            .await?;
+    let tiers = mesh.as_ref().map_or_else(Tiers::default, |m| {
+        Tiers::new(m.topology.sites().iter().filter_map(|s| {
+            let tier = match s.role {
+                proto::Role::County => Tier::County,
+                proto::Role::City => Tier::City,
+                _ => return None,
+            };
+            Some((s.id.clone(), tier))
+        }))
+    });
+    let events = Events::open(
+        store.clone(),
+        clock.clone(),
+        config.deadlines.clone(),
+        config.categories.clone(),
+        window_ms,
+        tiers,
+    )
+    .await?;
     tasks.spawn(follow_alerts(events.clone(), ingest.alert_signal()));
     tasks.spawn(watch_deadlines(events.clone()));
 

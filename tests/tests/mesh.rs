@@ -290,6 +290,43 @@ fn a_mesh_converges_through_kills_restarts_and_failover() {
         });
     }
 
+    // An escalation to the city passes through the county, which may not answer it: the answer
+    // comes only from the tier it went to. The city may. (Town-b1: the towns of county-a are
+    // checked below to have applied exactly one answer each.)
+    let town = TOWNS[2];
+    let event =
+        mesh.post(town, "/api/v1/events", json!({"category": "hazard", "address": "pier 1", "description": "crane"}));
+    let event = event["id"].as_str().unwrap().to_string();
+    let esc = json!({"department": "city-fire", "tier": "city", "reason": "beyond the county"});
+    mesh.post(town, &format!("/api/v1/events/{event}/escalations"), esc);
+    wait_until("the city-tier escalation reaching the county and the city", Duration::from_secs(30), || {
+        for tier in ["county-b", "city"] {
+            if !mesh.incoming(tier).contains(&(event.clone(), 1)) {
+                return Err(format!("not yet at {tier}"));
+            }
+        }
+        Ok(())
+    });
+    let ack = json!({"answer": "acknowledge", "by": "county-build", "note": "not ours to answer"});
+    let r = post_json_as(
+        mesh.addr("county-b"),
+        &mesh.tokens["county-b"],
+        &format!("/api/v1/escalations/{event}/1/answers"),
+        &ack.to_string(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "the county answered a city-tier escalation: {}", r.body);
+    assert!(r.body.contains("went to the city tier"), "{}", r.body);
+    let ack = json!({"answer": "acknowledge", "by": "city-fire", "note": "on our way"});
+    mesh.post("city", &format!("/api/v1/escalations/{event}/1/answers"), ack);
+    wait_until(&format!("{town} applying the city's answer"), Duration::from_secs(30), || {
+        let e = mesh.get(town, &format!("/api/v1/events/{event}"));
+        match e["escalations"][0]["status"].as_str() {
+            Some("acknowledged") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
     // The city's picture of the summaries: the latest version of every town's windows equals
     // what each town counts for itself.
     let from = "2000-01-01T00:00:00Z";

@@ -272,10 +272,16 @@ mod tests {
         base.insert(&Subject::Plate("FILE1".into()), fields).unwrap();
         let handle = WatchlistHandle::default();
         let lists = Lists::open(store.clone(), base, handle.clone(), node, clock.clone()).unwrap();
-        let events =
-            Events::open(store.clone(), clock.clone(), DeadlineConfig::default(), default_categories(), 3_600_000)
-                .await
-                .unwrap();
+        let events = Events::open(
+            store.clone(),
+            clock.clone(),
+            DeadlineConfig::default(),
+            default_categories(),
+            3_600_000,
+            Default::default(),
+        )
+        .await
+        .unwrap();
         let ingest = Ingest::new(store.clone(), clock, Metrics::unregistered(), handle.clone(), VesselDesk::new(None));
         let mut credentials = Credentials::default();
         credentials.add_token(OP, Identity { name: "op-li".into(), role: Role::Operator });

@@ -70,6 +70,21 @@ pub struct IncomingEscalation {
     pub answers_sent: Vec<String>,
 }
 
+/// Which tier each county and city node of the mesh is (from the topology). An escalation's
+/// answer is taken only from a node of the tier it was sent to, and given only by one.
+#[derive(Debug, Clone, Default)]
+pub struct Tiers(BTreeMap<NodeId, Tier>);
+
+impl Tiers {
+    pub fn new(nodes: impl IntoIterator<Item = (NodeId, Tier)>) -> Tiers {
+        Tiers(nodes.into_iter().collect())
+    }
+
+    pub fn of(&self, node: &NodeId) -> Option<Tier> {
+        self.0.get(node).copied()
+    }
+}
+
 /// A new event as reported.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
@@ -171,6 +186,7 @@ struct Inner {
     node: NodeId,
     deadlines: DeadlineConfig,
     categories: Vec<Category>,
+    tiers: Tiers,
     window_ms: u64,
     desk: Mutex<Desk>,
     counts: Counts,
@@ -198,6 +214,7 @@ impl Events {
         deadlines: DeadlineConfig,
         categories: Vec<Category>,
         window_ms: u64,
+        tiers: Tiers,
     ) -> Result<Events, EventError> {
         let node = store.node().clone();
         let alerts_applied = store
@@ -210,6 +227,7 @@ impl Events {
             node,
             deadlines,
             categories,
+            tiers,
             window_ms: window_ms.max(1),
             desk: Mutex::new(Desk { watch: BTreeSet::new(), alerts_applied }),
             counts: Counts::default(),
@@ -563,13 +581,21 @@ impl Events {
                 tracing::warn!(event = %format_id(&event), from = %entry.origin, "answer for an unknown event ignored");
                 continue;
             };
-            let fits = prev.escalations.iter().any(|e| {
-                e.n == n
-                    && match answer {
-                        Answer::Acknowledge => e.status == EscalationStatus::Pending,
-                        Answer::Result { .. } => e.status != EscalationStatus::Answered,
-                    }
-            });
+            let Some(escalation) = prev.escalations.iter().find(|e| e.n == n) else {
+                tracing::warn!(event = %format_id(&event), n, from = %entry.origin, "answer for an unknown escalation ignored");
+                continue;
+            };
+            if self.inner.tiers.of(&entry.origin) != Some(escalation.tier) {
+                tracing::warn!(
+                    event = %format_id(&event), n, from = %entry.origin, tier = escalation.tier.as_str(),
+                    "answer from a node not of the tier the escalation went to; ignored"
+                );
+                continue;
+            }
+            let fits = match answer {
+                Answer::Acknowledge => escalation.status == EscalationStatus::Pending,
+                Answer::Result { .. } => escalation.status != EscalationStatus::Answered,
+            };
             if !fits {
                 tracing::warn!(event = %format_id(&event), n, from = %entry.origin, "answer does not fit the escalation's state; ignored");
                 continue;
@@ -630,8 +656,16 @@ impl Events {
                 "this node owns the event: answer it with the event's own escalation endpoint".into(),
             ));
         }
-        if !self.incoming(event.origin.clone())?.iter().any(|(_, e)| &e.event == event && e.n == n) {
+        let incoming = self.incoming(event.origin.clone())?;
+        let Some((_, escalation)) = incoming.iter().find(|(_, e)| &e.event == event && e.n == n) else {
             return Err(EventError::NotFound(format!("escalation {n} of {}", format_id(event))));
+        };
+        if self.inner.tiers.of(&self.inner.node) != Some(escalation.tier) {
+            return Err(EventError::Invalid(format!(
+                "escalation {n} of {} went to the {} tier; this node only passes it on",
+                format_id(event),
+                escalation.tier.as_str()
+            )));
         }
         let audit =
             self.audit(who, answer.name(), &format_id(event), &format!("escalation {n} answered by {by}: {note}"));

@@ -15,6 +15,10 @@ fn worker(name: &str) -> Identity {
 }
 
 async fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> (Store, Events) {
+    open_with_tiers(dir, clock, Tiers::default()).await
+}
+
+async fn open_with_tiers(dir: &std::path::Path, clock: Arc<ManualClock>, tiers: Tiers) -> (Store, Events) {
     let store = Store::open(
         dir,
         NodeId::new("town-a").unwrap(),
@@ -24,7 +28,7 @@ async fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> (Store, Events)
     )
     .unwrap();
     let events =
-        Events::open(store.clone(), clock, DeadlineConfig::default(), default_categories(), HOUR).await.unwrap();
+        Events::open(store.clone(), clock, DeadlineConfig::default(), default_categories(), HOUR, tiers).await.unwrap();
     (store, events)
 }
 
@@ -131,6 +135,46 @@ async fn escalation_and_its_answers() {
         events.escalate(&id, "x".into(), Tier::City, "y".into(), &worker("w")).await.is_err(),
         "operators escalate"
     );
+}
+
+/// An answer over the mesh is applied only when it comes from a node of the tier the
+/// escalation went to: the city cannot answer for the county, nor the county for the city.
+#[tokio::test]
+async fn an_answer_is_taken_only_from_the_tier_the_escalation_went_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = NodeId::new("county-a").unwrap();
+    let city = NodeId::new("city").unwrap();
+    let tiers = Tiers::new([(county.clone(), Tier::County), (city.clone(), Tier::City)]);
+    let (store, events) = open_with_tiers(dir.path(), Arc::new(ManualClock::new(HOUR)), tiers).await;
+    let id = events.report(hazard(), &worker("w")).await.unwrap().id;
+    events.escalate(&id, "county-roads".into(), Tier::County, "needs a crane".into(), &operator()).await.unwrap();
+    let answer_from = |origin: &NodeId| proto::Entry {
+        origin: origin.clone(),
+        seq: 1,
+        hlc: Hlc::new(HOUR, 0),
+        kind: Kind::Command,
+        payload: records::encode(&CommandEntry {
+            event: id.clone(),
+            command: EventCommand::EscalationAnswer {
+                n: 1,
+                answer: Answer::Acknowledge,
+                by: "roads".into(),
+                note: String::new(),
+                entered_by: "op".into(),
+                source: None,
+            },
+        })
+        .unwrap(),
+    };
+    for wrong in [answer_from(&city), answer_from(&NodeId::new("town-b").unwrap())] {
+        store.commit(vec![Op::Insert(wrong.clone())]).await.unwrap();
+        assert_eq!(events.apply_commands(&[wrong]).await.unwrap(), 0);
+    }
+    assert_eq!(events.get(&id).unwrap().unwrap().escalations[0].status, EscalationStatus::Pending);
+    let right = answer_from(&county);
+    store.commit(vec![Op::Insert(right.clone())]).await.unwrap();
+    assert_eq!(events.apply_commands(&[right]).await.unwrap(), 1);
+    assert_eq!(events.get(&id).unwrap().unwrap().escalations[0].status, EscalationStatus::Acknowledged);
 }
 
 #[tokio::test]
