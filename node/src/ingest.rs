@@ -411,9 +411,7 @@ impl Ingest {
                 for alert in update.fence_alerts {
                     batch.alert(&alert)?;
                 }
-                if let Some(put) = update.state_put {
-                    batch.ops.push(put);
-                }
+                batch.ops.extend(update.state_put.into_iter().chain(update.state_remove));
                 // A listed vessel reports every few seconds: one hit per sighting window, not per
                 // report (see VesselDesk::hit_due).
                 let subject = SubjectId::Mmsi(report.mmsi);

@@ -149,7 +149,11 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         None => None,
     };
     let mut desk = VesselDesk::new(tracker);
-    let restored = desk.restore(&store)?;
+    let (restored, dropped) = desk.restore(&store)?;
+    if !dropped.is_empty() {
+        tracing::info!(dropped = dropped.len(), "vessel states past the desk's capacity deleted");
+        store.commit(dropped).await?;
+    }
     tracing::info!(vessels = restored, "vessel states restored");
 
     // The sanctions lists in force before any input is taken: a restart enforces at least what

@@ -16,6 +16,7 @@ pub mod lists;
 pub mod mesh;
 pub mod metrics;
 pub mod process;
+pub mod recency;
 pub mod records;
 pub mod rng;
 pub mod rules;

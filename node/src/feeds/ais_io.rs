@@ -6,6 +6,7 @@
 use super::ais::{AisDecoder, AisMessage, DecoderConfig};
 use super::lines::{Line, LineReader};
 use crate::ingest::Ingest;
+use crate::recency::RecentMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,34 @@ const QUEUE: usize = 16_384;
 const MAX_BATCH: usize = 2_048;
 const MAX_DATAGRAM: usize = 65_536;
 /// Decoders per UDP listener (one per sending address); bounded so spoofed senders cannot
-/// grow it without limit.
-const MAX_UDP_SOURCES: usize = 1_024;
+/// grow it without limit. Past it the least recently heard sender's decoder goes (losing
+/// only its half-assembled fragments), so a flood of new addresses never resets the receivers
+/// that are really talking.
+pub const MAX_UDP_SOURCES: usize = 1_024;
+
+/// One decoder per UDP sender, at most [`MAX_UDP_SOURCES`], the least recently heard dropped
+/// first.
+struct UdpDecoders {
+    config: DecoderConfig,
+    decoders: RecentMap<SocketAddr, AisDecoder>,
+}
+
+impl UdpDecoders {
+    fn new(config: DecoderConfig) -> Self {
+        UdpDecoders { config, decoders: RecentMap::new(MAX_UDP_SOURCES) }
+    }
+
+    fn for_sender(&mut self, peer: SocketAddr) -> &mut AisDecoder {
+        let config = &self.config;
+        self.decoders.get_or_insert_with(peer, || AisDecoder::new(config.clone())).0
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        for d in self.decoders.values_mut() {
+            d.expire(now_ms);
+        }
+    }
+}
 
 /// A feed's shared parts: where messages go and how sources decode.
 #[derive(Clone)]
@@ -79,7 +106,7 @@ impl AisFeed {
     }
 
     pub async fn serve_udp(self, socket: UdpSocket) {
-        let mut decoders: std::collections::HashMap<SocketAddr, AisDecoder> = std::collections::HashMap::new();
+        let mut decoders = UdpDecoders::new(self.decoder.clone());
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut expiry = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -92,10 +119,7 @@ impl AisFeed {
                             continue;
                         }
                     };
-                    if !decoders.contains_key(&peer) && decoders.len() >= MAX_UDP_SOURCES {
-                        decoders.clear();
-                    }
-                    let decoder = decoders.entry(peer).or_insert_with(|| AisDecoder::new(self.decoder.clone()));
+                    let decoder = decoders.for_sender(peer);
                     let Ok(text) = std::str::from_utf8(&buf[..n]) else {
                         self.ingest.metrics().decode_error("ais", &self.name, "not_utf8");
                         continue;
@@ -107,9 +131,7 @@ impl AisFeed {
                 }
                 _ = expiry.tick() => {
                     let now = self.ingest.clock().now_ms();
-                    for d in decoders.values_mut() {
-                        d.expire(now);
-                    }
+                    decoders.expire(now);
                 }
             }
         }
@@ -154,5 +176,37 @@ impl AisFeed {
                 Ok(None) | Err(_) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-fragment message from gpsd's test captures (receiver suffix dropped).
+    const FIRST: &str = "!AIVDM,2,1,3,B,55NBjP01mtGIL@CW;SM<D60P5Ld000000000000P0`<3557l0<50@kk@,0*66";
+    const SECOND: &str = "!AIVDM,2,2,3,B,K5h@00000000000,2*72";
+
+    /// A receiver that is talking keeps its half-assembled message through a flood of new
+    /// sender addresses: only the senders heard least recently are dropped, never everyone.
+    #[test]
+    fn a_flood_of_new_senders_does_not_reset_a_receiver_that_is_talking() {
+        let mut decoders = UdpDecoders::new(DecoderConfig::default());
+        let spoofed = |i: u32| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9));
+        for i in 0..MAX_UDP_SOURCES as u32 - 1 {
+            decoders.for_sender(spoofed(i));
+        }
+        let receiver: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        assert!(decoders.for_sender(receiver).push_line("rx", FIRST, 0).unwrap().is_none());
+        for i in 0..5_000 {
+            decoders.for_sender(spoofed(100_000 + i));
+            if i % 500 == 0 {
+                // The receiver keeps talking through the flood (here, a datagram of noise).
+                decoders.for_sender(receiver);
+            }
+        }
+        let msg = decoders.for_sender(receiver).push_line("rx", SECOND, 1).unwrap();
+        assert!(msg.is_some(), "the receiver's first fragment was forgotten");
+        assert_eq!(decoders.decoders.len(), MAX_UDP_SOURCES);
     }
 }

@@ -9,9 +9,10 @@
 //! `source` and `data` are ONVIF's SimpleItem name/value pairs. Any message from a camera,
 //! heartbeat or event, is a sign of life for the watchdog ([`CameraHealth`]).
 
+use crate::recency::RecentMap;
 use crate::records::CameraEvent;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 pub const HEARTBEAT_TOPIC: &str = "heartbeat";
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -21,8 +22,10 @@ pub(crate) const MAX_TOPIC_BYTES: usize = 160;
 pub(crate) const MAX_ITEMS: usize = 16;
 pub(crate) const MAX_ITEM_BYTES: usize = 128;
 const MAX_CAMERA_ID_BYTES: usize = 64;
-/// Cameras the watchdog follows at most; beyond that, unknown cameras are not tracked.
-pub const MAX_TRACKED_CAMERAS: usize = 100_000;
+/// Cameras not in the config the watchdog follows at most. Past it the one heard least
+/// recently is dropped: anyone who can send an event can make up ids, and must not grow the
+/// watchdog, nor crowd out the configured cameras, which are always followed.
+pub const MAX_UNKNOWN_CAMERAS: usize = 1_024;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CameraError {
@@ -146,7 +149,8 @@ struct Watched {
 /// The camera-silence watchdog, without I/O: feed it signs of life and ticks of the clock, and
 /// it says which cameras went offline (one alert per outage) or came back.
 pub struct CameraHealth {
-    cameras: HashMap<String, Watched>,
+    configured: BTreeMap<String, Watched>,
+    unknown: RecentMap<String, Watched>,
     default_interval_ms: u64,
 }
 
@@ -155,28 +159,34 @@ impl CameraHealth {
     /// after its interval. Cameras not in the list are followed from their first message with
     /// `default_interval_ms`.
     pub fn new(configured: impl IntoIterator<Item = (String, u64)>, default_interval_ms: u64, now_ms: u64) -> Self {
-        let cameras = configured
+        let configured = configured
             .into_iter()
             .map(|(id, interval_ms)| (id, Watched { interval_ms, last_seen_ms: now_ms, offline: false }))
             .collect();
-        CameraHealth { cameras, default_interval_ms }
+        CameraHealth { configured, unknown: RecentMap::new(MAX_UNKNOWN_CAMERAS), default_interval_ms }
+    }
+
+    /// The camera's state: a configured camera's, or an unknown one's (made if new, which may
+    /// drop the unknown camera heard least recently).
+    fn watched(&mut self, camera: &str, now_ms: u64) -> &mut Watched {
+        if self.configured.contains_key(camera) {
+            return self.configured.get_mut(camera).expect("just checked");
+        }
+        let interval_ms = self.default_interval_ms;
+        self.unknown
+            .get_or_insert_with(camera.to_string(), || Watched { interval_ms, last_seen_ms: now_ms, offline: false })
+            .0
     }
 
     /// A message arrived from `camera` at `now_ms` (our clock, not the camera's: camera clocks
     /// drift and the watchdog is about what we heard when).
     pub fn seen(&mut self, camera: &str, now_ms: u64) -> Option<HealthChange> {
-        if let Some(w) = self.cameras.get_mut(camera) {
-            let silent_ms = now_ms.saturating_sub(w.last_seen_ms);
-            w.last_seen_ms = w.last_seen_ms.max(now_ms);
-            if w.offline {
-                w.offline = false;
-                return Some(HealthChange::Online { camera: camera.to_string(), silent_ms });
-            }
-        } else if self.cameras.len() < MAX_TRACKED_CAMERAS {
-            self.cameras.insert(
-                camera.to_string(),
-                Watched { interval_ms: self.default_interval_ms, last_seen_ms: now_ms, offline: false },
-            );
+        let w = self.watched(camera, now_ms);
+        let silent_ms = now_ms.saturating_sub(w.last_seen_ms);
+        w.last_seen_ms = w.last_seen_ms.max(now_ms);
+        if w.offline {
+            w.offline = false;
+            return Some(HealthChange::Online { camera: camera.to_string(), silent_ms });
         }
         None
     }
@@ -185,15 +195,7 @@ impl CameraHealth {
     /// is offline now, without waiting out its interval. `None` if it was already reported
     /// offline, so an outage seen both by the watchdog and by the subscriber alerts once.
     pub fn lost(&mut self, camera: &str, now_ms: u64) -> Option<HealthChange> {
-        if !self.cameras.contains_key(camera) && self.cameras.len() >= MAX_TRACKED_CAMERAS {
-            return None;
-        }
-        let default_interval_ms = self.default_interval_ms;
-        let w = self.cameras.entry(camera.to_string()).or_insert(Watched {
-            interval_ms: default_interval_ms,
-            last_seen_ms: now_ms,
-            offline: false,
-        });
+        let w = self.watched(camera, now_ms);
         if w.offline {
             return None;
         }
@@ -208,8 +210,9 @@ impl CameraHealth {
     /// Cameras silent past their interval that were not already reported.
     pub fn tick(&mut self, now_ms: u64) -> Vec<HealthChange> {
         let mut out: Vec<HealthChange> = self
-            .cameras
+            .configured
             .iter_mut()
+            .chain(self.unknown.iter_mut())
             .filter(|(_, w)| !w.offline && now_ms.saturating_sub(w.last_seen_ms) > w.interval_ms)
             .map(|(id, w)| {
                 w.offline = true;
@@ -225,12 +228,17 @@ impl CameraHealth {
     }
 
     pub fn offline_count(&self) -> usize {
-        self.cameras.values().filter(|w| w.offline).count()
+        self.configured.values().chain(self.unknown.iter().map(|(_, w)| w)).filter(|w| w.offline).count()
+    }
+
+    /// Cameras followed: the configured ones and the unknown ones kept.
+    pub fn followed(&self) -> usize {
+        self.configured.len() + self.unknown.len()
     }
 
     /// The shortest interval, so the caller knows how often to tick.
     pub fn min_interval_ms(&self) -> u64 {
-        self.cameras
+        self.configured
             .values()
             .map(|w| w.interval_ms)
             .min()
@@ -286,6 +294,25 @@ mod tests {
         assert_eq!(h.seen("cam-1", 100_000), Some(HealthChange::Online { camera: "cam-1".into(), silent_ms: 100_000 }));
         assert!(h.tick(120_000).is_empty());
         assert_eq!(h.tick(130_001).len(), 1, "a second outage alerts again");
+    }
+
+    /// Thousands of made-up camera ids neither grow the watchdog past its cap nor crowd out
+    /// the configured camera, which still goes offline when silent and comes back.
+    #[test]
+    fn made_up_camera_ids_never_crowd_out_the_configured_ones() {
+        let mut h = CameraHealth::new([("cam-gate".to_string(), 30_000)], 60_000, 0);
+        for i in 0..10_000 {
+            assert_eq!(h.seen(&format!("fake-{i}"), 1_000), None);
+        }
+        assert_eq!(h.followed(), 1 + MAX_UNKNOWN_CAMERAS);
+        let off = h.tick(30_001);
+        assert_eq!(off, vec![HealthChange::Offline { camera: "cam-gate".into(), last_seen_ms: 0, silent_ms: 30_001 }]);
+        assert!(matches!(h.seen("cam-gate", 31_000), Some(HealthChange::Online { .. })));
+        // The newest made-up ids are the ones kept, and they go offline in their turn.
+        let off = h.tick(61_002);
+        let fakes: Vec<u32> = off.iter().filter_map(|c| c.camera().strip_prefix("fake-")?.parse().ok()).collect();
+        assert_eq!(fakes.len(), MAX_UNKNOWN_CAMERAS);
+        assert!(fakes.iter().all(|&n| n >= 10_000 - MAX_UNKNOWN_CAMERAS as u32), "{fakes:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::boundary::{valid_position, Boundary, Measure, Prepared};
 use super::sphere::V3;
 use super::{ConfigError, CrossingKind, FenceConfig, FenceCrossing, Zone, METRES_PER_NM};
-use std::collections::{BTreeMap, HashMap};
+use crate::recency::RecentMap;
 
 /// Zone edges in metres, derived once from the config.
 #[derive(Debug, Clone, Copy)]
@@ -36,9 +36,6 @@ struct VesselState {
     zone: Zone,
     last_ms: u64,
     pos: V3,
-    /// Order of last sighting, for least-recently-seen eviction. A counter rather than
-    /// `now_ms`, because reports from different feeds need not arrive in time order.
-    tick: u64,
     /// When the vessel was last alerted into each zone, indexed by `Zone as usize`, for the
     /// cooldown.
     alerted_ms: [Option<u64>; 4],
@@ -50,15 +47,16 @@ pub struct FenceTracker {
     prepared: Prepared,
     config: FenceConfig,
     thr: Thresholds,
-    vessels: HashMap<u32, VesselState>,
-    by_tick: BTreeMap<u64, u32>,
-    next_tick: u64,
+    /// Least recently seen dropped first: recency is the order reports arrive in, not
+    /// `now_ms`, because reports from different feeds need not arrive in time order.
+    vessels: RecentMap<u32, VesselState>,
     evictions: u64,
 }
 
 impl FenceTracker {
     pub fn new(boundary: Boundary, config: FenceConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let max_vessels = config.max_vessels;
         let thr = Thresholds {
             warn_m: config.warn_nm * METRES_PER_NM,
             alert_m: config.alert_nm * METRES_PER_NM,
@@ -67,16 +65,7 @@ impl FenceTracker {
         };
         // Beyond warn + margin every zone is Clear whatever the exact distance.
         let prepared = Prepared::new(&boundary, thr.warn_m + thr.margin_m);
-        Ok(Self {
-            boundary,
-            prepared,
-            config,
-            thr,
-            vessels: HashMap::new(),
-            by_tick: BTreeMap::new(),
-            next_tick: 0,
-            evictions: 0,
-        })
+        Ok(Self { boundary, prepared, config, thr, vessels: RecentMap::new(max_vessels), evictions: 0 })
     }
 
     pub fn boundary(&self) -> &Boundary {
@@ -159,7 +148,7 @@ impl FenceTracker {
             // Out of reach, clear and no cooldown running: nothing to remember.
             self.forget(mmsi);
         } else {
-            self.remember(mmsi, VesselState { zone: to, last_ms: now_ms, pos: p, tick: 0, alerted_ms });
+            self.remember(mmsi, VesselState { zone: to, last_ms: now_ms, pos: p, alerted_ms });
         }
         if to == from {
             return None;
@@ -187,24 +176,15 @@ impl FenceTracker {
     }
 
     fn forget(&mut self, mmsi: u32) {
-        if let Some(s) = self.vessels.remove(&mmsi) {
-            self.by_tick.remove(&s.tick);
-        }
+        self.vessels.remove(&mmsi);
     }
 
-    /// Hold `state` for `mmsi`, as its most recent sighting (its `tick` is assigned here).
-    fn remember(&mut self, mmsi: u32, mut state: VesselState) {
-        let tick = self.next_tick;
-        self.next_tick += 1;
-        state.tick = tick;
-        if let Some(old) = self.vessels.insert(mmsi, state) {
-            self.by_tick.remove(&old.tick);
-        } else if self.vessels.len() > self.config.max_vessels {
-            if let Some((_, oldest)) = self.by_tick.pop_first() {
-                self.vessels.remove(&oldest);
-                self.evictions += 1;
-            }
+    /// Hold `state` for `mmsi`, as its most recent sighting.
+    fn remember(&mut self, mmsi: u32, state: VesselState) {
+        let (held, evicted) = self.vessels.get_or_insert_with(mmsi, || state);
+        *held = state;
+        if evicted.is_some() {
+            self.evictions += 1;
         }
-        self.by_tick.insert(tick, mmsi);
     }
 }
