@@ -62,10 +62,10 @@ const MAX_URL: usize = 2000;
 
 /// Parameters every call accepts and ignores: this node is one jurisdiction, and reading
 /// needs no key.
-const ALWAYS: [&str; 2] = ["jurisdiction_id", "api_key"];
+pub const ALWAYS: [&str; 2] = ["jurisdiction_id", "api_key"];
 
 /// Contact fields a POST may carry; stored with the event for the centre, never served back.
-const CONTACT_FIELDS: [&str; 6] = ["email", "device_id", "account_id", "first_name", "last_name", "phone"];
+pub const CONTACT_FIELDS: [&str; 6] = ["email", "device_id", "account_id", "first_name", "last_name", "phone"];
 
 type Result<T> = std::result::Result<T, Open311Error>;
 
