@@ -360,12 +360,19 @@ async fn listen_json<F: JsonFeed>(
     if let Some(addr) = http {
         let l = bind_tcp(format!("{} feed {:?} (http)", F::FEED, feed.name()), addr).await?;
         bound.insert("http", l.local_addr().unwrap_or(addr));
-        tasks.spawn(serve_router(l, http_ingest::router(feed.clone())));
+        // A feed's HTTP listener: its connections bounded in number and idle time.
+        let limits = crate::feeds::connections::ConnLimits::counted(feed.ingest().metrics(), F::FEED, feed.name());
+        let bounded = crate::feeds::connections::BoundedListener::new(l, feed.name(), limits);
+        tasks.spawn(serve_router(bounded, http_ingest::router(feed.clone())));
     }
     Ok(bound)
 }
 
-async fn serve_router(listener: TcpListener, router: Router) {
+async fn serve_router<L>(listener: L, router: Router)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }

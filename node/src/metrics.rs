@@ -82,6 +82,7 @@ pub struct Metrics {
     pub decode_errors: Family<ErrorLabels, Counter>,
     pub skipped_lines: Family<FeedLabels, Counter>,
     pub unsupported_messages: Family<FeedLabels, Counter>,
+    pub feed_connections_refused: Family<FeedLabels, Counter>,
     pub hits: Family<HitLabels, Counter>,
     pub alerts: Family<AlertLabels, Counter>,
     pub entries_written: Family<KindLabels, Counter>,
@@ -134,6 +135,7 @@ impl Metrics {
             decode_errors: Family::default(),
             skipped_lines: Family::default(),
             unsupported_messages: Family::default(),
+            feed_connections_refused: Family::default(),
             hits: Family::default(),
             alerts: Family::default(),
             entries_written: Family::default(),
@@ -180,6 +182,11 @@ impl Metrics {
             "unsupported_messages",
             "Well-formed messages of a type the node does not decode",
             m.unsupported_messages.clone(),
+        );
+        r.register(
+            "feed_connections_refused",
+            "Feed connections closed at once because the listener served its maximum",
+            m.feed_connections_refused.clone(),
         );
         r.register("watchlist_hits", "Watchlist hits", m.hits.clone());
         r.register("alerts", "Alerts raised by the ingest rules", m.alerts.clone());

@@ -139,8 +139,11 @@ impl AisFeed {
 
     pub async fn serve_tcp(self, listener: TcpListener) {
         let name = self.name.clone();
-        super::serve_connections(listener, &name, |stream, peer| self.clone().read_stream(stream, peer.to_string()))
-            .await
+        let limits = super::connections::ConnLimits::counted(self.ingest.metrics(), "ais", &name);
+        super::serve_connections(listener, &name, limits, |stream, peer| {
+            self.clone().read_stream(stream, peer.to_string())
+        })
+        .await
     }
 
     /// Keep a connection to a receiver's TCP server, reconnecting with jittered exponential
@@ -165,7 +168,7 @@ impl AisFeed {
         }
     }
 
-    async fn read_stream(self, stream: TcpStream, source: String) {
+    async fn read_stream(self, stream: impl tokio::io::AsyncRead + Unpin, source: String) {
         let mut decoder = AisDecoder::new(self.decoder.clone());
         let mut lines = LineReader::new(BufReader::new(stream), self.decoder.max_line_len);
         loop {

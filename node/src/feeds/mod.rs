@@ -4,6 +4,7 @@ pub mod ais;
 pub mod ais_io;
 pub mod camera;
 pub mod checkpoint;
+pub mod connections;
 pub mod http_ingest;
 pub mod lines;
 pub mod onvif;
@@ -26,15 +27,20 @@ pub async fn recv_batch<T>(rx: &mut tokio::sync::mpsc::Receiver<T>, max: usize) 
     Some(batch)
 }
 
-/// Accept connections on `listener` and serve each with `serve`, until this future is dropped:
-/// every connection's task belongs to it, so stopping the listener stops its connections too
-/// (nothing outlives the node). Accept errors (out of file descriptors, say) wait a moment
-/// instead of spinning.
-pub async fn serve_connections<F, Fut>(listener: tokio::net::TcpListener, feed: &str, mut serve: F)
-where
-    F: FnMut(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+/// Accept connections on `listener` and serve each with `serve`, within `limits` (see
+/// [`connections`]), until this future is dropped: every connection's task belongs to it, so
+/// stopping the listener stops its connections too (nothing outlives the node). Accept errors
+/// (out of file descriptors, say) wait a moment instead of spinning.
+pub async fn serve_connections<F, Fut>(
+    listener: tokio::net::TcpListener,
+    feed: &str,
+    limits: connections::ConnLimits,
+    mut serve: F,
+) where
+    F: FnMut(connections::Bounded<tokio::net::TcpStream>, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let admission = connections::Admission::new(limits);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -44,7 +50,10 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(feed, %peer, "connection");
-                    connections.spawn(serve(stream, peer));
+                    // Past the maximum the stream is dropped here, which closes it.
+                    if let Some(bounded) = admission.admit(stream, feed, peer) {
+                        connections.spawn(serve(bounded, peer));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(feed, error = %e, "accept failed");

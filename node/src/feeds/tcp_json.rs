@@ -2,6 +2,7 @@
 //! decodes lines and a committer that batches whatever has arrived into one durable commit;
 //! with `tcp_acks` on, each batch is answered with one JSON line once it is on disk.
 
+use super::connections::Bounded;
 use super::lines::{Line, LineReader};
 use super::sinks::JsonFeed;
 use serde::Serialize;
@@ -35,11 +36,12 @@ struct Ack {
 
 pub async fn serve<F: JsonFeed>(listener: TcpListener, feed: F, acks: bool) {
     let name = feed.name().to_string();
-    super::serve_connections(listener, &name, |stream, _| connection(stream, feed.clone(), acks)).await
+    let limits = super::connections::ConnLimits::counted(feed.ingest().metrics(), F::FEED, &name);
+    super::serve_connections(listener, &name, limits, |stream, _| connection(stream, feed.clone(), acks)).await
 }
 
-async fn connection<F: JsonFeed>(stream: TcpStream, feed: F, acks: bool) {
-    let (read, mut write) = stream.into_split();
+async fn connection<F: JsonFeed>(stream: Bounded<TcpStream>, feed: F, acks: bool) {
+    let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<(u64, Result<F::Item, (&'static str, String)>)>(QUEUE);
     let reader_feed = feed.clone();
     // The reader belongs to this connection: dropping the connection drops the set and with it
