@@ -2,7 +2,8 @@
 //! GeoReport v2 posts and follows a request while the centre moves it through the seven steps;
 //! the spec's errors; acknowledged requests survive SIGKILL; filters. Every Open311 answer is
 //! validated against a JSON Schema of GeoReport v2 written from the specification
-//! (tests/corpora/open311), with formats checked (date-time, uri).
+//! (tests/corpora/open311), with formats checked (date-time, uri); every call's XML answer is
+//! compared with the spec's XML examples (tests/corpora/open311/xml).
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -425,16 +426,9 @@ fn errors_are_the_specs_error_arrays() {
     let r = post_json(node.addr, &format!("{BASE}/requests.json"), &json!({ "api_key": KEY }).to_string()).unwrap();
     assert_error(&r, 415, "application/x-www-form-urlencoded", "JSON body");
 
-    // Only JSON is served.
-    for (method, path) in
-        [("GET", "services.xml"), ("POST", "requests.xml"), ("GET", "services/hazard.xml"), ("GET", "requests.xml")]
-    {
-        let r = request(node.addr, method, &format!("{BASE}/{path}"), &[], b"").unwrap();
-        assert_error(&r, 400, "only the JSON format", path);
-    }
     let gets: [(&str, u16, &str); 14] = [
         ("services/potholes.json", 404, "no service with service_code \"potholes\""),
-        ("services/hazard", 400, "does not end in .json"),
+        ("services/hazard", 400, "does not end in .json or .xml"),
         ("requests/town-311:999.json", 404, "no service request with service_request_id \"town-311:999\""),
         ("requests/garbage.json", 404, "no service request"),
         ("tokens/nope.json", 404, "no service request with token \"nope\""),
@@ -659,5 +653,151 @@ fn requests_filter_by_service_status_date_and_id() {
     assert_eq!(r["agency_responsible"], Value::Null, "{r}");
     assert_eq!(r["status_notes"], "step: dispatched", "{r}");
     assert!(!get(node.addr, &format!("{BASE}/requests.json")).unwrap().body.contains("worker-chen"));
+    node.process.terminate();
+}
+
+// ---- XML ----------------------------------------------------------------------------------
+
+/// An XML element as a test compares it: its name, its text, its children in order.
+#[derive(Debug, Clone, PartialEq)]
+struct Element {
+    name: String,
+    text: String,
+    children: Vec<Element>,
+}
+
+impl Element {
+    /// Parse a whole document with quick-xml; panics on anything ill-formed.
+    fn parse(doc: &str) -> Element {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(doc);
+        let mut stack: Vec<Element> = Vec::new();
+        let element = |name: &[u8]| Element {
+            name: String::from_utf8(name.to_vec()).unwrap(),
+            text: String::new(),
+            children: vec![],
+        };
+        loop {
+            match reader.read_event().unwrap_or_else(|e| panic!("not well-formed XML ({e}): {doc}")) {
+                Event::Start(e) => stack.push(element(e.name().as_ref())),
+                Event::Empty(e) => stack.last_mut().expect("inside the root").children.push(element(e.name().as_ref())),
+                Event::Text(t) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&t.unescape().unwrap());
+                    }
+                }
+                Event::End(_) => {
+                    let done = stack.pop().unwrap();
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(done),
+                        None => return done,
+                    }
+                }
+                Event::Eof => panic!("the document ended inside an element: {doc}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The element's shape: names only, each child's shape in order.
+    fn shape(&self) -> String {
+        if self.children.is_empty() {
+            return self.name.clone();
+        }
+        let children: Vec<String> = self.children.iter().map(Element::shape).collect();
+        format!("{}({})", self.name, children.join(","))
+    }
+
+    fn child(&self, name: &str) -> &Element {
+        self.children.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no <{name}> in {self:?}"))
+    }
+}
+
+/// The spec's example answer `name` (tests/corpora/open311/xml).
+fn spec_example(name: &str) -> Element {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpora/open311/xml").join(format!("{name}.xml"));
+    Element::parse(&std::fs::read_to_string(path).unwrap())
+}
+
+/// The shape of an answer's first item, or of the whole answer when it has no items.
+fn item_shape(doc: &Element) -> String {
+    match doc.name.as_str() {
+        "service_definition" => doc.shape(),
+        _ => doc.children.first().unwrap_or_else(|| panic!("no items in {doc:?}")).shape(),
+    }
+}
+
+/// Every GeoReport v2 call answers at its `.xml` URL as the spec's examples show: the same root,
+/// item and field elements in the same order, errors included. (A third-party Open311 client
+/// in XML mode got 400 for every call before.)
+#[test]
+fn every_call_answers_in_xml_as_the_spec_shows() {
+    let node = start("");
+    let xml_get = |path: &str, status: u16| -> Element {
+        let r = yiwang_tests::request_with_headers(node.addr, "GET", &format!("{BASE}/{path}"), &[], b"").unwrap();
+        assert_eq!(r.status, status, "GET {path}: {}", r.body);
+        assert_eq!(r.header("content-type"), Some("text/xml; charset=utf-8"), "GET {path}");
+        Element::parse(&r.body)
+    };
+
+    let services = xml_get("services.xml", 200);
+    let example = spec_example("services");
+    assert_eq!((services.name.as_str(), services.children[0].name.as_str()), ("services", "service"));
+    assert_eq!(item_shape(&services), item_shape(&example));
+    let hazard = services.children.iter().find(|s| s.child("service_code").text == "hazard").expect("hazard");
+    assert_eq!(hazard.child("metadata").text, "false");
+
+    let definition = xml_get("services/hazard.xml", 200);
+    assert_eq!(definition.name, "service_definition");
+    assert_eq!(
+        definition.children.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        spec_example("service_definition").children.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
+    );
+
+    // A POST to requests.xml answers in XML too.
+    let pairs = [
+        ("api_key", KEY),
+        ("service_code", "hazard"),
+        ("lat", "36.0671"),
+        ("long", "120.3826"),
+        ("description", "a fallen <sign> & a pole"),
+    ];
+    let r = post_form(node.addr, &format!("{BASE}/requests.xml"), &form(&pairs)).unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = Element::parse(&r.body);
+    assert_eq!(created.name, "service_requests");
+    assert_eq!(item_shape(&created), item_shape(&spec_example("post_request")));
+    let id = created.children[0].child("service_request_id").text.clone();
+
+    for path in [format!("requests/{id}.xml"), "requests.xml".to_string()] {
+        let requests = xml_get(&path, 200);
+        assert_eq!(requests.name, "service_requests", "{path}");
+        assert_eq!(item_shape(&requests), item_shape(&spec_example("requests")), "{path}");
+        let request = &requests.children[0];
+        assert_eq!(request.child("service_request_id").text, id);
+        assert_eq!(request.child("description").text, "a fallen <sign> & a pole", "escaped and read back");
+        assert_eq!(request.child("lat").text.parse::<f64>().unwrap(), 36.0671);
+    }
+    let token = xml_get(&format!("tokens/{id}.xml"), 200);
+    assert_eq!(item_shape(&token), item_shape(&spec_example("token")));
+
+    // Errors: the spec's <errors>, with the HTTP status as the code.
+    let error_shape = item_shape(&spec_example("error"));
+    for (path, status) in [
+        (format!("requests/{NODE_ID}:999.xml"), 404),
+        ("services/potholes.xml".to_string(), 404),
+        ("requests.xml?status=pending".to_string(), 400),
+        ("nothing.xml".to_string(), 404),
+    ] {
+        let e = xml_get(&path, status);
+        assert_eq!(e.name, "errors", "{path}");
+        assert_eq!(item_shape(&e), error_shape, "{path}");
+        assert_eq!(e.children[0].child("code").text, status.to_string(), "{path}");
+    }
+    let r = post_form(node.addr, &format!("{BASE}/requests.xml"), &form(&[("service_code", "hazard")])).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(item_shape(&Element::parse(&r.body)), error_shape);
+    // JSON is unchanged.
+    assert!(get(node.addr, &format!("{BASE}/services.json")).unwrap().json().is_array());
     node.process.terminate();
 }

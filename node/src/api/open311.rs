@@ -1,4 +1,4 @@
-//! Open311 GeoReport v2 (JSON) at `/open311/v2`: the grid categories are the services, and a
+//! Open311 GeoReport v2 (JSON and XML) at `/open311/v2`: the grid categories are the services, and a
 //! service request is an event on this node's desk, created synchronously (the response is
 //! sent once the event is durable) and followed through the seven workflow steps.
 //!
@@ -11,7 +11,8 @@
 //! | `GET requests/{id}.json`               | 200 `[request]`; 404 unknown (also `request/…`, swagger's path) |
 //! | `GET tokens/{token}.json`              | 200 `[{service_request_id, token}]`; 404 unknown |
 //!
-//! Only JSON is served: a `.xml` URL gets a 400 that says so. Errors are the spec's array
+//! Every call answers in XML too, the spec's primary format, at the `.xml` URL (see [`xml`]).
+//! Errors are the spec's array
 //! `[{"code": <HTTP status>, "description": "..."}]`: 400 for a missing or malformed parameter
 //! (including a missing `service_code` and bad coordinates), 403 for a missing or unknown
 //! `api_key`, 404 for an unknown service code (POST included, as the spec's error list has it),
@@ -29,6 +30,7 @@
 
 pub mod form;
 mod views;
+pub mod xml;
 
 use super::time::{parse_rfc3339, rfc3339};
 use super::ApiState;
@@ -40,12 +42,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, MethodRouter};
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use form::{quote, Params};
 use serde_json::{json, Value};
 use views::{
-    is_service_request, RequestView, ServiceDefinition, ServiceView, ADDRESS_ID_ATTRIBUTE, MEDIA_URL_ATTRIBUTE,
+    is_service_request, Created, RequestView, ServiceDefinition, ServiceView, ADDRESS_ID_ATTRIBUTE, MEDIA_URL_ATTRIBUTE,
 };
 
 /// Most requests one `GET requests.json` returns (the spec's default limit).
@@ -72,20 +74,21 @@ type Result<T> = std::result::Result<T, Open311Error>;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/services.json", json_only(get(services)))
+        .route("/services.xml", json_only(get(services)))
         .route("/services/{file}", json_only(get(service_definition)))
         .route("/requests.json", json_only(get(list_requests).post(create_request)))
+        .route("/requests.xml", json_only(get(list_requests).post(create_request)))
         .route("/requests/{file}", json_only(get(show_request)))
         // swagger.json names the single-request path in the singular.
         .route("/request/{file}", json_only(get(show_request)))
         .route("/tokens/{file}", json_only(get(token)))
-        .route("/services.xml", any(xml_refused))
-        .route("/requests.xml", any(xml_refused))
         .fallback(|| async {
             Open311Error::not_found(
-                "no such GeoReport v2 resource; this server has services.json, services/{service_code}.json, \
-                 requests.json, requests/{service_request_id}.json and tokens/{token}.json",
+                "no such GeoReport v2 resource; this server has services, services/{service_code}, \
+                 requests, requests/{service_request_id} and tokens/{token}, each as .json or .xml",
             )
         })
+        .layer(axum::middleware::from_fn(xml::as_xml))
 }
 
 /// Methods a route does not take get a 405 in the spec's error shape.
@@ -142,19 +145,11 @@ impl From<EventError> for Open311Error {
     }
 }
 
-async fn xml_refused() -> Open311Error {
-    Open311Error::bad_request("only the JSON format is served here: use the .json URL")
-}
-
-/// The name in `{name}.json`; `.xml` and anything else is refused.
+/// The name in `{name}.json` or `{name}.xml` (the format is the `xml` layer's business).
 fn json_name(file: &str) -> Result<&str> {
-    if let Some(name) = file.strip_suffix(".json") {
-        return Ok(name);
-    }
-    if file.ends_with(".xml") {
-        return Err(Open311Error::bad_request("only the JSON format is served here: use the .json URL"));
-    }
-    Err(Open311Error::bad_request(format!("{} does not end in .json, the only format served here", quote(file))))
+    file.strip_suffix(".json").or_else(|| file.strip_suffix(".xml")).ok_or_else(|| {
+        Open311Error::bad_request(format!("{} does not end in .json or .xml, the formats served here", quote(file)))
+    })
 }
 
 /// The query string's parameters, refusing any not in `known`.
@@ -194,7 +189,7 @@ async fn create_request(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<Vec<Created>>)> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Open311Error::new(
@@ -286,7 +281,7 @@ async fn create_request(
         Some(d) => format!("Received as {id}; the centre is due to dispatch it by {}.", rfc3339(d)),
         None => format!("Received as {id}."),
     };
-    Ok((StatusCode::CREATED, Json(json!([{ "service_request_id": id, "service_notice": notice, "account_id": null }]))))
+    Ok((StatusCode::CREATED, Json(vec![Created { service_request_id: id, service_notice: notice, account_id: None }])))
 }
 
 /// lat and long (both, WGS84 decimal degrees), or address_string; address_id alone cannot be

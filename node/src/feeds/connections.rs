@@ -6,10 +6,10 @@
 //! [`Listener`], by the HTTP ingest listeners.
 
 use axum::serve::Listener;
+use prometheus_client::metrics::counter::Counter;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;

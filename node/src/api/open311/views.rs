@@ -50,6 +50,15 @@ pub struct ServiceDefinition {
     pub attributes: Vec<serde_json::Value>,
 }
 
+/// The answer to a POST, its fields in the spec's order (which XML keeps).
+#[derive(Serialize)]
+pub struct Created {
+    pub service_request_id: String,
+    pub service_notice: String,
+    /// Accounts are not kept: always `null`.
+    pub account_id: Option<String>,
+}
+
 #[derive(Serialize)]
 pub struct RequestView {
     pub service_request_id: String,
