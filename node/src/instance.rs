@@ -10,6 +10,7 @@ use crate::events::{Events, Tiers};
 use crate::feeds::ais::DecoderConfig;
 use crate::feeds::ais_io::AisFeed;
 use crate::feeds::camera::CameraHealth;
+use crate::feeds::connections::{BoundedListener, ConnLimits, Peer};
 use crate::feeds::sinks::{CameraFeed, CheckpointFeed, JsonFeed};
 use crate::feeds::viid::{self, ViidFeed};
 use crate::feeds::{http_ingest, onvif, tcp_json};
@@ -327,7 +328,9 @@ async fn listen_viid(
     let l = bind_tcp(format!("viid feed {:?} (http)", config.name), config.http).await?;
     let bound = l.local_addr().unwrap_or(config.http);
     // Devices are known by the address they registered from.
-    let app = viid::http::router(feed.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = viid::http::router(feed.clone()).into_make_service_with_connect_info::<Peer>();
+    let limits = ConnLimits::counted(feed.ingest().metrics(), viid::FEED, &config.name);
+    let l = BoundedListener::new(l, &config.name, limits);
     tasks.spawn(async move {
         if let Err(e) = axum::serve(l, app).await {
             tracing::error!(error = %e, "VIID HTTP server stopped");
@@ -361,8 +364,8 @@ async fn listen_json<F: JsonFeed>(
         let l = bind_tcp(format!("{} feed {:?} (http)", F::FEED, feed.name()), addr).await?;
         bound.insert("http", l.local_addr().unwrap_or(addr));
         // A feed's HTTP listener: its connections bounded in number and idle time.
-        let limits = crate::feeds::connections::ConnLimits::counted(feed.ingest().metrics(), F::FEED, feed.name());
-        let bounded = crate::feeds::connections::BoundedListener::new(l, feed.name(), limits);
+        let limits = ConnLimits::counted(feed.ingest().metrics(), F::FEED, feed.name());
+        let bounded = BoundedListener::new(l, feed.name(), limits);
         tasks.spawn(serve_router(bounded, http_ingest::router(feed.clone())));
     }
     Ok(bound)

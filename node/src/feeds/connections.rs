@@ -129,6 +129,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
     }
 }
 
+/// The peer's address, as axum's `ConnectInfo` for a [`BoundedListener`] (serve a router with
+/// `into_make_service_with_connect_info::<Peer>()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, BoundedListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, BoundedListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// A TCP listener for axum that serves connections within the limits.
 pub struct BoundedListener {
     listener: TcpListener,

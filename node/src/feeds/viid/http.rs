@@ -2,12 +2,14 @@
 //! standard's `ResponseStatusObject` (one per request) or `ResponseStatusListObject` (one per
 //! object, in the order posted), as `application/VIID+JSON`.
 //!
-//! Serve the router with `into_make_service_with_connect_info::<SocketAddr>()`: a device is
-//! known by the address it registered from.
+//! Serve the router on a `feeds::connections::BoundedListener` with
+//! `into_make_service_with_connect_info::<Peer>()`: a device is known by the address it
+//! registered from.
 
 use super::objects::{self, Place, Refusal, Status};
 use super::places::PlaceKind;
 use super::{lock, ViidFeed};
+use crate::feeds::connections::Peer;
 use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
@@ -40,7 +42,7 @@ impl<S: Send + Sync> FromRequest<S> for Posted {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let Some(ConnectInfo(from)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        let Some(ConnectInfo(Peer(from))) = req.extensions().get::<ConnectInfo<Peer>>().copied() else {
             // A router served without `into_make_service_with_connect_info`: a bug here, not
             // the device's.
             return Err(
