@@ -37,15 +37,16 @@ pub enum Reading {
     Held { ms: u64, wall_ahead_ms: u64 },
 }
 
-/// Sans-IO: judges wall-clock readings against the monotonic time elapsed since the last
-/// reading it trusted. A jump back is taken as it is (the HLC never goes back anyway); a jump
-/// ahead is held back, so a wrong clock does not stamp entries far into the future, where the
-/// HLC would keep every later stamp. The guard trusts the wall clock again once the two agree;
-/// a legitimate step ahead (an NTP correction of a clock that was behind) is taken at the
-/// node's next start.
+/// Sans-IO: judges wall-clock readings against the monotonic time elapsed since the furthest
+/// ahead reading it trusted. A jump back is taken as it is (the HLC never goes back anyway),
+/// and so is its correction up to where the clock was; a jump ahead beyond that is held back,
+/// so a wrong clock does not stamp entries far into the future, where the HLC would keep every
+/// later stamp. The guard trusts the wall clock again once the two agree; a legitimate step
+/// ahead beyond where the clock ever was (an NTP correction of a clock that was behind since
+/// the node started) is taken at the node's next start.
 #[derive(Debug, Default)]
 pub struct JumpGuard {
-    /// The last trusted reading, and when (monotonic) it was taken.
+    /// The trusted reading furthest ahead of the monotonic clock, and when it was taken.
     anchor: Option<(u64, std::time::Instant)>,
 }
 
@@ -55,6 +56,11 @@ impl JumpGuard {
             let expected = at_ms.saturating_add(mono.saturating_duration_since(at).as_millis() as u64);
             if wall_ms > expected.saturating_add(MAX_CLOCK_JUMP_MS) {
                 return Reading::Held { ms: expected, wall_ahead_ms: wall_ms - expected };
+            }
+            if wall_ms < expected {
+                // Behind where the clock was: taken, but the anchor stays, so the clock may
+                // come back up to it.
+                return Reading::InLine(wall_ms);
             }
         }
         self.anchor = Some((wall_ms, mono));
@@ -167,6 +173,13 @@ mod tests {
         // Drift within the tolerance is taken; so is the wall clock coming back.
         assert_eq!(g.read(1_050_000, t0 + Duration::from_secs(4)), Reading::InLine(1_050_000));
         assert_eq!(g.read(900_000, t0 + Duration::from_secs(5)), Reading::InLine(900_000), "a jump back is taken");
+        // ...and so is its correction, back to where the clock was.
+        assert_eq!(g.read(1_052_000, t0 + Duration::from_secs(6)), Reading::InLine(1_052_000));
+        assert_eq!(
+            g.read(1_053_000 + day, t0 + Duration::from_secs(7)),
+            Reading::Held { ms: 1_053_000, wall_ahead_ms: day },
+            "but not a day beyond it"
+        );
     }
 
     #[tokio::test(start_paused = true)]
