@@ -212,13 +212,16 @@ mod tests {
         assert_eq!(refused.get(), 1);
         drop(served.pop());
         // The freed place is taken by the next connection (once the server has seen the close).
+        let mut attempts = 0;
         let mut next = loop {
             let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-            c.write_all(b"ok").await.unwrap();
+            let _ = c.write_all(b"ok").await;
             let mut got = [0u8; 2];
             if c.read_exact(&mut got).await.is_ok() {
                 break c;
             }
+            attempts += 1;
+            assert!(attempts < 1_000, "the freed place was never taken again");
             tokio::task::yield_now().await;
         };
         next.shutdown().await.unwrap();
