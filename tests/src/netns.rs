@@ -4,8 +4,9 @@
 //! outside its namespaces, removed with them). Cuts are nftables rules in the sites'
 //! namespaces. A degraded link is `tc netem` both ways (loss, duplication, delay, jitter, rate)
 //! where the kernel has netem; where it does not (these CI machines' kernels), loss and
-//! duplication are nftables rules (`numgen random`, `dup`), the rate a `tbf` qdisc both ways,
-//! and delay and jitter cannot be made: [`Lab::degrade`] says so.
+//! duplication are nftables rules (`numgen random`, `dup`) on the site's traffic with the other
+//! sites (the harness stands for the site's local users), the rate a `tbf` qdisc both ways, and
+//! delay and jitter cannot be made: [`Lab::degrade`] says so.
 //!
 //! Needs root, `ip`, `tc` and `nft` (Debian's `nftables`); [`Lab::unavailable`] says what is
 //! missing so a test can skip with a clear message. Namespaces a killed test left behind are
@@ -236,11 +237,16 @@ impl Lab {
             return Ok(String::new());
         }
         // Without netem: loss and duplication by nftables in the site's namespace, both ways;
-        // duplicates are sent to each peer address (`dup` needs one).
+        // duplicates are sent to each peer address (`dup` needs one). The loss is on the link to
+        // the other sites only: the harness stands for the site's own users, who reach its API
+        // locally, not over its radio link (20% loss on the harness's own requests made a
+        // connect time out now and then, and the site look unavailable when it was not).
         let per_10000 = |share: f64| (share * 10_000.0).round() as u32;
-        let mut output = format!("numgen random mod 10000 < {} counter drop;\n", per_10000(d.loss));
+        let harness = self.harness_ip;
+        let mut output =
+            format!("ip daddr != {harness} numgen random mod 10000 < {} counter drop;\n", per_10000(d.loss));
         if d.duplicate > 0.0 {
-            for peer in self.sites.iter().filter(|s| s.id != id).map(|s| s.ip).chain([self.harness_ip]) {
+            for peer in self.sites.iter().filter(|s| s.id != id).map(|s| s.ip) {
                 output.push_str(&format!(
                     "ip daddr {peer} numgen random mod 10000 < {} dup to {peer};\n",
                     per_10000(d.duplicate)
@@ -249,7 +255,7 @@ impl Lab {
         }
         let rules = format!(
             "table ip {DEGRADE_TABLE} {{\n\
-               chain input {{ type filter hook input priority 0; policy accept; numgen random mod 10000 < {} counter drop; }}\n\
+               chain input {{ type filter hook input priority 0; policy accept; ip saddr != {harness} numgen random mod 10000 < {} counter drop; }}\n\
                chain output {{ type filter hook output priority 0; policy accept;\n{output}}}\n\
              }}\n",
             per_10000(d.loss)
