@@ -31,6 +31,13 @@ fn sled_error(e: sled::Error) -> StoreError {
 /// found 2 s too short while simulations ran beside it.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether opening failed on the file lock. sled 0.34 reports that as an error of kind `Other`
+/// whose text names the lock (`config.rs`, "could not acquire lock on ..."), not as the
+/// `WouldBlock` the lock call itself gave: matching the kind alone never waited at all.
+fn lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().starts_with("could not acquire lock")
+}
+
 impl SledEngine {
     /// Open (or create) the database in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledEngine, StoreError> {
@@ -47,9 +54,7 @@ impl SledEngine {
         let waited = std::time::Instant::now();
         let db = loop {
             match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && waited.elapsed() < LOCK_WAIT =>
-                {
+                Err(sled::Error::Io(e)) if lock_held(&e) && waited.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 other => break other.map_err(open_error)?,
@@ -167,6 +172,18 @@ mod tests {
         // Opening again finds nothing left to move, and the data stays.
         let engine = SledEngine::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(engine.range(Tree::Entries(Kind::Alert), Bound::Unbounded, Bound::Unbounded).rev().count(), 2500);
+    }
+
+    /// What sled says when another handle holds the lock is what the open waits out.
+    #[test]
+    fn a_held_lock_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
+        match sled::Config::new().path(dir.path()).flush_every_ms(None).open() {
+            Err(sled::Error::Io(e)) => assert!(lock_held(&e), "{e}"),
+            other => panic!("a second open while the lock is held: {:?}", other.map(|_| ())),
+        }
+        drop(held);
     }
 
     #[test]
