@@ -131,6 +131,43 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), Co
         .map_err(|e| map_decode_error(e, MAX_VALUE_BYTES))
 }
 
+/// The codec's variable-length unsigned integer at the front of `bytes`, as bincode's standard
+/// configuration writes it (big-endian here), with the bytes it takes: for reading a header on
+/// a path too hot for a serde decoder per field. `max` is the type's largest value (`u32::MAX`
+/// for a `u32`, an enum's variant index); a value above it is refused, as bincode refuses it.
+#[inline]
+pub(crate) fn varint(bytes: &[u8], max: u64) -> Result<(u64, usize), CodecError> {
+    let (&first, rest) = bytes.split_first().ok_or(CodecError::Truncated)?;
+    let wide = |n: usize| -> Result<u64, CodecError> {
+        let b = rest.get(..n).ok_or(CodecError::Truncated)?;
+        Ok(b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    };
+    let (value, used) = match first {
+        0..=250 => (u64::from(first), 1),
+        251 => (wide(2)?, 3),
+        252 => (wide(4)?, 5),
+        253 => (wide(8)?, 9),
+        _ => return Err(bad_integer(u64::from(first))),
+    };
+    // Wider encodings than the type allows are refused by bincode at the discriminant.
+    let widest = if max <= u64::from(u16::MAX) {
+        3
+    } else if max <= u64::from(u32::MAX) {
+        5
+    } else {
+        9
+    };
+    if used > widest || value > max {
+        return Err(bad_integer(value));
+    }
+    Ok((value, used))
+}
+
+#[cold]
+fn bad_integer(value: u64) -> CodecError {
+    CodecError::Malformed(format!("integer {value} out of range"))
+}
+
 fn map_decode_error(e: bincode::error::DecodeError, limit: usize) -> CodecError {
     use bincode::error::DecodeError as D;
     match e {

@@ -12,7 +12,7 @@ pub mod vv;
 pub mod wire;
 
 pub use codec::{CodecError, Limits};
-pub use entry::{Entry, EntryId, EntryRef, Kind};
+pub use entry::{Entry, EntryBytes, EntryId, EntryRef, Kind};
 pub use hlc::{Hlc, HlcClock, HlcError};
 pub use ids::{IdError, NodeId, NodeIdentity, Role};
 pub use vv::VersionVector;

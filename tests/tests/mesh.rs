@@ -494,7 +494,7 @@ fn refusals(mesh: &mut Mesh) {
         let identity = MeshIdentity::load(&pki.join("ca.pem"), &pki.join("node.pem"), &pki.join("node.key")).unwrap();
         // The county opens its receiving stream to us and says what it holds.
         let (conn, mut send, mut recv) = dial(identity).await.expect("a valid certificate connects");
-        let proto::wire::SyncMsg::Want { heads } = node::mesh::frames::read(&mut recv).await.unwrap() else {
+        let proto::wire::SyncMsg::Want { heads } = node::mesh::frames::read_sync(&mut recv).await.unwrap() else {
             panic!("no Want")
         };
         let victim = proto::NodeId::new("town-a2").unwrap();
@@ -506,10 +506,11 @@ fn refusals(mesh: &mut Mesh) {
             kind: proto::Kind::Alert,
             payload: vec![],
         };
-        node::mesh::frames::write(&mut send, &proto::wire::SyncMsg::Batch { id: 1, entries: vec![forged] })
+        let forged = proto::EntryBytes::encode(&forged).unwrap();
+        node::mesh::frames::write_sync(&mut send, &proto::wire::SyncMsg::Batch { id: 1, entries: vec![forged] })
             .await
             .unwrap();
-        let ack: proto::wire::SyncMsg = node::mesh::frames::read(&mut recv).await.unwrap();
+        let ack = node::mesh::frames::read_sync(&mut recv).await.unwrap();
         assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 1, refused: 1 });
 
         // 4. Streams the county does not serve: a raft stream (not yet), an unknown kind, and

@@ -5,8 +5,10 @@
 //!   reads it all.
 //! - ours: as a link's two halves do it (`link.rs`): the county (receiver) opens a
 //!   bidirectional stream and sends its `Want`; the town answers with an [`Outbound`] reading
-//!   from in-memory [`Holdings`], frames written with `frames::write`, acknowledgements read by
-//!   their own task; the county reads each frame with `frames::read`, judges every entry with a
+//!   from in-memory [`Holdings`] (the stored bytes of each entry copied into the batch's frame,
+//!   as from the store), frames written with `frames::write_frame`, acknowledgements read by
+//!   their own task; the county reads each frame with `frames::read_sync`, judges every
+//!   entry with a
 //!   [`Replica`] and the topology's authorization (no store) and acknowledges the batch.
 //!   Measured: frame bytes delivered and acknowledged per second.
 //!
@@ -36,10 +38,11 @@ fn window() -> usize {
     std::env::var("YIWANG_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// A town's holdings in memory: one origin's audit entries.
+/// A town's holdings in memory: one origin's audit entries, as stored (each an entry's
+/// encoding).
 struct Mem {
     origin: NodeId,
-    entries: Vec<Entry>,
+    entries: Vec<Vec<u8>>,
 }
 
 impl Holdings for Mem {
@@ -53,11 +56,23 @@ impl Holdings for Mem {
         Ok(Arc::new(v))
     }
 
-    fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, String> {
+    fn read(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from_seq: u64,
+        max: usize,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), String> {
         if kind != Kind::Audit || *origin != self.origin || from_seq == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        Ok(self.entries.iter().skip(from_seq as usize - 1).take(max).cloned().collect())
+        for e in self.entries.iter().skip(from_seq as usize - 1).take(max) {
+            if !take(e) {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -150,21 +165,23 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
     let receiver = tokio::spawn(async move {
         let (mut send, mut recv) = county.open_bi().await.unwrap();
         let mut replica = Replica::new(me, HashMap::new());
-        frames::write(&mut send, &sync::want(Direction::Up, |k| replica.accepted(k))).await.unwrap();
+        frames::write_sync(&mut send, &sync::want(Direction::Up, |k| replica.accepted(k))).await.unwrap();
         let below: HashSet<NodeId> = topology.subtree(&peer).into_iter().collect();
         let mut accepted = 0u64;
         while accepted < total {
-            let SyncMsg::Batch { id, entries } = frames::read(&mut recv).await.expect("batch") else {
+            let SyncMsg::Batch { id, entries } = frames::read_sync(&mut recv).await.expect("batch") else {
                 panic!("something other than a batch");
             };
-            for e in entries {
-                let role = topology.site(&e.origin).map(|s| s.role);
-                match replica.judge(&e, |e| authz::check(e.kind, Direction::Up, role, below.contains(&e.origin))) {
+            let authorize = |origin: &NodeId, kind| {
+                authz::check(kind, Direction::Up, topology.site(origin).map(|s| s.role), below.contains(origin))
+            };
+            for verdict in replica.judge_batch(&entries, authorize) {
+                match verdict {
                     Verdict::Accept => accepted += 1,
                     v => panic!("{v:?}"),
                 }
             }
-            frames::write(&mut send, &SyncMsg::Ack { id, refused: 0 }).await.unwrap();
+            frames::write_sync(&mut send, &SyncMsg::Ack { id, refused: 0 }).await.unwrap();
         }
         // Kept until the sender has read the last acknowledgement: dropping the connection
         // would close it with that still unsent.
@@ -172,14 +189,14 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
     });
     // The town's outbound half.
     let (mut send, mut recv) = town.accept_bi().await.unwrap();
-    let SyncMsg::Want { heads } = frames::read(&mut recv).await.unwrap() else { panic!("no Want") };
+    let SyncMsg::Want { heads } = frames::read_sync(&mut recv).await.unwrap() else { panic!("no Want") };
     let started = Instant::now();
     let mut out = Outbound::new(Direction::Up, window(), Origins::All);
     out.on_want(heads);
     let (ack_tx, mut acks) = tokio::sync::mpsc::channel(16);
     let ack_reader = tokio::spawn(async move {
         loop {
-            let m = frames::read(&mut recv).await;
+            let m = frames::read_sync(&mut recv).await;
             let end = m.is_err();
             if ack_tx.send(m).await.is_err() || end {
                 break;
@@ -188,8 +205,8 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
     });
     let mut bytes = 0usize;
     loop {
-        while let Some(msg) = out.next_batch(&*src).unwrap() {
-            bytes += frames::write(&mut send, &msg).await.unwrap();
+        while let Some(batch) = out.next_batch(&*src).unwrap() {
+            bytes += frames::write_frame(&mut send, batch.frame).await.unwrap();
         }
         if out.in_flight() == 0 {
             break;
@@ -211,11 +228,10 @@ async fn ours(p: &Pair, src: Arc<Mem>) -> (f64, f64) {
 /// Single-thread CPU time of each step of the sync protocol outside quinn, ns per entry, over
 /// the whole holdings once: what one side spends besides QUIC itself.
 pub struct Breakdown {
-    /// `Outbound::next_batch` on in-memory holdings (heads of every kind, entries cloned).
+    /// `Outbound::next_batch` on in-memory holdings (heads of every kind, each entry's
+    /// sequence read and its stored bytes copied into the frame).
     pub next_batch: f64,
-    /// `encode_frame_payload` and `frame`, as `frames::write` does before writing.
-    pub encode: f64,
-    /// `decode_frame_payload`, as `frames::read` does after reading.
+    /// `SyncMsg::decode`, as `frames::read_sync` does after reading.
     pub decode: f64,
     /// The topology lookups, `authz::check` and `Replica::judge`, as a link's inbound does.
     pub judge: f64,
@@ -226,8 +242,7 @@ pub struct Breakdown {
 }
 
 fn breakdown(p: &Pair, src: &Mem) -> Breakdown {
-    use proto::codec;
-    let (mut t_next, mut t_enc, mut t_dec, mut t_judge, mut t_free) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut t_next, mut t_dec, mut t_judge, mut t_free) = (0.0, 0.0, 0.0, 0.0);
     let mut out = Outbound::new(Direction::Up, 1, Origins::All);
     let mut replica = Replica::new(p.county.id().clone(), HashMap::new());
     out.on_want(match sync::want(Direction::Up, |k| replica.accepted(k)) {
@@ -238,35 +253,33 @@ fn breakdown(p: &Pair, src: &Mem) -> Breakdown {
     let (mut entries_seen, mut bytes) = (0u64, 0usize);
     loop {
         let t = Instant::now();
-        let Some(msg) = out.next_batch(src).unwrap() else { break };
+        let Some(batch) = out.next_batch(src).unwrap() else { break };
         t_next += t.elapsed().as_secs_f64();
+        bytes += batch.frame.len();
+        // What the receiver reads: a buffer of its own.
+        let body = bytes::Bytes::from(batch.frame[4..].to_vec());
+        let id = batch.id;
+        drop(batch);
         let t = Instant::now();
-        let framed = codec::frame(&codec::encode_frame_payload(&msg).unwrap()).unwrap();
-        t_enc += t.elapsed().as_secs_f64();
-        bytes += framed.len();
-        let SyncMsg::Batch { id, .. } = msg else { unreachable!() };
-        drop(msg);
-        let t = Instant::now();
-        let got: SyncMsg = codec::decode_frame_payload(&framed[4..]).unwrap();
+        let got = SyncMsg::decode(body).unwrap();
         t_dec += t.elapsed().as_secs_f64();
         let SyncMsg::Batch { entries, .. } = got else { unreachable!() };
         let t = Instant::now();
-        for e in &entries {
-            let role = p.topology.site(&e.origin).map(|s| s.role);
-            let v = replica.judge(e, |e| authz::check(e.kind, Direction::Up, role, below.contains(&e.origin)));
-            assert_eq!(v, Verdict::Accept);
-        }
+        let authorize = |origin: &NodeId, kind| {
+            authz::check(kind, Direction::Up, p.topology.site(origin).map(|s| s.role), below.contains(origin))
+        };
+        let verdicts = replica.judge_batch(&entries, authorize);
+        assert!(verdicts.iter().all(|v| *v == Verdict::Accept));
         t_judge += t.elapsed().as_secs_f64();
         entries_seen += entries.len() as u64;
         let t = Instant::now();
-        drop(entries);
+        drop((entries, verdicts));
         t_free += t.elapsed().as_secs_f64();
         out.on_ack(id).unwrap();
     }
     let per = |secs: f64| secs * 1e9 / entries_seen as f64;
     Breakdown {
         next_batch: per(t_next),
-        encode: per(t_enc),
         decode: per(t_dec),
         judge: per(t_judge),
         free: per(t_free),
@@ -302,6 +315,7 @@ pub fn run(rounds: usize) -> Figures {
                 })
                 .unwrap(),
             })
+            .map(|e| proto::codec::encode(&e).unwrap())
             .collect(),
         origin,
     });
@@ -311,9 +325,9 @@ pub fn run(rounds: usize) -> Figures {
     );
     let b = breakdown(&p, &src);
     eprintln!(
-        "  sync protocol CPU per entry, one thread, no I/O: next_batch {:.0} ns, encode+frame {:.0} ns, decode {:.0} \
+        "  sync protocol CPU per entry, one thread, no I/O: next_batch (read and frame) {:.0} ns, decode {:.0} \
          ns, judge {:.0} ns, free {:.0} ns ({:.0} frame bytes per entry)",
-        b.next_batch, b.encode, b.decode, b.judge, b.free, b.frame_bytes
+        b.next_batch, b.decode, b.judge, b.free, b.frame_bytes
     );
     let mut f = Figures { breakdown: b, raw_mib_s: vec![], ours_mib_s: vec![], ours_entries_s: vec![], ratios: vec![] };
     rt.block_on(async {

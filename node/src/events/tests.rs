@@ -167,12 +167,12 @@ async fn an_answer_is_taken_only_from_the_tier_the_escalation_went_to() {
         .unwrap(),
     };
     for wrong in [answer_from(&city), answer_from(&NodeId::new("town-b").unwrap())] {
-        store.commit(vec![Op::Insert(wrong.clone())]).await.unwrap();
+        store.commit(vec![Op::Insert(proto::EntryBytes::encode(&wrong).unwrap())]).await.unwrap();
         assert_eq!(events.apply_commands(&[wrong]).await.unwrap(), 0);
     }
     assert_eq!(events.get(&id).unwrap().unwrap().escalations[0].status, EscalationStatus::Pending);
     let right = answer_from(&county);
-    store.commit(vec![Op::Insert(right.clone())]).await.unwrap();
+    store.commit(vec![Op::Insert(proto::EntryBytes::encode(&right).unwrap())]).await.unwrap();
     assert_eq!(events.apply_commands(&[right]).await.unwrap(), 1);
     assert_eq!(events.get(&id).unwrap().unwrap().escalations[0].status, EscalationStatus::Acknowledged);
 }

@@ -2,6 +2,7 @@
 //! bounded codec. A length over the cap ends the stream before anything is allocated for it.
 
 use proto::codec::{self, MAX_FRAME_BYTES};
+use proto::wire::SyncMsg;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -34,13 +35,35 @@ impl FrameError {
 /// Encode and write one message; returns the bytes written.
 pub async fn write<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Result<usize, FrameError> {
     let body = proto::codec::encode_frame_payload(msg)?;
-    let framed = codec::frame(&body)?;
-    send.write_all(&framed).await.map_err(|e| FrameError::Write(e.to_string()))?;
-    Ok(framed.len())
+    write_frame(send, codec::frame(&body)?.into()).await
 }
 
 /// Read one message (`Closed` at a clean end of stream between messages).
 pub async fn read<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T, FrameError> {
+    Ok(codec::decode_frame_payload(&read_body(recv).await?)?)
+}
+
+/// Write one sync message, a batch's entries as the bytes they are stored as.
+pub async fn write_sync(send: &mut quinn::SendStream, msg: &SyncMsg) -> Result<usize, FrameError> {
+    write_frame(send, msg.to_frame()?).await
+}
+
+/// Read one sync message; a batch's entries share the frame's buffer.
+pub async fn read_sync(recv: &mut quinn::RecvStream) -> Result<SyncMsg, FrameError> {
+    Ok(SyncMsg::decode(read_body(recv).await?.into())?)
+}
+
+/// Write one frame made already (length and message); returns the bytes written.
+pub async fn write_frame(send: &mut quinn::SendStream, framed: bytes::Bytes) -> Result<usize, FrameError> {
+    let len = framed.len();
+    // Handed over whole: quinn keeps the buffer rather than copying it.
+    send.write_chunk(framed).await.map_err(|e| FrameError::Write(e.to_string()))?;
+    Ok(len)
+}
+
+/// The body of the next frame, its length checked against the cap before anything is
+/// allocated for it.
+async fn read_body(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; 4];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
@@ -53,5 +76,5 @@ pub async fn read<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T
     }
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body).await.map_err(|e| FrameError::Read(e.to_string()))?;
-    Ok(codec::decode_frame_payload(&body)?)
+    Ok(body)
 }

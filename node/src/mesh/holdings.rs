@@ -2,7 +2,7 @@
 
 use super::sync::Holdings;
 use crate::store::{Store, StoreError};
-use proto::{Entry, Kind, NodeId, VersionVector};
+use proto::{Kind, NodeId, VersionVector};
 
 pub struct StoreHoldings<'a>(pub &'a Store);
 
@@ -13,7 +13,19 @@ impl Holdings for StoreHoldings<'_> {
         Ok(self.0.heads(kind))
     }
 
-    fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, StoreError> {
-        self.0.entries(kind, origin, from_seq).take(max).collect()
+    fn read(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from_seq: u64,
+        max: usize,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for stored in self.0.stored_entries(kind, origin, from_seq).take(max) {
+            if !take(&stored?) {
+                break;
+            }
+        }
+        Ok(())
     }
 }

@@ -22,7 +22,7 @@ use crate::records::AuditRecord;
 use crate::store::{Op, StoreError};
 use proto::authz::{self, Direction};
 use proto::wire::{StreamKind, StreamRefusal, SyncMsg};
-use proto::{Entry, Kind, NodeId, NodeIdentity};
+use proto::{Entry, EntryBytes, Kind, NodeId, NodeIdentity};
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +35,7 @@ fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>,
     let entries: Vec<Entry> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::Insert(e) if e.kind == Kind::Summary => Some(e.clone()),
+            Op::Insert(e) if e.kind() == Kind::Summary => Some(e.to_entry()),
             _ => None,
         })
         .collect();
@@ -340,7 +340,7 @@ impl Inner {
         relation: Relation,
         dir: Direction,
     ) -> Result<(), SessionError> {
-        let SyncMsg::Want { heads } = frames::read(&mut recv).await? else {
+        let SyncMsg::Want { heads } = frames::read_sync(&mut recv).await? else {
             return Err(ProtocolError::Unexpected("something other than Want first").into());
         };
         // Going up, a node offers only what it and the sites below it originated: the parent
@@ -357,7 +357,7 @@ impl Inner {
         let (ack_tx, mut acks) = mpsc::channel::<u64>(ACK_QUEUE);
         let reader = async move {
             loop {
-                match frames::read(&mut recv).await? {
+                match frames::read_sync(&mut recv).await? {
                     SyncMsg::Ack { id, .. } => {
                         if ack_tx.send(id).await.is_err() {
                             return Ok(());
@@ -380,16 +380,12 @@ impl Inner {
             let mut dirty = true;
             loop {
                 while dirty {
-                    let batch = out.next_batch(&StoreHoldings(&self.store))?;
-                    let Some(msg) = batch else {
+                    let Some(batch) = out.next_batch(&StoreHoldings(&self.store))? else {
                         dirty = false;
                         break;
                     };
-                    let n = match &msg {
-                        SyncMsg::Batch { entries, .. } => entries.len() as u64,
-                        _ => 0,
-                    };
-                    let bytes = frames::write(&mut send, &msg).await?;
+                    let n = batch.entries as u64;
+                    let bytes = frames::write_frame(&mut send, batch.frame).await?;
                     bucket.take(bytes).await;
                     self.metrics.mesh_sent(&peer.id, n, bytes as u64);
                     self.set_state(&peer, relation, |s| s.entries_sent += n);
@@ -454,12 +450,12 @@ impl Inner {
     ) -> Result<(), SessionError> {
         let (mut send, mut recv) = streams::open(&conn, StreamKind::Sync).await?;
         let want = super::sync::want(dir, |k| proto::VersionVector::clone(&self.store.heads(k)));
-        frames::write(&mut send, &want).await?;
+        frames::write_sync(&mut send, &want).await?;
         let (queued_tx, mut queued) = mpsc::channel::<Queued>(self.settings.window.max(1));
         let submitter = async {
             let below: HashSet<NodeId> = self.topology.subtree(&peer.id).into_iter().collect();
             loop {
-                let SyncMsg::Batch { id, entries } = frames::read(&mut recv).await? else {
+                let SyncMsg::Batch { id, entries } = frames::read_sync(&mut recv).await? else {
                     return Err(ProtocolError::Unexpected("something other than Batch").into());
                 };
                 let q = self.judge_and_queue(&peer, dir, &below, id, entries).await?;
@@ -474,7 +470,7 @@ impl Inner {
                     self.reload_heads(&mut *self.replica.lock().await);
                     return Err(SessionError::from(e));
                 }
-                frames::write(&mut send, &SyncMsg::Ack { id: q.id, refused: q.refused.len() as u32 }).await?;
+                frames::write_sync(&mut send, &SyncMsg::Ack { id: q.id, refused: q.refused.len() as u32 }).await?;
                 self.metrics.mesh_received(&peer.id, q.received);
                 self.set_state(&peer, relation, |s| {
                     s.entries_received += q.received;
@@ -501,13 +497,13 @@ impl Inner {
         dir: Direction,
         below: &HashSet<NodeId>,
         id: u64,
-        entries: Vec<Entry>,
+        entries: Vec<EntryBytes>,
     ) -> Result<Queued, SessionError> {
         let received = entries.len() as u64;
         // A peer whose clock runs ahead is flagged, never silently dropped: its entries are
         // still its entries, but operators must hear that its timestamps cannot be trusted.
         let horizon = self.now().saturating_add(CLOCK_LEAD_TOLERANCE_MS);
-        let ahead = entries.iter().filter(|e| e.hlc.wall_ms > horizon).count() as u64;
+        let ahead = entries.iter().filter(|e| e.hlc().wall_ms > horizon).count() as u64;
         if ahead > 0 {
             self.metrics.clock_ahead(&peer.id, ahead);
             tracing::warn!(peer = %peer.id, entries = ahead, "entries stamped more than a minute ahead of this node's clock");
@@ -516,21 +512,24 @@ impl Inner {
         let mut refused = Vec::new();
         let mut applied = Vec::new();
         let mut replica = self.replica.lock().await;
-        for e in entries {
-            let role = self.topology.site(&e.origin).map(|s| s.role);
-            match replica.judge(&e, |e| authz::check(e.kind, dir, role, below.contains(&e.origin))) {
+        let authorize = |origin: &NodeId, kind| {
+            authz::check(kind, dir, self.topology.site(origin).map(|s| s.role), below.contains(origin))
+        };
+        let verdicts = replica.judge_batch(&entries, authorize);
+        for (e, verdict) in entries.into_iter().zip(verdicts) {
+            match verdict {
                 Verdict::Accept => {
-                    if self.store.bugs().drop_acked_entry && e.seq % crate::store::DROP_ACKED_EVERY == 0 {
+                    if self.store.bugs().drop_acked_entry && e.seq() % crate::store::DROP_ACKED_EVERY == 0 {
                         // The simulator's injected bug: accepted, acknowledged, never stored.
                         continue;
                     }
-                    if matches!(e.kind, Kind::Watchlist | Kind::Command) {
-                        applied.push(e.clone());
+                    if matches!(e.kind(), Kind::Watchlist | Kind::Command) {
+                        applied.push(e.to_entry());
                     }
                     ops.push(Op::Insert(e));
                 }
                 Verdict::Duplicate | Verdict::Gap => {}
-                Verdict::Refuse(r) => refused.push((e.origin, e.kind, r)),
+                Verdict::Refuse(r) => refused.push((e.origin().clone(), e.kind(), r)),
             }
         }
         // Summaries are upserted in the same commit as the entries that carry them.

@@ -10,9 +10,10 @@
 //! [`Replica`] is the receiving node's one view of what it holds, shared by all its links, so
 //! an entry arriving by two paths is applied once.
 
+use bytes::Bytes;
 use proto::authz::{self, Direction, Refusal};
-use proto::wire::{SyncMsg, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
-use proto::{Entry, Kind, NodeId, VersionVector};
+use proto::wire::{BatchFrame, SyncMsg, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
+use proto::{EntryBytes, Kind, NodeId, VersionVector};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -22,8 +23,17 @@ pub trait Holdings {
     /// For each origin, the highest sequence of `kind` held durably. [`Outbound`] sends nothing
     /// past these heads, whatever [`Holdings::read`] would return.
     fn heads(&self, kind: Kind) -> Result<Arc<VersionVector>, Self::Error>;
-    /// Up to `max` entries of `kind` from `origin`, starting at `from_seq`, in order.
-    fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize) -> Result<Vec<Entry>, Self::Error>;
+    /// Hand `take` up to `max` entries of `kind` from `origin`, starting at `from_seq`, in
+    /// order, as the bytes they are stored as (they go out as they are), until it says stop
+    /// by returning false.
+    fn read(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from_seq: u64,
+        max: usize,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), Self::Error>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +50,14 @@ struct InFlight {
     id: u64,
     /// The highest sequence sent per (kind, origin) in this batch.
     heads: Vec<(Kind, NodeId, u64)>,
+}
+
+/// A batch ready to go: its frame, entries as stored.
+#[derive(Debug, Clone)]
+pub struct OutBatch {
+    pub id: u64,
+    pub entries: usize,
+    pub frame: Bytes,
 }
 
 /// Whose entries a sender offers.
@@ -121,12 +139,11 @@ impl Outbound {
 
     /// The next batch of entries the receiver lacks, most urgent kinds first; `None` when
     /// there is nothing to send or the window is full.
-    pub fn next_batch<H: Holdings>(&mut self, src: &H) -> Result<Option<SyncMsg>, ProtocolError> {
+    pub fn next_batch<H: Holdings>(&mut self, src: &H) -> Result<Option<OutBatch>, ProtocolError> {
         if !self.can_send() {
             return Ok(None);
         }
-        let mut entries = Vec::new();
-        let mut bytes = 0usize;
+        let mut batch = BatchFrame::new();
         let mut heads = Vec::new();
         'kinds: for &kind in &self.kinds {
             let held = src.heads(kind).map_err(|e| ProtocolError::Read(e.to_string()))?;
@@ -143,37 +160,48 @@ impl Outbound {
             for (origin, from, head) in gaps {
                 // Never past the head: the holdings may show entries that are not durable yet,
                 // and an entry a power cut can still take away must not leave the node.
-                let room = (MAX_BATCH_ENTRIES - entries.len()).min((head - from + 1).try_into().unwrap_or(usize::MAX));
-                let got = src.read(kind, &origin, from, room).map_err(|e| ProtocolError::Read(e.to_string()))?;
+                let room =
+                    (MAX_BATCH_ENTRIES - batch.entries()).min((head - from + 1).try_into().unwrap_or(usize::MAX));
                 let mut last = None;
-                for e in got {
+                let mut unreadable = None;
+                let mut take = |stored: &[u8]| {
+                    let seq = match EntryBytes::peek_seq(stored) {
+                        Ok(seq) => seq,
+                        Err(e) => {
+                            unreadable = Some(e);
+                            return false;
+                        }
+                    };
                     // Stop at a hole rather than send past it: the receiver could not apply it.
-                    if e.seq != last.map_or(from, |l| l + 1) || e.seq > head {
-                        break;
+                    if seq != last.map_or(from, |l| l + 1) || seq > head {
+                        return false;
                     }
-                    bytes += e.payload.len() + e.origin.as_str().len() + 32;
-                    last = Some(e.seq);
-                    entries.push(e);
-                    if bytes >= MAX_BATCH_BYTES {
-                        break;
-                    }
+                    batch.push(stored);
+                    last = Some(seq);
+                    batch.entry_bytes() < MAX_BATCH_BYTES
+                };
+                src.read(kind, &origin, from, room, &mut take).map_err(|e| ProtocolError::Read(e.to_string()))?;
+                if let Some(e) = unreadable {
+                    return Err(ProtocolError::Read(format!("a stored {kind} entry of {origin}: {e}")));
                 }
                 if let Some(l) = last {
                     sent.raise(&origin, l);
                     heads.push((kind, origin, l));
                 }
-                if entries.len() >= MAX_BATCH_ENTRIES || bytes >= MAX_BATCH_BYTES {
+                if batch.entries() >= MAX_BATCH_ENTRIES || batch.entry_bytes() >= MAX_BATCH_BYTES {
                     break 'kinds;
                 }
             }
         }
-        if entries.is_empty() {
+        if batch.entries() == 0 {
             return Ok(None);
         }
         let id = self.next_id;
+        let entries = batch.entries();
+        let frame = batch.finish(id).map_err(|e| ProtocolError::Read(e.to_string()))?;
         self.next_id += 1;
         self.in_flight.push_back(InFlight { id, heads });
-        Ok(Some(SyncMsg::Batch { id, entries }))
+        Ok(Some(OutBatch { id, entries, frame }))
     }
 
     /// The receiver made batch `id` durable. Batches are acknowledged in order.
@@ -266,23 +294,49 @@ impl Replica {
     /// Judge one entry a sender sent; `authorize` applies the topology rules
     /// (see [`proto::authz::check`]). An accepted entry advances the heads at once: the caller
     /// must queue it for storage before judging anything else (see the link's receive loop).
-    pub fn judge(&mut self, e: &Entry, authorize: impl Fn(&Entry) -> Result<(), Refusal>) -> Verdict {
+    pub fn judge(&mut self, e: &EntryBytes, authorize: impl Fn(&EntryBytes) -> Result<(), Refusal>) -> Verdict {
         if let Err(r) = authorize(e) {
             return Verdict::Refuse(r);
         }
         // A frame may carry more than one stored value may hold; such an entry could never be
         // stored, and would fail every commit it was in.
-        if e.payload.len() + 1024 > proto::codec::MAX_VALUE_BYTES {
+        if e.payload().len() + 1024 > proto::codec::MAX_VALUE_BYTES {
             return Verdict::Refuse(Refusal::TooLarge);
         }
-        if e.origin == self.me {
+        if *e.origin() == self.me {
             return Verdict::Duplicate;
         }
-        match self.heads.entry(e.kind).or_default().offer(&e.origin, e.seq) {
+        match self.heads.entry(e.kind()).or_default().offer(e.origin(), e.seq()) {
             proto::vv::Offer::Next => Verdict::Accept,
             proto::vv::Offer::Duplicate => Verdict::Duplicate,
             proto::vv::Offer::Gap { .. } => Verdict::Gap,
         }
+    }
+
+    /// Judge a batch in order, each entry as [`Replica::judge`] does; `authorize(origin, kind)`
+    /// is asked once per run of entries of one origin and kind (a batch runs origin by
+    /// origin), not once per entry. The same caller rules apply: queue the accepted entries
+    /// before judging anything else.
+    pub fn judge_batch(
+        &mut self,
+        entries: &[EntryBytes],
+        mut authorize: impl FnMut(&NodeId, Kind) -> Result<(), Refusal>,
+    ) -> Vec<Verdict> {
+        let mut run: Option<(NodeId, Kind, Result<(), Refusal>)> = None;
+        entries
+            .iter()
+            .map(|e| {
+                let allowed = match &run {
+                    Some((origin, kind, allowed)) if origin == e.origin() && *kind == e.kind() => allowed.clone(),
+                    _ => {
+                        let allowed = authorize(e.origin(), e.kind());
+                        run = Some((e.origin().clone(), e.kind(), allowed.clone()));
+                        allowed
+                    }
+                };
+                self.judge(e, |_| allowed.clone())
+            })
+            .collect()
     }
 
     /// Raise our own origin's head (our own appends, which the flusher numbers).

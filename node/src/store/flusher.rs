@@ -369,11 +369,10 @@ impl<E: Engine> Flusher<E> {
                     // The clock is hybrid: whatever this node stamps next orders after every
                     // entry it has taken in. A stamp too far ahead is not followed (the link
                     // flags its sender); the entry is stored all the same.
-                    let _ = hlc.observe(entry.hlc, self.clock.now_ms());
-                    let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
-                    let key = keys::entry_key(&entry.origin, entry.seq);
-                    staged.writes.push(Write::put(entry_tree(entry.kind), &key, bytes));
-                    staged.inserted.push((entry.kind, entry.origin, entry.seq));
+                    let _ = hlc.observe(entry.hlc(), self.clock.now_ms());
+                    let key = keys::entry_key(entry.origin(), entry.seq());
+                    staged.writes.push(Write::put(entry_tree(entry.kind()), &key, entry.as_bytes().to_vec()));
+                    staged.inserted.push((entry.kind(), entry.origin().clone(), entry.seq()));
                 }
             }
         }

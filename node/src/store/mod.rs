@@ -47,7 +47,7 @@ pub fn content_digest(entry: &Entry) -> [u8; 32] {
 use crate::clock::SharedClock;
 use crate::metrics::{KindLabels, Metrics};
 use engine::{Engine, Kv};
-use proto::{codec, Entry, Hlc, Kind, NodeId, VersionVector};
+use proto::{codec, Entry, EntryBytes, Hlc, Kind, NodeId, VersionVector};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
@@ -64,9 +64,9 @@ pub enum Op {
     Put { tree: &'static str, key: Vec<u8>, value: Vec<u8> },
     /// Remove a key from a named state tree.
     Remove { tree: &'static str, key: Vec<u8> },
-    /// Store an entry another node originated, under its own address. The caller (replication)
-    /// has checked it is the next one from its origin.
-    Insert(Entry),
+    /// Store an entry another node originated, under its own address, as the bytes it came in.
+    /// The caller (replication) has checked it is the next one from its origin.
+    Insert(EntryBytes),
 }
 
 /// Where an appended entry landed.
@@ -365,7 +365,7 @@ impl Store {
             }
             (Op::Append { kind, .. }, BudgetState::RefusingAll) => Some(kind.as_str()),
             (Op::Put { tree, .. }, BudgetState::RefusingAll) => Some(*tree),
-            (Op::Insert(e), BudgetState::RefusingAll) => Some(e.kind.as_str()),
+            (Op::Insert(e), BudgetState::RefusingAll) => Some(e.kind().as_str()),
             _ => None,
         });
         match refused {
@@ -460,6 +460,19 @@ impl Store {
         let from = Bound::Included(keys::entry_key(origin, from_seq));
         let to = Bound::Included(keys::entry_key(origin, u64::MAX));
         self.shared.engine.range(entry_tree(kind), from, to).map(move |kv| kv.and_then(|(_, v)| decode_entry(kind, &v)))
+    }
+
+    /// `origin`'s entries of `kind` with sequence ≥ `from_seq`, in order, as they are stored
+    /// (each an [`Entry`]'s encoding): what replication sends.
+    pub fn stored_entries(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from_seq: u64,
+    ) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + use<> {
+        let from = Bound::Included(keys::entry_key(origin, from_seq));
+        let to = Bound::Included(keys::entry_key(origin, u64::MAX));
+        self.shared.engine.range(entry_tree(kind), from, to).map(|kv| kv.map(|(_, value)| value))
     }
 
     /// Every stored entry of `kind`, all origins.

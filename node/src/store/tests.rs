@@ -190,9 +190,9 @@ async fn foreign_entries_are_stored_under_their_origin_and_heads_list_every_orig
     };
     store
         .commit(vec![
-            Op::Insert(other("town-b", 1)),
-            Op::Insert(other("town-b", 2)),
-            Op::Insert(other("a", 1)),
+            Op::Insert(proto::EntryBytes::encode(&other("town-b", 1)).unwrap()),
+            Op::Insert(proto::EntryBytes::encode(&other("town-b", 2)).unwrap()),
+            Op::Insert(proto::EntryBytes::encode(&other("a", 1)).unwrap()),
             append(Kind::Alert, b"mine"),
         ])
         .await
@@ -226,14 +226,14 @@ async fn stamps_follow_every_entry_taken_in() {
     // Its clock is 30 s ahead of ours: within what the HLC follows.
     let theirs = Hlc::new(1_030_000, 4);
     let e = Entry { origin: other, seq: 1, hlc: theirs, kind: Kind::Alert, payload: b"from ahead".to_vec() };
-    store.commit(vec![Op::Insert(e)]).await.unwrap();
+    store.commit(vec![Op::Insert(proto::EntryBytes::encode(&e).unwrap())]).await.unwrap();
     let ours = store.commit(vec![append(Kind::Alert, b"after it")]).await.unwrap();
     assert!(ours[0].hlc > theirs, "{} must follow {theirs}", ours[0].hlc);
 
     // One stamped an hour ahead is stored, but not followed.
     let far = Hlc::new(1_000_000 + 3_600_000, 0);
     let e = Entry { origin: NodeId::new("town-far").unwrap(), seq: 1, hlc: far, kind: Kind::Alert, payload: vec![] };
-    store.commit(vec![Op::Insert(e)]).await.unwrap();
+    store.commit(vec![Op::Insert(proto::EntryBytes::encode(&e).unwrap())]).await.unwrap();
     let ours = store.commit(vec![append(Kind::Alert, b"later")]).await.unwrap();
     assert!(ours[0].hlc.wall_ms < far.wall_ms, "{}", ours[0].hlc);
 }

@@ -1,13 +1,13 @@
 use super::*;
 use proptest::prelude::*;
-use proto::Hlc;
+use proto::{Entry, Hlc};
 use std::collections::BTreeMap;
 
 /// Holdings in memory: (kind, origin) → entries in sequence order, of which the last
 /// `not_durable` of each list are shown by `read` but not counted in `heads` (as a store shows an
 /// applied batch before its flush).
 #[derive(Default, Clone)]
-struct Mem(BTreeMap<(Kind, NodeId), Vec<Entry>>, u64);
+struct Mem(BTreeMap<(Kind, NodeId), Vec<EntryBytes>>, u64);
 
 impl Mem {
     fn add(&mut self, kind: Kind, origin: &str, n: u64) {
@@ -15,7 +15,8 @@ impl Mem {
         let list = self.0.entry((kind, o.clone())).or_default();
         for _ in 0..n {
             let seq = list.len() as u64 + 1;
-            list.push(Entry { origin: o.clone(), seq, hlc: Hlc::new(seq, 0), kind, payload: vec![seq as u8; 10] });
+            let e = Entry { origin: o.clone(), seq, hlc: Hlc::new(seq, 0), kind, payload: vec![seq as u8; 10] };
+            list.push(EntryBytes::encode(&e).unwrap());
         }
     }
 }
@@ -31,11 +32,31 @@ impl Holdings for Mem {
         }
         Ok(std::sync::Arc::new(v))
     }
-    fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize) -> Result<Vec<Entry>, String> {
-        Ok(self
-            .0
-            .get(&(kind, origin.clone()))
-            .map_or(vec![], |l| l.iter().skip(from as usize - 1).take(max).cloned().collect()))
+    fn read(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from: u64,
+        max: usize,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), String> {
+        for e in self.0.get(&(kind, origin.clone())).into_iter().flatten().skip(from as usize - 1).take(max) {
+            if !take(e.as_bytes()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch's entries, read back from its frame as the receiver reads them.
+fn entries_of(b: &OutBatch) -> Vec<EntryBytes> {
+    match SyncMsg::decode(b.frame.slice(4..)).unwrap() {
+        SyncMsg::Batch { id, entries } => {
+            assert_eq!((id, entries.len()), (b.id, b.entries));
+            entries
+        }
+        other => panic!("{other:?} in a batch's frame"),
     }
 }
 
@@ -51,9 +72,10 @@ fn want_heads(r: &Replica, dir: Direction) -> Vec<(Kind, VersionVector)> {
 }
 
 /// Run the protocol to quiescence; returns the entries accepted in delivery order.
-fn drain(src: &Mem, out: &mut Outbound, rx: &mut Replica) -> Vec<Entry> {
+fn drain(src: &Mem, out: &mut Outbound, rx: &mut Replica) -> Vec<EntryBytes> {
     let mut got = Vec::new();
-    while let Some(SyncMsg::Batch { id, entries }) = out.next_batch(src).unwrap() {
+    while let Some(b) = out.next_batch(src).unwrap() {
+        let (id, entries) = (b.id, entries_of(&b));
         for e in entries {
             if rx.judge(&e, |_| Ok(())) == Verdict::Accept {
                 got.push(e);
@@ -78,8 +100,8 @@ fn everything_missing_arrives_once_most_urgent_first() {
     assert_eq!(out.backlog(&src).unwrap(), 3007);
     let got = drain(&src, &mut out, &mut rx);
     assert_eq!(got.len(), 3007);
-    assert_eq!(got[0].kind, Kind::Alert);
-    assert_eq!(got.iter().position(|e| e.kind == Kind::Audit), Some(7), "alerts, then summaries, then audit");
+    assert_eq!(got[0].kind(), Kind::Alert);
+    assert_eq!(got.iter().position(|e| e.kind() == Kind::Audit), Some(7), "alerts, then summaries, then audit");
     assert_eq!(out.backlog(&src).unwrap(), 0);
 }
 
@@ -90,7 +112,8 @@ fn the_window_bounds_what_is_unacknowledged() {
     let mut out = Outbound::new(Direction::Up, 3, Origins::All);
     out.on_want(vec![]);
     let mut ids = Vec::new();
-    while let Some(SyncMsg::Batch { id, entries }) = out.next_batch(&src).unwrap() {
+    while let Some(b) = out.next_batch(&src).unwrap() {
+        let (id, entries) = (b.id, entries_of(&b));
         assert!(entries.len() <= MAX_BATCH_ENTRIES);
         ids.push(id);
     }
@@ -110,18 +133,15 @@ fn only_allowed_origins_are_offered() {
     let mut out = Outbound::new(Direction::Up, 4, Origins::Only([me].into()));
     out.on_want(want_heads(&rx, Direction::Up));
     let got = drain(&src, &mut out, &mut rx);
-    assert!(got.iter().all(|e| e.origin.as_str() == "town-a") && got.len() == 2);
+    assert!(got.iter().all(|e| e.origin().as_str() == "town-a") && got.len() == 2);
 }
 
 #[test]
 fn refusals_duplicates_and_gaps() {
     let mut rx = receiver();
-    let e = |o: &str, seq| Entry {
-        origin: NodeId::new(o).unwrap(),
-        seq,
-        hlc: Hlc::ZERO,
-        kind: Kind::Alert,
-        payload: vec![],
+    let e = |o: &str, seq| {
+        let e = Entry { origin: NodeId::new(o).unwrap(), seq, hlc: Hlc::ZERO, kind: Kind::Alert, payload: vec![] };
+        EntryBytes::encode(&e).unwrap()
     };
     assert_eq!(rx.judge(&e("town-a", 1), |_| Err(Refusal::ForeignOrigin)), Verdict::Refuse(Refusal::ForeignOrigin));
     assert_eq!(rx.judge(&e("town-a", 2), |_| Ok(())), Verdict::Gap);
@@ -150,7 +170,7 @@ proptest! {
         // relaying to the city, say), each with its own sender state.
         let mut links = [Outbound::new(Direction::Up, 3, Origins::All), Outbound::new(Direction::Up, 3, Origins::All)];
         for l in links.iter_mut() { l.on_want(want_heads(&rx, Direction::Up)); }
-        let mut pending: [VecDeque<(u64, Vec<Entry>)>; 2] = [VecDeque::new(), VecDeque::new()];
+        let mut pending: [VecDeque<(u64, Vec<EntryBytes>)>; 2] = [VecDeque::new(), VecDeque::new()];
         let mut accepted = Vec::new();
         for (which, action) in steps {
             let i = which as usize;
@@ -160,7 +180,8 @@ proptest! {
                     links[i].on_want(want_heads(&rx, Direction::Up));
                 }
                 1..=4 => {
-                    if let Some(SyncMsg::Batch { id, entries }) = links[i].next_batch(&src).unwrap() {
+                    if let Some(b) = links[i].next_batch(&src).unwrap() {
+                        let (id, entries) = (b.id, entries_of(&b));
                         pending[i].push_back((id, entries));
                     }
                 }
@@ -180,7 +201,7 @@ proptest! {
             accepted.extend(drain(&src, link, &mut rx));
         }
         prop_assert_eq!(accepted.len(), total, "every entry once");
-        let mut ids: Vec<_> = accepted.iter().map(|e| (e.kind, e.origin.clone(), e.seq)).collect();
+        let mut ids: Vec<_> = accepted.iter().map(|e| (e.kind(), e.origin().clone(), e.seq())).collect();
         ids.sort();
         ids.dedup();
         prop_assert_eq!(ids.len(), total, "no entry twice");
@@ -198,12 +219,12 @@ fn nothing_past_the_durable_heads_is_sent() {
     out.on_want(vec![]);
     let mut rx = receiver();
     let got = drain(&src, &mut out, &mut rx);
-    let sent: Vec<(Kind, u64)> = got.iter().map(|e| (e.kind, e.seq)).collect();
+    let sent: Vec<(Kind, u64)> = got.iter().map(|e| (e.kind(), e.seq())).collect();
     assert_eq!(sent, (1..=6).map(|s| (Kind::Alert, s)).collect::<Vec<_>>(), "only the durable prefix leaves");
     assert_eq!(out.backlog(&src).unwrap(), 0, "the backlog counts durable entries only");
     // Once durable, the rest follows.
     src.1 = 0;
-    let rest: Vec<(Kind, u64)> = drain(&src, &mut out, &mut rx).iter().map(|e| (e.kind, e.seq)).collect();
+    let rest: Vec<(Kind, u64)> = drain(&src, &mut out, &mut rx).iter().map(|e| (e.kind(), e.seq())).collect();
     let mut want: Vec<(Kind, u64)> = (7..=10).map(|s| (Kind::Alert, s)).collect();
     want.extend((1..=3).map(|s| (Kind::Audit, s)));
     assert_eq!(rest, want);
@@ -232,9 +253,16 @@ impl Holdings for Snapshots {
     fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, String> {
         Ok(self.heads.borrow_mut().entry(kind).or_default().clone())
     }
-    fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize) -> Result<Vec<Entry>, String> {
+    fn read(
+        &self,
+        kind: Kind,
+        origin: &NodeId,
+        from: u64,
+        max: usize,
+        take: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), String> {
         self.reads.set(self.reads.get() + 1);
-        self.mem.read(kind, origin, from, max)
+        self.mem.read(kind, origin, from, max, take)
     }
 }
 
@@ -247,8 +275,9 @@ fn a_sender_woken_with_unchanged_heads_reads_nothing_and_misses_nothing_new() {
     let mut rx = receiver();
     let mut take = |src: &Snapshots, out: &mut Outbound| {
         let mut got = Vec::new();
-        while let Some(SyncMsg::Batch { id, entries }) = out.next_batch(src).unwrap() {
-            got.extend(entries.into_iter().filter(|e| rx.judge(e, |_| Ok(())) == Verdict::Accept).map(|e| e.seq));
+        while let Some(b) = out.next_batch(src).unwrap() {
+            let (id, entries) = (b.id, entries_of(&b));
+            got.extend(entries.into_iter().filter(|e| rx.judge(e, |_| Ok(())) == Verdict::Accept).map(|e| e.seq()));
             out.on_ack(id).unwrap();
         }
         got
