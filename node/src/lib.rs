@@ -2,6 +2,7 @@
 //! registry from whoever builds it, so the binary and the simulator share every line.
 
 pub mod api;
+pub mod audit_chain;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -60,6 +60,11 @@ pub struct PeerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabels {
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
     pub peer: String,
     pub reason: &'static str,
@@ -126,6 +131,8 @@ pub struct Metrics {
     pub clock_wall_ahead_seconds: Gauge<f64, AtomicU64>,
     /// Stamps found on disk at start further ahead of the clock than a jump may be.
     pub clock_future_stamps: Counter,
+    /// Audit records received whose hash chain does not hold, per origin (see `audit_chain`).
+    pub audit_chain_breaks: Family<OriginLabels, Counter>,
 }
 
 impl Metrics {
@@ -169,6 +176,7 @@ impl Metrics {
             clock_held_back: Counter::default(),
             clock_wall_ahead_seconds: Gauge::default(),
             clock_future_stamps: Counter::default(),
+            audit_chain_breaks: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
         r.register("ingested", "Records accepted from feeds", m.ingested.clone());
@@ -275,6 +283,11 @@ impl Metrics {
             m.peer_clock_offset_seconds.clone(),
         );
         r.register(
+            "audit_chain_breaks",
+            "Audit records received from another origin whose link does not match the record before it",
+            m.audit_chain_breaks.clone(),
+        );
+        r.register(
             "clock_held_back",
             "Wall-clock readings held back because the clock jumped more than a minute ahead of the time elapsed",
             m.clock_held_back.clone(),
@@ -317,6 +330,10 @@ impl Metrics {
 
     pub fn handshake_failure(&self, reason: &'static str) {
         self.mesh_handshake_failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn audit_chain_break(&self, origin: &proto::NodeId) {
+        self.audit_chain_breaks.get_or_create(&OriginLabels { origin: origin.to_string() }).inc();
     }
 
     pub fn clock_ahead(&self, peer: &proto::NodeId, entries: u64) {

@@ -37,6 +37,16 @@ impl fmt::Display for Hlc {
     }
 }
 
+/// Reads what [`fmt::Display`] writes: `<wall_ms>.<logical>`.
+impl std::str::FromStr for Hlc {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Hlc, String> {
+        let bad = || format!("{s:?} is not a stamp (<wall ms>.<logical>)");
+        let (wall, logical) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Hlc::new(wall.parse().map_err(|_| bad())?, logical.parse().map_err(|_| bad())?))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HlcError {
     /// A peer's timestamp is further ahead of our physical clock than we tolerate. The caller
@@ -117,6 +127,13 @@ impl HlcClock {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn stamps_read_back_as_they_print() {
+        let h = Hlc::new(1_764_000_000_123, 7);
+        assert_eq!(h.to_string().parse::<Hlc>(), Ok(h));
+        assert!("12".parse::<Hlc>().is_err() && "a.1".parse::<Hlc>().is_err() && "1.-1".parse::<Hlc>().is_err());
+    }
 
     #[test]
     fn follows_wall_time_and_orders_within_a_millisecond() {

@@ -409,8 +409,17 @@ fn compare_stores(mesh: &Mesh) {
     for (id, _, _) in SITES {
         let below = subtree(id);
         for kind in UP_KINDS {
-            let have: BTreeMap<_, _> = exported[&(*id, *kind)].iter().map(|e| (key(e), e.clone())).collect();
+            let mut have: BTreeMap<_, _> = exported[&(*id, *kind)].iter().map(|e| (key(e), e.clone())).collect();
             assert_eq!(have.len(), exported[&(*id, *kind)].len(), "{id} holds a {kind} entry twice");
+            // The audit records `refusals` sent as the idle town, chain broken, are stored
+            // where they were sent and passed up, though the idle town holds none of them.
+            let forged: Vec<_> = have.keys().filter(|(o, _)| o == IDLE_TOWN).cloned().collect();
+            if *kind == "audit" && below.contains("county-a") {
+                assert_eq!(forged, [(IDLE_TOWN.to_string(), 1), (IDLE_TOWN.to_string(), 2)], "{id}");
+            }
+            for k in &forged {
+                have.remove(k);
+            }
             let mut want = BTreeMap::new();
             for origin in &below {
                 for e in exported[&(*origin, *kind)].iter().filter(|e| e["origin"] == *origin) {
@@ -513,6 +522,38 @@ fn refusals(mesh: &mut Mesh) {
         let ack = node::mesh::frames::read_sync(&mut recv).await.unwrap();
         assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 1, refused: 1 });
 
+        // 3b. Audit records of its own whose chain does not hold: the second does not carry
+        // the hash of the first. Stored (the ack refuses nothing), counted and audited.
+        let me = proto::NodeId::new(IDLE_TOWN).unwrap();
+        let first = heads.iter().find(|(k, _)| *k == proto::Kind::Audit).map_or(0, |(_, v)| v.get(&me)) + 1;
+        assert_eq!(first, 1, "{IDLE_TOWN} never ran: its chain starts here");
+        let record = |seq: u64, link: &node::audit_chain::Link| proto::Entry {
+            origin: me.clone(),
+            seq,
+            hlc: proto::Hlc::new(1_764_000_000_000 + seq, 0),
+            kind: proto::Kind::Audit,
+            payload: node::audit_chain::payload(
+                &node::records::AuditRecord {
+                    at_ms: 1_764_000_000_000 + seq,
+                    actor: "operator:test".into(),
+                    action: "test".into(),
+                    subject: format!("record/{seq}"),
+                    why: "a chain that does not hold".into(),
+                },
+                link,
+            )
+            .unwrap(),
+        };
+        let chained = vec![
+            proto::EntryBytes::encode(&record(1, &node::audit_chain::GENESIS)).unwrap(),
+            proto::EntryBytes::encode(&record(2, &[7; 32])).unwrap(),
+        ];
+        node::mesh::frames::write_sync(&mut send, &proto::wire::SyncMsg::Batch { id: 2, entries: chained })
+            .await
+            .unwrap();
+        let ack = node::mesh::frames::read_sync(&mut recv).await.unwrap();
+        assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 2, refused: 0 });
+
         // 4. Streams the county does not serve: a raft stream (not yet), an unknown kind, and
         // one that never says what it is. Each is reset with its code; the connection lives.
         use node::mesh::streams;
@@ -552,6 +593,8 @@ fn refusals(mesh: &mut Mesh) {
         .sum();
     assert!(handshake_failures >= 2.0, "handshake refusals counted: {metrics}");
     assert!(count("foreign_origin") >= 1.0, "forged origin counted");
+    let breaks = format!("yiwang_audit_chain_breaks_total{{origin=\"{IDLE_TOWN}\"}} 1");
+    assert!(metrics.lines().any(|l| l == breaks), "the broken chain counted once: {metrics}");
     for reason in ["stream_not_served", "stream_unknown_kind", "stream_no_header"] {
         assert!(count(reason) >= 1.0, "{reason} counted: {metrics}");
     }

@@ -4,7 +4,6 @@
 use super::error::ApiError;
 use super::{ApiState, Caller};
 use crate::events::MAX_PAGE;
-use crate::records::AuditRecord;
 use crate::workflow::Role;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -64,7 +63,7 @@ async fn list(
             next = Some(entry.seq + 1);
             break;
         }
-        let Ok(r) = crate::records::decode::<AuditRecord>(&entry.payload) else { continue };
+        let Ok(r) = crate::audit_chain::record(&entry.payload) else { continue };
         if q.action.as_ref().is_some_and(|a| &r.action != a)
             || q.subject.as_ref().is_some_and(|t| !r.subject.contains(t.as_str()))
         {

@@ -238,7 +238,7 @@ mod tests {
     use crate::events::{default_categories, Events, Identity};
     use crate::ingest::{Ingest, WatchlistHandle};
     use crate::metrics::Metrics;
-    use crate::records::{self, AuditRecord};
+    use crate::records::AuditRecord;
     use crate::rules::watchlist::{EntryFields, Watchlist};
     use crate::store::{Store, StoreConfig};
     use crate::vessels::VesselDesk;
@@ -368,8 +368,11 @@ mod tests {
         let rm_file = r#"{"kind":"plate","subject":"FILE1","list":"stolen","reason":"x"}"#;
         assert_eq!(call(s.addr, "POST", "/api/v1/watchlist/remove", Some(OP), Some(rm_file)).await.0, 409);
 
-        let audits: Vec<AuditRecord> =
-            s.store.all_entries(Kind::Audit).map(|e| records::decode(&e.unwrap().payload).unwrap()).collect();
+        let audits: Vec<AuditRecord> = s
+            .store
+            .all_entries(Kind::Audit)
+            .map(|e| crate::audit_chain::record(&e.unwrap().payload).unwrap())
+            .collect();
         let summary: Vec<(&str, &str, &str)> =
             audits.iter().map(|a| (a.actor.as_str(), a.action.as_str(), a.why.as_str())).collect();
         assert_eq!(

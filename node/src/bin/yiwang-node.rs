@@ -2,6 +2,7 @@
 //! library, so the simulator runs the same code.
 
 use clap::{Parser, Subcommand};
+use node::audit_chain::ChainCheck;
 use node::auth::Credentials;
 use node::clock::{GuardedClock, SharedClock, SystemClock};
 use node::config::NodeConfig;
@@ -111,6 +112,18 @@ enum Command {
         #[arg(long)]
         kind: Option<String>,
     },
+    /// Check the audit log's hash chains: each origin's records, each carrying the hash of the
+    /// record before it. Reads a stopped node's store, or with --export the output of
+    /// `export --kind audit`. Names the first broken link and exits with status 1 if there is
+    /// one; records whose predecessor is not held (deleted by retention) start the check anew.
+    VerifyAudit {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// JSON lines from `yiwang-node export --kind audit` ("-" for standard input) instead
+        /// of the store.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +132,10 @@ fn main() -> ExitCode {
         Command::Run { node, open311_api_keys } => node.load().and_then(|c| run(c, &open311_api_keys)),
         Command::DecodeAis { unscaled, file } => decode_ais(file.as_deref(), !unscaled),
         Command::Export { node, kind } => node.load().and_then(|c| export(c, kind.as_deref())),
+        Command::VerifyAudit { node, export } => match export {
+            Some(file) => verify_audit_export(&file),
+            None => node.load().and_then(verify_audit_store),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,8 +265,9 @@ fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
                         .map(|r| serde_json::to_value(r).unwrap_or_default()),
                     Kind::Alert => node::records::decode::<Alert>(&entry.payload)
                         .map(|r| serde_json::to_value(r).unwrap_or_default()),
-                    Kind::Audit => node::records::decode::<AuditRecord>(&entry.payload)
-                        .map(|r| serde_json::to_value(r).unwrap_or_default()),
+                    Kind::Audit => {
+                        node::audit_chain::record(&entry.payload).map(|r| serde_json::to_value(r).unwrap_or_default())
+                    }
                     Kind::Event | Kind::Transition | Kind::Escalation | Kind::Command => {
                         Change::decode(kind, &entry.payload).map(|c| change_json(&c))
                     }
@@ -257,7 +275,7 @@ fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
                 }
                 .unwrap_or_else(|e| serde_json::json!({ "undecodable": e.to_string() }));
                 let digest: String = node::store::content_digest(&entry).iter().map(|b| format!("{b:02x}")).collect();
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "kind": kind.as_str(),
                     "origin": entry.origin.as_str(),
                     "seq": entry.seq,
@@ -266,6 +284,11 @@ fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
                     // Stamp and payload: equal on every node that holds this entry.
                     "sha256": digest,
                 });
+                if kind == Kind::Audit {
+                    // The record's link in its origin's chain: `verify-audit --export` checks it.
+                    let link = node::audit_chain::split(&entry.payload).ok().and_then(|(_, l)| l);
+                    line["link"] = link.map_or(serde_json::Value::Null, |l| hex(&l).into());
+                }
                 writeln!(out, "{line}").map_err(|e| e.to_string())?;
             }
         }
@@ -273,6 +296,98 @@ fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Check the audit chains of a stopped node's store.
+fn verify_audit_store(config: NodeConfig) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let store = open_store(&config, Arc::new(SystemClock), Metrics::unregistered())?;
+        let mut check = ChainCheck::new();
+        let mut first_break = None;
+        for entry in store.all_entries(Kind::Audit) {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let stored = proto::codec::encode(&entry).map_err(|e| e.to_string())?;
+            if let Err(b) = check.check(&entry.origin, entry.seq, &stored, &entry.payload) {
+                first_break.get_or_insert(b);
+            }
+        }
+        store.close().await;
+        chain_verdict(&check, first_break)
+    })
+}
+
+/// Check the audit chains in `export --kind audit` output: each line's entry is rebuilt from
+/// its fields, so a changed field changes the hash the next record must carry.
+fn verify_audit_export(file: &Path) -> Result<()> {
+    use std::io::BufRead;
+    let input: Box<dyn BufRead> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut check = ChainCheck::new();
+    let mut first_break = None;
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = exported_audit(&line).map_err(|e| format!("{}:{}: {e}", file.display(), i + 1))?;
+        let stored = proto::codec::encode(&entry).map_err(|e| e.to_string())?;
+        if let Err(b) = check.check(&entry.origin, entry.seq, &stored, &entry.payload) {
+            first_break.get_or_insert(b);
+        }
+    }
+    chain_verdict(&check, first_break)
+}
+
+/// The audit entry one line of `export` output stands for.
+fn exported_audit(line: &str) -> Result<proto::Entry> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        kind: String,
+        origin: NodeId,
+        seq: u64,
+        hlc: String,
+        record: AuditRecord,
+        link: Option<String>,
+    }
+    let l: Line = serde_json::from_str(line).map_err(|e| format!("not an exported audit record: {e}"))?;
+    if l.kind != Kind::Audit.as_str() {
+        return Err(format!("a {} entry: export with --kind audit", l.kind));
+    }
+    let mut payload = node::records::encode(&l.record).map_err(|e| e.to_string())?;
+    if let Some(link) = l.link {
+        let bytes = (0..link.len())
+            .step_by(2)
+            .map(|i| link.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| format!("link {link:?} is not 32 bytes of hex"))?;
+        payload.extend_from_slice(&bytes);
+    }
+    Ok(proto::Entry { origin: l.origin, seq: l.seq, hlc: l.hlc.parse()?, kind: Kind::Audit, payload })
+}
+
+fn chain_verdict(check: &ChainCheck, first_break: Option<node::audit_chain::Break>) -> Result<()> {
+    match first_break {
+        Some(b) => Err(format!("{b} ({} records of {} origins checked)", check.checked(), check.origins())),
+        None => {
+            println!(
+                "audit chains intact: {} records of {} origins ({} written before the chain)",
+                check.checked(),
+                check.origins(),
+                check.unlinked()
+            );
+            Ok(())
+        }
+    }
 }
 
 fn change_json(c: &Change) -> serde_json::Value {

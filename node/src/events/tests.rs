@@ -76,7 +76,7 @@ async fn an_event_goes_through_the_seven_steps() {
     assert_eq!(events.get(&id).unwrap().unwrap(), done);
     // Every write was audited with who did it.
     let audits: Vec<AuditRecord> =
-        _store.all_entries(Kind::Audit).map(|e| records::decode(&e.unwrap().payload).unwrap()).collect();
+        _store.all_entries(Kind::Audit).map(|e| crate::audit_chain::record(&e.unwrap().payload).unwrap()).collect();
     assert_eq!(audits.len(), 7);
     assert!(audits[1].actor.starts_with("op-li") && audits[1].action == "dispatch");
 }

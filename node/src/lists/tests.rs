@@ -51,7 +51,7 @@ fn watch_entries(store: &Store) -> Vec<Entry> {
 }
 
 fn audits(store: &Store) -> Vec<AuditRecord> {
-    store.all_entries(Kind::Audit).map(|e| records::decode(&e.unwrap().payload).unwrap()).collect()
+    store.all_entries(Kind::Audit).map(|e| crate::audit_chain::record(&e.unwrap().payload).unwrap()).collect()
 }
 
 /// The live `(key, reason, source is mesh)` of every published entry.

@@ -509,6 +509,7 @@ impl Inner {
             tracing::warn!(peer = %peer.id, entries = ahead, "entries stamped more than a minute ahead of this node's clock");
         }
         let mut ops = Vec::with_capacity(entries.len());
+        let mut breaks = Vec::new();
         let mut refused = Vec::new();
         let mut applied = Vec::new();
         let mut replica = self.replica.lock().await;
@@ -526,10 +527,32 @@ impl Inner {
                     if matches!(e.kind(), Kind::Watchlist | Kind::Command) {
                         applied.push(e.to_entry());
                     }
+                    if e.kind() == Kind::Audit {
+                        if let Err(b) = self.check_chain(&e) {
+                            breaks.push(b);
+                        }
+                    }
                     ops.push(Op::Insert(e));
                 }
                 Verdict::Duplicate | Verdict::Gap => {}
                 Verdict::Refuse(r) => refused.push((e.origin().clone(), e.kind(), r)),
+            }
+        }
+        if let Some(first) = breaks.first() {
+            // Stored all the same: what the origin holds is evidence, and refusing it would stop
+            // every later record of that origin at the gap. Operators hear of it, once a batch.
+            breaks.iter().for_each(|b| self.metrics.audit_chain_break(&b.origin));
+            tracing::error!(peer = %peer.id, breaks = breaks.len(), first = %first, "audit records received whose chain does not hold");
+            let audit = AuditRecord {
+                at_ms: self.now(),
+                actor: "mesh".into(),
+                action: "audit.chain_broken".into(),
+                subject: format!("audit/{}/{}", first.origin, first.seq),
+                why: format!("{first}; {} such records in one batch from {}", breaks.len(), peer.id),
+            };
+            match crate::records::encode(&audit) {
+                Ok(payload) => ops.push(Op::Append { kind: Kind::Audit, payload }),
+                Err(e) => tracing::error!(error = %e, "broken audit chain not audited"),
             }
         }
         // Summaries are upserted in the same commit as the entries that carry them.
@@ -547,6 +570,22 @@ impl Inner {
                 Err(e.into())
             }
         }
+    }
+
+    /// Check a received audit record against the record before it from its origin, as held
+    /// here (see `audit_chain`). The first record heard of an origin since this node started
+    /// is checked against its predecessor in the store, if the store has it.
+    fn check_chain(&self, e: &EntryBytes) -> Result<(), crate::audit_chain::Break> {
+        let mut chains = self.audit_chains.lock().unwrap_or_else(|p| p.into_inner());
+        if e.seq() > 1 && !chains.knows(e.origin(), e.seq()) {
+            let before = self.store.stored_entries(Kind::Audit, e.origin(), e.seq() - 1).next();
+            if let Some(Ok(stored)) =
+                before.filter(|b| matches!(b, Ok(s) if EntryBytes::peek_seq(s).ok() == Some(e.seq() - 1)))
+            {
+                chains.seed(e.origin(), e.seq() - 1, &stored);
+            }
+        }
+        chains.check(e.origin(), e.seq(), e.as_bytes(), e.payload())
     }
 
     /// After a failed commit the heads may be ahead of the disk: take them from the store again.

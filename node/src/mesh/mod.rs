@@ -160,6 +160,8 @@ pub(crate) struct Inner {
     report_wake: tokio::sync::Notify,
     /// Refused handshakes waiting to be audited in aggregate.
     refusals: Mutex<refusals::RefusalAudit>,
+    /// Where each origin's audit chain stands, as received here (see `audit_chain`).
+    audit_chains: Mutex<crate::audit_chain::ChainCheck>,
 }
 
 /// What the mesh needs from the rest of the node.
@@ -242,6 +244,7 @@ impl Mesh {
             reports: reports::ReportTable::default(),
             report_wake: tokio::sync::Notify::new(),
             refusals,
+            audit_chains: Mutex::new(crate::audit_chain::ChainCheck::new()),
         });
         tasks.spawn(inner.clone().accept_loop());
         if let Some(voter) = voter {

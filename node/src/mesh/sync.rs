@@ -327,14 +327,14 @@ impl Replica {
             .iter()
             .map(|e| {
                 let allowed = match &run {
-                    Some((origin, kind, allowed)) if origin == e.origin() && *kind == e.kind() => allowed.clone(),
+                    Some((origin, kind, allowed)) if origin == e.origin() && *kind == e.kind() => *allowed,
                     _ => {
                         let allowed = authorize(e.origin(), e.kind());
-                        run = Some((e.origin().clone(), e.kind(), allowed.clone()));
+                        run = Some((e.origin().clone(), e.kind(), allowed));
                         allowed
                     }
                 };
-                self.judge(e, |_| allowed.clone())
+                self.judge(e, |_| allowed)
             })
             .collect()
     }

@@ -14,6 +14,7 @@ use super::keys;
 use super::sim::SimDisk;
 use super::sled_engine::SledEngine;
 use super::{entry_tree, Appended, InjectedBugs, Job, Op, Published, StoreConfig, StoreError, SweepOutcome};
+use crate::audit_chain::{self, Link};
 use crate::clock::SharedClock;
 use crate::metrics::{KindLabels, Metrics};
 use proto::{codec, EntryRef, Hlc, HlcClock, Kind, NodeId, VersionVector};
@@ -79,6 +80,8 @@ pub(super) struct Flusher<E: Engine> {
     hlc: HlcClock,
     /// The last sequence issued per kind.
     seqs: BTreeMap<Kind, u64>,
+    /// The link this node's next audit record carries: the hash of its last one.
+    audit_link: Link,
     config: StoreConfig,
     metrics: Metrics,
     published: Arc<Published>,
@@ -91,6 +94,21 @@ fn past_origin(prefix: &[u8]) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(&[0xff; 9]);
     k
+}
+
+/// The link this node's next audit record carries, as the engine holds it. A store from
+/// before the chain has no chain head: the chain starts from its last record (or from the
+/// start, if it has none).
+fn chain_head(engine: &dyn Engine, prefix: &[u8]) -> Result<Link, StoreError> {
+    let tree = entry_tree(Kind::Audit);
+    if let Some(v) = engine.get(tree, keys::CHAIN_HEAD)? {
+        return Link::try_from(&v[..]).map_err(|_| StoreError::Corrupt {
+            tree: tree.to_string(),
+            detail: format!("chain head of {} bytes", v.len()),
+        });
+    }
+    let last = engine.range(tree, Bound::Included(prefix.to_vec()), Bound::Excluded(past_origin(prefix))).next_back();
+    Ok(last.transpose()?.map_or(audit_chain::GENESIS, |(_, stored)| audit_chain::link_to(&stored)))
 }
 
 /// For each origin, the highest sequence of `kind` in the engine: one seek per origin.
@@ -158,6 +176,7 @@ impl<E: Engine> Flusher<E> {
             }
             durable.insert(kind, Arc::new(scan_heads(&*engine, kind)?));
         }
+        let audit_link = chain_head(&*engine, &prefix)?;
         *published.durable.lock().unwrap_or_else(|p| p.into_inner()) = durable;
         let size = engine.size_on_disk().unwrap_or(0);
         published.size_bytes.store(size, Ordering::Relaxed);
@@ -173,6 +192,7 @@ impl<E: Engine> Flusher<E> {
             clock,
             hlc,
             seqs,
+            audit_link,
             config,
             metrics,
             published,
@@ -347,14 +367,23 @@ impl<E: Engine> Flusher<E> {
             Staged { writes: Vec::with_capacity(ops.len()), appended: Vec::with_capacity(ops.len()), inserted: vec![] };
         let mut seqs = BTreeMap::new();
         let mut hlc = self.hlc.clone();
+        let mut audit_link = None;
         for op in ops {
             match op {
-                Op::Append { kind, payload } => {
+                Op::Append { kind, mut payload } => {
+                    // An audit record carries the hash of this node's record before it.
+                    let link = (kind == Kind::Audit).then(|| audit_link.unwrap_or(self.audit_link));
+                    if let Some(link) = &link {
+                        payload.extend_from_slice(link);
+                    }
                     let seq = seqs.entry(kind).or_insert_with(|| self.seqs[&kind]);
                     *seq += 1;
                     let stamp = hlc.now(self.clock.now_ms()).map_err(|e| StoreError::Codec(e.to_string()))?;
                     let entry = EntryRef { origin: &self.node, seq: *seq, hlc: stamp, kind, payload: &payload };
                     let bytes = codec::encode(&entry).map_err(|e| StoreError::Codec(e.to_string()))?;
+                    if link.is_some() {
+                        audit_link = Some(audit_chain::link_to(&bytes));
+                    }
                     // The whole key in one allocation: the tree's prefix and ours, built once.
                     let prefix = &self.own_keys[&kind];
                     let mut key = Vec::with_capacity(prefix.len() + 8);
@@ -375,6 +404,11 @@ impl<E: Engine> Flusher<E> {
                     staged.inserted.push((entry.kind(), entry.origin().clone(), entry.seq()));
                 }
             }
+        }
+        if let Some(link) = audit_link {
+            // Beside the records, in the same commit: the chain resumes from it after a restart.
+            staged.writes.push(Write::put(entry_tree(Kind::Audit), keys::CHAIN_HEAD, link.to_vec()));
+            self.audit_link = link;
         }
         self.seqs.extend(seqs);
         self.hlc = hlc;

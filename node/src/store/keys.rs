@@ -13,6 +13,10 @@ use proto::{Hlc, NodeId};
 /// has deleted every entry.
 pub const HIGH_WATER: &[u8] = &[0, b'h', b'w'];
 
+/// `[0, 'c', 'h']`, in the audit tree: the link this node's next audit record carries (see
+/// `audit_chain`): the hash of its last one, written with it.
+pub const CHAIN_HEAD: &[u8] = &[0, b'c', b'h'];
+
 pub fn origin_prefix(origin: &NodeId) -> Vec<u8> {
     let id = origin.as_str().as_bytes();
     let mut k = Vec::with_capacity(1 + id.len() + 8);

@@ -31,6 +31,9 @@ mod sled_engine;
 pub use config::StoreConfig;
 pub use engine::Tree;
 pub use sim::{DiskFaults, DiskStats, PowerCut, SimDisk};
+/// The sled tree a store's trees share on disk: for tools and tests that read a stopped
+/// store's files directly.
+pub use sled_engine::KEYSPACE as SLED_KEYSPACE;
 
 /// An entry's contents as one digest: its stamp and its payload. A site stamps each of its
 /// entries with a distinct hybrid time, so equal digests are one entry, and two copies of one

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 /// The one sled tree every store tree lives in.
-const KEYSPACE: &[u8] = b"yiwang";
+pub const KEYSPACE: &[u8] = b"yiwang";
 /// sled's own default tree, which the store never uses.
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 /// Pairs copied per batch when moving an old store into the keyspace.
