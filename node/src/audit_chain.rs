@@ -49,6 +49,28 @@ pub fn split(payload: &[u8]) -> Result<(AuditRecord, Option<Link>), CodecError> 
     }
 }
 
+/// An [`AuditRecord`]'s fields as they lie in a payload: the same encoding, read without
+/// copying them out.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // read to check the record's shape and find where it ends, never used
+struct RecordShape<'a> {
+    at_ms: u64,
+    actor: &'a str,
+    action: &'a str,
+    subject: &'a str,
+    why: &'a str,
+}
+
+/// The link in an audit payload (`None` for a record written before the chain), the record
+/// checked for shape but not copied out: what a receiver reads of every record it takes in.
+pub fn link_of(payload: &[u8]) -> Result<Option<Link>, CodecError> {
+    let (_, used) = codec::decode_prefix_borrowed::<RecordShape>(payload)?;
+    match &payload[used..] {
+        [] => Ok(None),
+        rest => Link::try_from(rest).map(Some).map_err(|_| CodecError::TrailingBytes(rest.len())),
+    }
+}
+
 /// The record in an audit payload, its link set aside.
 pub fn record(payload: &[u8]) -> Result<AuditRecord, CodecError> {
     split(payload).map(|(record, _)| record)
@@ -112,9 +134,7 @@ impl ChainCheck {
     /// is checked from the record after it.
     pub fn seed(&mut self, origin: &NodeId, seq: u64, stored: &[u8]) {
         let linked = proto::EntryBytes::decode(bytes::Bytes::copy_from_slice(stored))
-            .ok()
-            .and_then(|e| split(e.payload()).ok())
-            .is_some_and(|(_, link)| link.is_some());
+            .is_ok_and(|e| matches!(link_of(e.payload()), Ok(Some(_))));
         self.tips.insert(origin.clone(), Tip { seq, link: link_to(stored), linked });
     }
 
@@ -125,7 +145,7 @@ impl ChainCheck {
         let before = self.tips.get(origin).copied().filter(|t| t.seq + 1 == seq);
         let was_linked = self.tips.get(origin).is_some_and(|t| t.linked);
         let broken = |why| Break { origin: origin.clone(), seq, why };
-        let read = split(payload).map(|(_, link)| link);
+        let read = link_of(payload);
         let verdict = match &read {
             Err(e) => Err(broken(BreakKind::Unreadable(e.to_string()))),
             Ok(None) => {
@@ -142,8 +162,13 @@ impl ChainCheck {
                 _ => Ok(()),
             },
         };
-        let linked = was_linked || matches!(read, Ok(Some(_)));
-        self.tips.insert(origin.clone(), Tip { seq, link: link_to(stored), linked });
+        let tip = Tip { seq, link: link_to(stored), linked: was_linked || matches!(read, Ok(Some(_))) };
+        match self.tips.get_mut(origin) {
+            Some(t) => *t = tip,
+            None => {
+                self.tips.insert(origin.clone(), tip);
+            }
+        }
         self.checked += 1;
         verdict
     }
@@ -196,6 +221,16 @@ mod tests {
                 stored
             })
             .collect()
+    }
+
+    #[test]
+    fn the_link_read_alone_is_the_link_split_off() {
+        for payload in [payload(&record(1), &[9; 32]).unwrap(), codec::encode(&record(2)).unwrap()] {
+            assert_eq!(link_of(&payload).unwrap(), split(&payload).unwrap().1);
+        }
+        let mut odd = codec::encode(&record(3)).unwrap();
+        odd.extend_from_slice(&[1, 2, 3]);
+        assert!(link_of(&odd).is_err() && split(&odd).is_err());
     }
 
     fn check_all(check: &mut ChainCheck, stored: &[Vec<u8>]) -> Result<(), Break> {

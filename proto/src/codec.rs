@@ -131,6 +131,14 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), Co
         .map_err(|e| map_decode_error(e, MAX_VALUE_BYTES))
 }
 
+/// [`decode_prefix`] for a value that borrows from `bytes` (`&str` fields): reads a record's
+/// shape without copying its strings out.
+pub fn decode_prefix_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, usize), CodecError> {
+    let bytes = &bytes[..bytes.len().min(MAX_VALUE_BYTES)];
+    bincode::serde::borrow_decode_from_slice(bytes, config::<MAX_VALUE_BYTES>())
+        .map_err(|e| map_decode_error(e, MAX_VALUE_BYTES))
+}
+
 /// The codec's variable-length unsigned integer at the front of `bytes`, as bincode's standard
 /// configuration writes it (big-endian here), with the bytes it takes: for reading a header on
 /// a path too hot for a serde decoder per field. `max` is the type's largest value (`u32::MAX`

@@ -85,14 +85,15 @@ fn payload(i: u64) -> Vec<u8> {
     node::records::encode(&audit(i)).unwrap()
 }
 
-/// The size of one stored entry as the county stores it (key and value shapes as in the store).
+/// The size of one stored entry as the county stores it (key and value shapes as in the store):
+/// the record, and the link the town's store appended to chain it (docs/audit.md).
 fn stored_entry(origin: &NodeId, seq: u64) -> Vec<u8> {
     let e = Entry {
         origin: origin.clone(),
         seq,
         hlc: Hlc::new(1_764_146_400_000, 0),
         kind: Kind::Audit,
-        payload: payload(seq),
+        payload: node::audit_chain::payload(&audit(seq), &node::audit_chain::GENESIS).unwrap(),
     };
     codec::encode(&e).unwrap()
 }
@@ -287,7 +288,7 @@ pub fn run(rounds: usize) -> Figures {
     let value = stored_entry(&origin, backlog / 2);
     let payload_len = payload(backlog / 2).len();
     eprintln!(
-        "drain: {backlog} audit entries ({payload_len}-byte payloads, {}-byte stored entries), batches of \
+        "drain: {backlog} audit entries ({payload_len}-byte records, {}-byte stored entries with their links), batches of \
          {MAX_BATCH_ENTRIES}, {rounds} rounds",
         value.len()
     );
