@@ -9,6 +9,14 @@
 //! - [`WatchOp::Remove`] takes `(subject, list)` off by naming the add tags its author had seen
 //!   (`observed`). It removes exactly those adds and nothing it had not seen.
 //!
+//! A remove's tags are checked against the adds they name: a tag kills an add only if the add
+//! was made before the remove (its stamp at most [`MAX_CLOCK_JUMP_MS`] after the remove's; the
+//! remover saw the add, so with hybrid clocks its stamp follows the add's). A remove naming tags
+//! that did not exist yet, such as another node's next sequence numbers, so cannot keep future
+//! adds off a list: such a tombstone is dropped when the add it named arrives, and until then
+//! waits like any remove that overtook its add. Whichever arrives first, the outcome is the
+//! same, so it stays a CRDT.
+//!
 //! # Semantics
 //! For each element the state keeps, per origin node, that origin's **latest** add (highest
 //! sequence) and the tags removed. An add from an origin replaces that origin's earlier adds of
@@ -56,6 +64,7 @@
 //! Collected state differs from uncollected state only in dead records, never in what is live
 //! at or after the floor.
 
+use crate::clock::MAX_CLOCK_JUMP_MS;
 use crate::rules::watchlist::{normalise_plate, EntryError, EntryFields, Subject, Watchlist};
 use proto::{EntryId, NodeId};
 use serde::{Deserialize, Serialize};
@@ -234,17 +243,32 @@ struct Latest {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct OriginState {
     latest: Option<Latest>,
-    removed: BTreeSet<u64>,
+    /// Tombstones: sequences named by removes, each with the latest stamp (ms) of a remove that
+    /// named it.
+    removed: BTreeMap<u64, u64>,
+}
+
+/// Whether a remove made at `removed_ms` takes an add made at `added_ms`: the add must not be
+/// younger than the remove, allowing for clocks that disagree by as much as the hybrid clock
+/// follows.
+fn kills(removed_ms: u64, added_ms: u64) -> bool {
+    added_ms <= removed_ms.saturating_add(MAX_CLOCK_JUMP_MS)
 }
 
 impl OriginState {
     fn canonicalise(&mut self) {
         if let Some(latest) = &mut self.latest {
-            if self.removed.first().is_some_and(|&s| s < latest.seq) {
+            if self.removed.first_key_value().is_some_and(|(&s, _)| s < latest.seq) {
                 self.removed = self.removed.split_off(&latest.seq);
             }
-            if self.removed.contains(&latest.seq) {
-                latest.fields = None;
+            if let Some(&removed_ms) = self.removed.get(&latest.seq) {
+                match &latest.fields {
+                    // Named before the add was made: a tag that did not exist yet.
+                    Some(f) if !kills(removed_ms, f.at_ms) => {
+                        self.removed.remove(&latest.seq);
+                    }
+                    _ => latest.fields = None,
+                }
             }
         }
     }
@@ -270,13 +294,15 @@ impl OriginState {
         true
     }
 
-    fn remove(&mut self, seq: u64) -> bool {
+    fn remove(&mut self, seq: u64, at_ms: u64) -> bool {
         if self.latest.as_ref().is_some_and(|l| l.seq > seq) {
             return false; // superseded already
         }
-        let new = self.removed.insert(seq);
+        let before = self.clone();
+        let r = self.removed.entry(seq).or_insert(at_ms);
+        *r = (*r).max(at_ms);
         self.canonicalise();
-        new
+        *self != before
     }
 
     fn merge(&mut self, other: &OriginState) {
@@ -295,7 +321,10 @@ impl OriginState {
                 Ordering::Less => {}
             },
         }
-        self.removed.extend(other.removed.iter().copied());
+        for (&seq, &at_ms) in &other.removed {
+            let r = self.removed.entry(seq).or_insert(at_ms);
+            *r = (*r).max(at_ms);
+        }
         self.canonicalise();
     }
 
@@ -383,7 +412,7 @@ impl WatchSet {
                 let element = self.elements.entry(key.clone()).or_default();
                 let mut changed = false;
                 for t in observed {
-                    changed |= element.origins.entry(t.origin.clone()).or_default().remove(t.seq);
+                    changed |= element.origins.entry(t.origin.clone()).or_default().remove(t.seq, at_ms);
                 }
                 changed
             }
@@ -455,7 +484,7 @@ impl WatchSet {
                     None => true,
                     Some(l) => l.seq <= upto && l.fields.as_ref().is_none_or(|f| !f.is_live(floor_ms)),
                 };
-                let covered = state.removed.last().is_none_or(|&s| s <= upto);
+                let covered = state.removed.last_key_value().is_none_or(|(&s, _)| s <= upto);
                 !(dead && covered)
             });
             if element.origins.len() != before {

@@ -78,6 +78,45 @@ fn a_remove_that_overtakes_its_add_still_removes_it() {
     assert!(s.is_empty());
 }
 
+/// A node that names another node's next sequence numbers in a remove cannot keep what that
+/// node lists next off the list, in whichever order the two arrive; a remove made after the add
+/// it names still takes it, however late the add arrives.
+#[test]
+fn a_remove_naming_tags_that_do_not_exist_yet_blocks_no_future_add() {
+    use crate::clock::MAX_CLOCK_JUMP_MS as SKEW;
+    let k = key(plate("AB123"), "stolen");
+    let t0 = 1_764_000_000_000;
+    let pre_block = remove(plate("AB123"), "stolen", (1..=5).map(|s| tag("town-b", s)).collect());
+    let later_add = |s: &mut WatchSet| s.apply(&tag("town-b", 3), t0 + 3_600_000, &add(plate("AB123"), "stolen", None));
+    for remove_first in [true, false] {
+        let mut s = WatchSet::new();
+        if remove_first {
+            s.apply(&tag("mallory", 1), t0, &pre_block).unwrap();
+            later_add(&mut s).unwrap();
+        } else {
+            later_add(&mut s).unwrap();
+            s.apply(&tag("mallory", 1), t0, &pre_block).unwrap();
+        }
+        assert!(s.is_live(&k, t0 + 3_600_000), "remove first: {remove_first}");
+        // The tombstone the add disproved is gone, so are those below it (an origin's older
+        // adds can never matter again); 4 and 5 wait, as for any remove ahead of its add.
+        assert_eq!(s.stats().tombstones, 2, "remove first: {remove_first}");
+    }
+    // Within the clocks' tolerance a remove still takes the add: a remover whose clock is
+    // behind the adder's.
+    let mut s = WatchSet::new();
+    s.apply(&tag("town-a", 1), t0, &remove(plate("AB123"), "stolen", vec![tag("town-b", 1)])).unwrap();
+    s.apply(&tag("town-b", 1), t0 + SKEW, &add(plate("AB123"), "stolen", None)).unwrap();
+    assert!(!s.is_live(&k, t0 + SKEW));
+    // A second remove, stamped later, takes an add the first could not.
+    let mut s = WatchSet::new();
+    s.apply(&tag("town-a", 1), t0, &remove(plate("AB123"), "stolen", vec![tag("town-b", 1)])).unwrap();
+    s.apply(&tag("town-b", 1), t0 + SKEW + 1, &add(plate("AB123"), "stolen", None)).unwrap();
+    assert!(s.is_live(&k, t0 + SKEW + 1));
+    s.apply(&tag("city", 1), t0 + SKEW + 5, &remove(plate("AB123"), "stolen", vec![tag("town-b", 1)])).unwrap();
+    assert!(!s.is_live(&k, t0 + SKEW + 5));
+}
+
 #[test]
 fn garbage_collection_keeps_what_could_still_matter() {
     let k = key(plate("AB123"), "stolen");
@@ -178,9 +217,28 @@ fn subject_of(i: usize) -> Subject {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Add { replica: usize, subject: usize, list: usize, expiry: usize },
-    Remove { replica: usize, subject: usize, list: usize },
-    Sync { from: usize, to: usize },
+    Add {
+        replica: usize,
+        subject: usize,
+        list: usize,
+        expiry: usize,
+    },
+    Remove {
+        replica: usize,
+        subject: usize,
+        list: usize,
+    },
+    /// A remove naming tags another replica has not issued yet (its next two).
+    Forge {
+        replica: usize,
+        subject: usize,
+        list: usize,
+        victim: usize,
+    },
+    Sync {
+        from: usize,
+        to: usize,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -189,6 +247,8 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (r.clone(), 0..4usize, 0..LISTS.len(), 0..EXPIRIES.len())
             .prop_map(|(replica, subject, list, expiry)| Step::Add { replica, subject, list, expiry }),
         3 => (r.clone(), 0..4usize, 0..LISTS.len()).prop_map(|(replica, subject, list)| Step::Remove { replica, subject, list }),
+        1 => (r.clone(), 0..4usize, 0..LISTS.len(), r.clone())
+            .prop_map(|(replica, subject, list, victim)| Step::Forge { replica, subject, list, victim }),
         3 => (r.clone(), r).prop_map(|(from, to)| Step::Sync { from, to }),
     ]
 }
@@ -234,6 +294,20 @@ fn history(steps: &[Step]) -> (Vec<Logged>, Vec<(WatchSet, Vec<bool>)>) {
                         list: LISTS[*list].into(),
                         observed,
                         reason: "done".into(),
+                        removed_by: ORIGINS[*replica].into(),
+                    },
+                )
+            }
+            Step::Forge { replica, subject, list, victim } => {
+                let next = replicas[*victim].next_seq;
+                let observed = (next..next + 2).map(|s| tag(ORIGINS[*victim], s)).collect();
+                (
+                    *replica,
+                    WatchOp::Remove {
+                        subject: subject_of(*subject),
+                        list: LISTS[*list].into(),
+                        observed,
+                        reason: "forged".into(),
                         removed_by: ORIGINS[*replica].into(),
                     },
                 )
@@ -390,17 +464,19 @@ proptest! {
                     }
                 }
                 // A remove issued when its replica had seen every add of the element there will
-                // ever be (none came later or concurrently) leaves the element off.
-                WatchOp::Remove { .. } => {
+                // ever be (none came later or concurrently) leaves the element off. (A forged
+                // one names tags, not what its replica had seen.)
+                WatchOp::Remove { reason, .. } if reason != "forged" => {
                     let later_adds = log.iter().skip(i + 1).any(|b| matches!(b.op, WatchOp::Add { .. }) && b.op.validate().unwrap() == k);
                     let missed = log.iter().take(i).any(|b| {
                         matches!(b.op, WatchOp::Add { .. }) && b.op.validate().unwrap() == k
-                            && !log.iter().take(i + 1).any(|r| r.op.validate().unwrap() == k && matches!(&r.op, WatchOp::Remove { observed, .. } if observed.iter().any(|o| o.origin == b.tag.origin && o.seq >= b.tag.seq)))
+                            && !log.iter().take(i + 1).any(|r| r.op.validate().unwrap() == k && matches!(&r.op, WatchOp::Remove { observed, reason, .. } if reason != "forged" && observed.iter().any(|o| o.origin == b.tag.origin && o.seq >= b.tag.seq)))
                     });
                     if !later_adds && !missed {
                         prop_assert!(!s.is_live(&k, 0), "{} still live after a full remove", k);
                     }
                 }
+                WatchOp::Remove { .. } => {}
             }
         }
     }
