@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 
-fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>, StoreError> {
+fn summaries_upserts(store: &crate::store::Store, ops: &[Op], now_ms: u64) -> Result<Vec<Op>, StoreError> {
     let entries: Vec<Entry> = ops
         .iter()
         .filter_map(|op| match op {
@@ -42,7 +42,7 @@ fn summaries_upserts(store: &crate::store::Store, ops: &[Op]) -> Result<Vec<Op>,
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    super::summaries::upserts(store, &entries)
+    super::summaries::upserts(store, &entries, now_ms)
 }
 
 /// Entries stamped further ahead of our clock than this are flagged.
@@ -556,7 +556,7 @@ impl Inner {
             }
         }
         // Summaries are upserted in the same commit as the entries that carry them.
-        let queued = match summaries_upserts(&self.store, &ops) {
+        let queued = match summaries_upserts(&self.store, &ops, self.now()) {
             Ok(mut up) => {
                 ops.append(&mut up);
                 self.store.submit(ops).await

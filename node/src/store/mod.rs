@@ -86,8 +86,10 @@ pub enum BudgetState {
     Ok = 0,
     /// Past the warning threshold: nothing is refused yet, the metric tells operators.
     Warning = 1,
-    /// Past the budget: raw detections are refused, alerts and events still go in, using the
-    /// reserve kept above the budget for them.
+    /// Past the budget: raw detections are refused, and so are entries of other nodes (a flood
+    /// from below must not spend the reserve: their senders keep them until there is room);
+    /// this node's own alerts, events and audit still go in, using the reserve kept above the
+    /// budget for them.
     RefusingDetections = 2,
     /// Past the budget and its reserve: every write is refused.
     RefusingAll = 3,
@@ -368,7 +370,7 @@ impl Store {
             }
             (Op::Append { kind, .. }, BudgetState::RefusingAll) => Some(kind.as_str()),
             (Op::Put { tree, .. }, BudgetState::RefusingAll) => Some(*tree),
-            (Op::Insert(e), BudgetState::RefusingAll) => Some(e.kind().as_str()),
+            (Op::Insert(e), BudgetState::RefusingDetections | BudgetState::RefusingAll) => Some(e.kind().as_str()),
             _ => None,
         });
         match refused {

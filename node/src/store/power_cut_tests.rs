@@ -245,3 +245,41 @@ async fn concurrent_writers_share_flushes_on_the_simulated_disk() {
     assert_eq!(store.entries(Kind::Detection, &node(), 1).count(), 160);
     assert!(disk.stats().flushes < 100, "{} flushes for 160 commits from 8 writers", disk.stats().flushes);
 }
+
+/// Past the budget the reserve is this node's: its own alerts go in, entries of other nodes
+/// wait with their senders, as raw detections are refused (the per-tree budget).
+#[tokio::test(start_paused = true)]
+async fn past_the_budget_the_reserve_takes_this_nodes_alerts_not_other_nodes_entries() {
+    let disk = SimDisk::new(8);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let config = StoreConfig { disk_budget_mb: 1, reserve_percent: 100, ..StoreConfig::default() };
+    let store =
+        Store::simulated(&disk, node(), clock, config, Metrics::unregistered(), InjectedBugs::default()).unwrap();
+    let big = vec![7u8; 300_000];
+    let mut refused = None;
+    for _ in 0..10 {
+        match store.commit(vec![append(Kind::Detection, &big)]).await {
+            // The size on disk is measured once a second.
+            Ok(_) => tokio::time::advance(Duration::from_secs(2)).await,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("detections refused once the budget is spent");
+    assert!(matches!(err, StoreError::BudgetExceeded { kind: "detection", .. }), "{err}");
+    assert_eq!(store.budget_state(), BudgetState::RefusingDetections);
+    let theirs = Entry {
+        origin: NodeId::new("town-flood").unwrap(),
+        seq: 1,
+        hlc: Hlc::new(1, 0),
+        kind: Kind::Alert,
+        payload: b"from below".to_vec(),
+    };
+    let err = store.commit(vec![Op::Insert(EntryBytes::encode(&theirs).unwrap())]).await.unwrap_err();
+    assert!(matches!(err, StoreError::BudgetExceeded { kind: "alert", .. }), "{err}");
+    assert_eq!(store.heads(Kind::Alert).get(&theirs.origin), 0);
+    store.commit(vec![append(Kind::Alert, b"ours")]).await.unwrap();
+    assert_eq!(store.heads(Kind::Alert).get(&node()), 1);
+}
