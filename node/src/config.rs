@@ -121,6 +121,10 @@ pub struct MeshConfig {
     /// their count.
     #[serde(default = "default_refusal_audit_interval", with = "humantime_serde")]
     pub refusal_audit_interval: std::time::Duration,
+    /// `[mesh.receive_quota]`: entries per second per origin taken of `alert`, `escalation`,
+    /// `summary` and `audit` (0: no quota); past it a link waits (see `mesh::quota`).
+    #[serde(default)]
+    pub receive_quota: crate::mesh::quota::ReceiveQuota,
 }
 
 fn default_max_handshakes() -> usize {
@@ -600,6 +604,20 @@ mod tests {
         assert_eq!((first.pull_timeout.as_secs(), first.renew.as_secs(), first.message_limit), (10, 60, 100));
         assert!(!format!("{first:?}").contains("secret"), "the password stays out of logs");
         assert_eq!(c.store.retention_days, 7.0);
+    }
+
+    #[test]
+    fn receive_quotas_have_defaults_and_can_be_set_or_lifted() {
+        use crate::mesh::quota::ReceiveQuota;
+        let base = "[node]\nid = \"county-a\"\nrole = \"county\"\n[mesh]\nlisten = \"127.0.0.1:7900\"\n\
+                    topology = \"t.toml\"\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n";
+        let c = NodeConfig::parse(base).unwrap();
+        assert_eq!(c.mesh.unwrap().receive_quota, ReceiveQuota::default());
+        let c = NodeConfig::parse(&format!("{base}[mesh.receive_quota]\naudit = 0\nalert = 50\n")).unwrap();
+        let q = c.mesh.unwrap().receive_quota;
+        assert_eq!((q.audit, q.alert, q.summary), (0, 50, ReceiveQuota::default().summary));
+        let err = NodeConfig::parse(&format!("{base}[mesh.receive_quota]\nwatchlist = 5\n")).unwrap_err();
+        assert!(err.contains("watchlist"), "{err}");
     }
 
     #[test]

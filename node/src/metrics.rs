@@ -65,6 +65,12 @@ pub struct OriginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginKindLabels {
+    pub origin: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
     pub peer: String,
     pub reason: &'static str,
@@ -133,6 +139,8 @@ pub struct Metrics {
     pub clock_future_stamps: Counter,
     /// Audit records received whose hash chain does not hold, per origin (see `audit_chain`).
     pub audit_chain_breaks: Family<OriginLabels, Counter>,
+    /// Batches after which a link waited because an origin was past its receive quota.
+    pub mesh_quota_holds: Family<OriginKindLabels, Counter>,
 }
 
 impl Metrics {
@@ -177,6 +185,7 @@ impl Metrics {
             clock_wall_ahead_seconds: Gauge::default(),
             clock_future_stamps: Counter::default(),
             audit_chain_breaks: Family::default(),
+            mesh_quota_holds: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("yiwang");
         r.register("ingested", "Records accepted from feeds", m.ingested.clone());
@@ -283,6 +292,11 @@ impl Metrics {
             m.peer_clock_offset_seconds.clone(),
         );
         r.register(
+            "mesh_quota_holds",
+            "Received batches after which the link waited, an origin being past its receive quota for the kind",
+            m.mesh_quota_holds.clone(),
+        );
+        r.register(
             "audit_chain_breaks",
             "Audit records received from another origin whose link does not match the record before it",
             m.audit_chain_breaks.clone(),
@@ -330,6 +344,12 @@ impl Metrics {
 
     pub fn handshake_failure(&self, reason: &'static str) {
         self.mesh_handshake_failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn quota_hold(&self, origin: &proto::NodeId, kind: proto::Kind) {
+        self.mesh_quota_holds
+            .get_or_create(&OriginKindLabels { origin: origin.to_string(), kind: kind.as_str() })
+            .inc();
     }
 
     pub fn audit_chain_break(&self, origin: &proto::NodeId) {

@@ -47,9 +47,12 @@ pub fn write_mesh(root: &Path, sites: &[(&str, Role, &[&str])]) -> Vec<SiteDir> 
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
         let config = dir.join("node.toml");
+        // The audit quota lifted: the drain measures what replication can carry, not the rate
+        // a county allows one town by default (docs/replication.md, "Receive quotas").
         let text = format!(
             "data_dir = {data}\n\n[node]\nid = {id}\nrole = {role}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
-             [mesh]\nlisten = \"{mesh}\"\ntopology = {topology}\nca = {ca}\ncert = {cert}\nkey = {key}\n",
+             [mesh]\nlisten = \"{mesh}\"\ntopology = {topology}\nca = {ca}\ncert = {cert}\nkey = {key}\n\n\
+             [mesh.receive_quota]\naudit = 0\n",
             data = qp(&data),
             id = q(id),
             role = q(role.as_str()),

@@ -228,6 +228,7 @@ fn mesh_parts(config: &NodeConfig) -> Result<Option<MeshParts>> {
         keep_alive: m.idle_timeout / 5,
         max_handshakes: m.max_handshakes,
         refusal_audit_interval: m.refusal_audit_interval,
+        receive_quota: m.receive_quota,
     };
     Ok(Some(MeshParts { socket, runtime, identity, topology: Arc::new(topology), settings }))
 }

@@ -74,6 +74,8 @@ fn handshake_failure(e: &quinn::ConnectionError) -> &'static str {
 /// A received batch on its way to the disk.
 struct Queued {
     id: u64,
+    /// When the link may read its next batch, if an origin is past its receive quota.
+    hold_until: Option<std::time::Instant>,
     received: u64,
     refused: Vec<(NodeId, Kind, authz::Refusal)>,
     applied: Vec<Entry>,
@@ -459,8 +461,13 @@ impl Inner {
                     return Err(ProtocolError::Unexpected("something other than Batch").into());
                 };
                 let q = self.judge_and_queue(&peer, dir, &below, id, entries).await?;
+                let hold_until = q.hold_until;
                 if queued_tx.send(q).await.is_err() {
                     return Ok(());
+                }
+                // Backpressure: the sender's window fills while this link waits.
+                if hold_until.is_some() {
+                    sleep_until_timeout(hold_until).await;
                 }
             }
         };
@@ -509,6 +516,7 @@ impl Inner {
             tracing::warn!(peer = %peer.id, entries = ahead, "entries stamped more than a minute ahead of this node's clock");
         }
         let mut ops = Vec::with_capacity(entries.len());
+        let mut taken: std::collections::BTreeMap<(NodeId, Kind), u64> = std::collections::BTreeMap::new();
         let mut breaks = Vec::new();
         let mut refused = Vec::new();
         let mut applied = Vec::new();
@@ -532,12 +540,25 @@ impl Inner {
                             breaks.push(b);
                         }
                     }
+                    *taken.entry((e.origin().clone(), e.kind())).or_default() += 1;
                     ops.push(Op::Insert(e));
                 }
                 Verdict::Duplicate | Verdict::Gap => {}
                 Verdict::Refuse(r) => refused.push((e.origin().clone(), e.kind(), r)),
             }
         }
+        let hold_until = {
+            let now = machine_now();
+            let mut quotas = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
+            let mut hold = None;
+            for ((origin, kind), n) in &taken {
+                if let Some(until) = quotas.charge(origin, *kind, *n, now) {
+                    self.metrics.quota_hold(origin, *kind);
+                    hold = hold.max(Some(until));
+                }
+            }
+            hold
+        };
         if let Some(first) = breaks.first() {
             // Stored all the same: what the origin holds is evidence, and refusing it would stop
             // every later record of that origin at the gap. Operators hear of it, once a batch.
@@ -564,7 +585,7 @@ impl Inner {
             Err(e) => Err(e),
         };
         match queued {
-            Ok(durable) => Ok(Queued { id, received, refused, applied, durable: Box::pin(durable) }),
+            Ok(durable) => Ok(Queued { id, hold_until, received, refused, applied, durable: Box::pin(durable) }),
             Err(e) => {
                 self.reload_heads(&mut replica);
                 Err(e.into())

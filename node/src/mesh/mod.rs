@@ -22,6 +22,7 @@ mod link;
 pub mod pki;
 mod publisher;
 pub mod quic_config;
+pub mod quota;
 mod rate;
 pub mod refusals;
 pub mod reports;
@@ -82,6 +83,8 @@ pub struct LinkSettings {
     /// Refused handshakes are audited at most once per source address per this interval,
     /// with their count (see `refusals`).
     pub refusal_audit_interval: std::time::Duration,
+    /// Entries per second per origin this node takes of each kind travelling up (see `quota`).
+    pub receive_quota: quota::ReceiveQuota,
 }
 
 /// Default of [`LinkSettings::max_handshakes`]: a county's towns reconnecting at once after a
@@ -99,6 +102,7 @@ impl Default for LinkSettings {
             keep_alive: std::time::Duration::from_secs(2),
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             refusal_audit_interval: DEFAULT_REFUSAL_AUDIT_INTERVAL,
+            receive_quota: quota::ReceiveQuota::default(),
         }
     }
 }
@@ -162,6 +166,8 @@ pub(crate) struct Inner {
     refusals: Mutex<refusals::RefusalAudit>,
     /// Where each origin's audit chain stands, as received here (see `audit_chain`).
     audit_chains: Mutex<crate::audit_chain::ChainCheck>,
+    /// What each origin below may still send of each kind (see `quota`).
+    quotas: Mutex<quota::ReceiveQuotas>,
 }
 
 /// What the mesh needs from the rest of the node.
@@ -228,6 +234,7 @@ impl Mesh {
         let heads = load_heads(&store)?;
         let (applied, applied_rx) = mpsc::channel(64);
         let refusals = Mutex::new(refusals::RefusalAudit::new(parts.settings.refusal_audit_interval));
+        let quotas = Mutex::new(quota::ReceiveQuotas::new(parts.settings.receive_quota));
         let inner = Arc::new(Inner {
             replica: tokio::sync::Mutex::new(sync::Replica::new(me.id.clone(), heads)),
             me,
@@ -245,6 +252,7 @@ impl Mesh {
             report_wake: tokio::sync::Notify::new(),
             refusals,
             audit_chains: Mutex::new(crate::audit_chain::ChainCheck::new()),
+            quotas,
         });
         tasks.spawn(inner.clone().accept_loop());
         if let Some(voter) = voter {
