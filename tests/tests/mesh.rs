@@ -28,6 +28,11 @@ const SITES: &[(&str, &str, &[&str])] = &[
 const TOWNS: &[&str] = &["town-a1", "town-a2", "town-b1", "town-b2"];
 /// In the topology, never started.
 const IDLE_TOWN: &str = "town-a3";
+/// Audit entries per second a node takes of one origin in this test (a burst of ten seconds'
+/// worth): a few times what a town's traffic writes.
+const AUDIT_QUOTA: u64 = 200;
+/// Audit entries `refusals` sends as the idle town: past the quota's burst.
+const FLOOD_AUDIT: u64 = 2 + 12 * AUDIT_QUOTA;
 /// Kinds that travel up, and what each node must end up holding of them.
 const UP_KINDS: &[&str] = &["alert", "escalation", "summary", "audit"];
 
@@ -70,6 +75,8 @@ impl Mesh {
             let config = gen.join(id).join("node.toml");
             let mut text = std::fs::read_to_string(&config).unwrap();
             text.push_str("idle_timeout = \"3s\"\nrefusal_audit_interval = \"1s\"\n");
+            // An audit quota the towns' traffic stays under and `refusals` goes past.
+            text.push_str(&format!("\n[mesh.receive_quota]\naudit = {AUDIT_QUOTA}\n"));
             std::fs::write(&config, text).unwrap();
             std::fs::create_dir_all(gen.join(id).join("data")).unwrap();
         }
@@ -415,7 +422,8 @@ fn compare_stores(mesh: &Mesh) {
             // where they were sent and passed up, though the idle town holds none of them.
             let forged: Vec<_> = have.keys().filter(|(o, _)| o == IDLE_TOWN).cloned().collect();
             if *kind == "audit" && below.contains("county-a") {
-                assert_eq!(forged, [(IDLE_TOWN.to_string(), 1), (IDLE_TOWN.to_string(), 2)], "{id}");
+                let all: Vec<_> = (1..=FLOOD_AUDIT).map(|seq| (IDLE_TOWN.to_string(), seq)).collect();
+                assert!(forged == all, "{id} holds {} of the idle town's {FLOOD_AUDIT} audit records", forged.len());
             }
             for k in &forged {
                 have.remove(k);
@@ -554,6 +562,23 @@ fn refusals(mesh: &mut Mesh) {
         let ack = node::mesh::frames::read_sync(&mut recv).await.unwrap();
         assert_eq!(ack, proto::wire::SyncMsg::Ack { id: 2, refused: 0 });
 
+        // 3c. More of them, chained from there, past the audit quota's burst: all taken, the
+        // link held back once past it.
+        let mut link = node::audit_chain::link_to(&proto::codec::encode(&record(2, &[7; 32])).unwrap());
+        let mut flood = Vec::new();
+        for seq in 3..=FLOOD_AUDIT {
+            let e = proto::EntryBytes::encode(&record(seq, &link)).unwrap();
+            link = node::audit_chain::link_to(e.as_bytes());
+            flood.push(e);
+        }
+        for (i, batch) in flood.chunks(proto::wire::MAX_BATCH_ENTRIES).enumerate() {
+            let id = 3 + i as u64;
+            let msg = proto::wire::SyncMsg::Batch { id, entries: batch.to_vec() };
+            node::mesh::frames::write_sync(&mut send, &msg).await.unwrap();
+            let ack = node::mesh::frames::read_sync(&mut recv).await.unwrap();
+            assert_eq!(ack, proto::wire::SyncMsg::Ack { id, refused: 0 });
+        }
+
         // 4. Streams the county does not serve: a raft stream (not yet), an unknown kind, and
         // one that never says what it is. Each is reset with its code; the connection lives.
         use node::mesh::streams;
@@ -595,6 +620,8 @@ fn refusals(mesh: &mut Mesh) {
     assert!(count("foreign_origin") >= 1.0, "forged origin counted");
     let breaks = format!("yiwang_audit_chain_breaks_total{{origin=\"{IDLE_TOWN}\"}} 1");
     assert!(metrics.lines().any(|l| l == breaks), "the broken chain counted once: {metrics}");
+    let held = format!("yiwang_mesh_quota_holds_total{{origin=\"{IDLE_TOWN}\",kind=\"audit\"}}");
+    assert!(metrics.lines().any(|l| l.starts_with(&held)), "the flood held back: {metrics}");
     for reason in ["stream_not_served", "stream_unknown_kind", "stream_no_header"] {
         assert!(count(reason) >= 1.0, "{reason} counted: {metrics}");
     }
