@@ -345,6 +345,35 @@ pub fn nothing_duplicated(mesh: &impl Observed) -> Check {
 
 /// Every town and harbour acknowledged at least `least` of the operations it was asked for
 /// while it ran. `tallies`: per site, (tried, acknowledged).
+/// Every origin's audit chain holds in the city's copy of the log (docs/audit.md): each record
+/// the city holds carries the hash of the record before it, through crashes, power cuts and
+/// partitions. Read from the simulator's stores (the real processes' logs are checked by
+/// `yiwang-node verify-audit` in the tests).
+pub fn audit_chains(cluster: &Cluster) -> Check {
+    let city = cluster.topology.city().id.clone();
+    let Some(node) = cluster.get(&city) else {
+        return Check::new("audit_chains", false, format!("{city} is not running"));
+    };
+    let mut chains = node::audit_chain::ChainCheck::new();
+    let mut breaks = Vec::new();
+    for entry in node.store.all_entries(Kind::Audit) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => return Check::new("audit_chains", false, format!("{city}'s audit log unreadable: {e}")),
+        };
+        let Ok(stored) = proto::codec::encode(&entry) else { continue };
+        if let Err(b) = chains.check(&entry.origin, entry.seq, &stored, &entry.payload) {
+            breaks.push(b.to_string());
+        }
+    }
+    let detail = if breaks.is_empty() {
+        format!("{} records of {} origins at {city}, every link holds", chains.checked(), chains.origins())
+    } else {
+        format!("{} broken, first: {}", breaks.len(), breaks[0])
+    };
+    Check::new("audit_chains", breaks.is_empty(), detail)
+}
+
 pub fn availability(mesh: &impl Observed, tallies: &BTreeMap<NodeId, (u64, u64)>, least: f64) -> Check {
     let mut worst: Option<(f64, &NodeId)> = None;
     let mut judged = 0;

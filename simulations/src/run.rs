@@ -673,6 +673,7 @@ impl<'a> Run<'a> {
             checks::no_conflicts(&seq_conflicts),
             checks::nothing_invented(&cluster),
             checks::nothing_duplicated(&cluster),
+            checks::audit_chains(&cluster),
             checks::availability(&cluster, &tallies_of(&tallies), scenario.invariants.availability),
             sampler.versions_monotonic(),
             checks::convergence(converged_after, limit, &cluster, &heals),

@@ -28,7 +28,7 @@ fn failures(r: &RunReport) -> Vec<String> {
 fn passes(name: &str) {
     let r = run_named(name, &options(SEED, InjectedBugs::default()));
     assert!(r.passed(), "{name} seed {SEED}: {:#?}", failures(&r));
-    assert_eq!(r.checks.len(), 9, "with voters, every check runs: {:?}", r.checks);
+    assert_eq!(r.checks.len(), 10, "with voters, every check runs: {:?}", r.checks);
     assert!(r.faults.iter().all(|f| f.evidence.is_ok()), "{:#?}", r.faults);
     let spec = Scenario::load(name).unwrap();
     if !spec.faults.is_empty() {
