@@ -46,6 +46,7 @@
 //!
 //! [watchlist]
 //! file = "watchlist.csv"
+//! max_expiry_days = 365           # the longest an entry added through the API may run
 //!
 //! [fence]
 //! boundary = "boundary.geojson"
@@ -390,11 +391,20 @@ fn default_message_limit() -> u32 {
     100
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WatchlistConfig {
     /// A local watchlist file (format in `node::rules::watchlist`).
     pub file: Option<PathBuf>,
+    /// The longest an entry added through the API may run, in days (default 365); longer
+    /// ones are refused, and the authority renews them.
+    pub max_expiry_days: u32,
+}
+
+impl Default for WatchlistConfig {
+    fn default() -> Self {
+        WatchlistConfig { file: None, max_expiry_days: crate::lists::DEFAULT_MAX_EXPIRY_DAYS }
+    }
 }
 
 /// Vessel fences around a sea boundary (see docs/fences.md).
@@ -513,6 +523,9 @@ impl NodeConfig {
             if !self.categories.iter().any(|k| &k.code == c) {
                 return Err(format!("api.open311_public_categories: {c:?} is not a grid category"));
             }
+        }
+        if !(1..=3650).contains(&self.watchlist.max_expiry_days) {
+            return Err("watchlist.max_expiry_days must be 1 to 3650".into());
         }
         if let Some(m) = &self.mesh {
             if m.window == 0 || m.window > 64 {

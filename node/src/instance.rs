@@ -134,7 +134,8 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     };
     tracing::info!(entries = list.len(), "watchlist file loaded");
     let watchlist = WatchlistHandle::default();
-    let lists = Lists::open(store.clone(), list, watchlist.clone(), store.node().clone(), clock.clone())
+    let max_expiry = config.watchlist.max_expiry_days;
+    let lists = Lists::open(store.clone(), list, watchlist.clone(), store.node().clone(), clock.clone(), max_expiry)
         .map_err(|e| StartError::Watchlist(e.to_string()))?;
     metrics.watchlist_entries.set(lists.index_entries() as i64);
 

@@ -229,10 +229,15 @@ pub async fn perform(h: Handles, op: Op, now_ms: u64) -> Outcome {
             }
             Op::ListAdd { plate } => {
                 let subject = Subject::Plate(plate.clone());
-                h.lists
-                    .add(&subject, LIST, "seen at a smuggling landing", None, &who)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let entry = node::lists::NewEntry {
+                    subject: &subject,
+                    list: LIST,
+                    reason: "seen at a smuggling landing",
+                    authority: "Weihai maritime police",
+                    legal_basis: "anti-smuggling notice 2026-41",
+                    expires_ms: now_ms + WATCHED_FOR_MS,
+                };
+                h.lists.add(entry, &who).await.map_err(|e| e.to_string())?;
             }
             Op::ListRemove { plate } => {
                 let subject = Subject::Plate(plate.clone());
@@ -298,6 +303,9 @@ pub fn unanswered(events: &Events, tier: Tier) -> Vec<(EntryId, u32)> {
 pub const LIST_WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a listing the workload writes is in force.
 const LISTED_FOR_MS: u64 = 365 * 24 * 3600 * 1000;
+/// How long the workload's watchlist adds run: well inside the longest listing a node allows,
+/// whatever a skewed node's clock reads.
+const WATCHED_FOR_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// A sanctions write at a voter drawn from `rng` among the running ones: a vessel listed
 /// black by its MMSI. `None` when no voter runs. The future says whether it committed.

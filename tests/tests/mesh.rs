@@ -215,21 +215,39 @@ fn a_mesh_converges_through_kills_restarts_and_failover() {
         Ok(())
     });
 
-    // Watchlist edits at three tiers, before any fault.
+    // Watchlist edits at three tiers, before any fault, each naming who ordered it, under
+    // what law, and for how long.
+    let month = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let basis = |authority: &str, legal_basis: &str| json!({"authority": authority, "legal_basis": legal_basis, "expires": month});
+    let with = |mut entry: Value, basis: Value| {
+        entry.as_object_mut().unwrap().extend(basis.as_object().unwrap().clone());
+        entry
+    };
     mesh.post(
         "city",
         "/api/v1/watchlist",
-        json!({"kind": "plate", "subject": "鲁K00001", "list": "stolen", "reason": "city notice 1"}),
+        with(
+            json!({"kind": "plate", "subject": "鲁K00001", "list": "stolen", "reason": "city notice 1"}),
+            basis("Weihai PSB", "notice 1"),
+        ),
     );
     mesh.post(
         "county-b",
         "/api/v1/watchlist",
-        json!({"kind": "mmsi", "subject": "412000001", "list": "detained", "reason": "county order 7"}),
+        with(
+            json!({"kind": "mmsi", "subject": "412000001", "list": "detained", "reason": "county order 7"}),
+            basis("Rongcheng MSA", "order 7"),
+        ),
     );
     mesh.post(
         "town-a1",
         "/api/v1/watchlist",
-        json!({"kind": "plate", "subject": "鲁K00002", "list": "unpaid", "reason": "town fine 3"}),
+        with(
+            json!({"kind": "plate", "subject": "鲁K00002", "list": "unpaid", "reason": "town fine 3"}),
+            basis("town office", "fine 3"),
+        ),
     );
 
     let run = Arc::new(AtomicBool::new(true));

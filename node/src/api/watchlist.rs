@@ -4,7 +4,9 @@
 //! - `GET /api/v1/watchlist?subject_kind=plate|mmsi&list=…&limit=…&cursor=…`: live entries in
 //!   key order (plates, then MMSIs, then list), operators and auditors only. `next_cursor` is
 //!   opaque; pass it back as `cursor`.
-//! - `POST /api/v1/watchlist` `{kind, subject, list, reason, expires?}` → 201: operators only.
+//! - `POST /api/v1/watchlist` `{kind, subject, list, reason, authority, legal_basis, expires}`
+//!   → 201: operators only. Every entry names the authority that ordered it, its legal basis
+//!   and an expiry at most `watchlist.max_expiry_days` away; an entry without them is refused.
 //!   Adding again what this node listed before replaces it (new reason, new expiry).
 //! - `POST /api/v1/watchlist/remove` `{kind, subject, list, reason}` → 200, or 404 if the mesh
 //!   does not list it live, or 409 if only the watchlist file does (edit the file for that).
@@ -17,7 +19,7 @@
 use super::time::{parse_rfc3339, rfc3339};
 use super::{ApiError, ApiState, Caller};
 use crate::events::format_id;
-use crate::lists::{ElementKey, ListError, Listing, Lists, PageFilter, Source, SubjectKind, MAX_PAGE};
+use crate::lists::{ElementKey, ListError, Listing, Lists, NewEntry, PageFilter, Source, SubjectKind, MAX_PAGE};
 use crate::rules::watchlist::Subject;
 use crate::workflow::Role;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -93,6 +95,10 @@ struct EntryView {
     expires: Option<String>,
     /// `file` (the node's watchlist file) or `mesh` (added through the API on some node).
     source: &'static str,
+    /// For mesh entries: who ordered the listing and under what law (absent for entries added
+    /// before entries named them, and for the file's).
+    authority: Option<String>,
+    legal_basis: Option<String>,
     /// For mesh entries: the add's entry, `origin:seq`, and when it was made.
     tag: Option<String>,
     added_at: Option<String>,
@@ -107,9 +113,12 @@ fn subject_text(s: &Subject) -> String {
 
 impl From<Listing> for EntryView {
     fn from(l: Listing) -> EntryView {
-        let (source, tag, added_at) = match &l.source {
-            Source::File => ("file", None, None),
-            Source::Mesh { tag, at_ms } => ("mesh", Some(format_id(tag)), Some(rfc3339(*at_ms))),
+        let (source, tag, added_at, authority, legal_basis) = match l.source {
+            Source::File => ("file", None, None, None, None),
+            Source::Mesh { tag, at_ms, authority, legal_basis } => {
+                let named = |s: String| (!s.is_empty()).then_some(s);
+                ("mesh", Some(format_id(&tag)), Some(rfc3339(at_ms)), named(authority), named(legal_basis))
+            }
         };
         EntryView {
             kind: l.key.subject.kind(),
@@ -119,6 +128,8 @@ impl From<Listing> for EntryView {
             added_by: l.added_by,
             expires: l.expires_ms.map(rfc3339),
             source,
+            authority,
+            legal_basis,
             tag,
             added_at,
         }
@@ -167,8 +178,11 @@ struct AddBody {
     subject: String,
     list: String,
     reason: String,
-    /// RFC 3339; absent: never expires.
-    expires: Option<String>,
+    /// Who ordered the listing, and the law, order or notice it rests on.
+    authority: String,
+    legal_basis: String,
+    /// RFC 3339, within `watchlist.max_expiry_days`.
+    expires: String,
 }
 
 async fn add(
@@ -178,22 +192,23 @@ async fn add(
 ) -> Result<(StatusCode, Json<EntryView>)> {
     let b = b?.0;
     let subject = subject(&b.kind, &b.subject)?;
-    let expires_ms = match b.expires.as_deref() {
-        Some(t) => {
-            Some(parse_rfc3339(t).ok_or_else(|| ApiError::bad_request(format!("{t:?} is not an RFC 3339 time")))?)
-        }
-        None => None,
-    };
-    let (list, reason) = (b.list.trim(), b.reason.trim());
-    let added = lists.add(&subject, list, reason, expires_ms, &who).await?;
+    let t = b.expires.as_str();
+    let expires_ms =
+        parse_rfc3339(t).ok_or_else(|| ApiError::bad_request(format!("expires: {t:?} is not an RFC 3339 time")))?;
+    let (list, reason, authority, legal_basis) =
+        (b.list.trim(), b.reason.trim(), b.authority.trim(), b.legal_basis.trim());
+    let entry = NewEntry { subject: &subject, list, reason, authority, legal_basis, expires_ms };
+    let added = lists.add(entry, &who).await?;
     let view = EntryView {
         kind: added.key.subject.kind(),
         subject: subject_text(&added.key.subject),
         list: added.key.list,
         reason: reason.to_owned(),
         added_by: who.name,
-        expires: expires_ms.map(rfc3339),
+        expires: Some(rfc3339(expires_ms)),
         source: "mesh",
+        authority: Some(authority.to_owned()),
+        legal_basis: Some(legal_basis.to_owned()),
         tag: Some(format_id(&added.tag)),
         added_at: Some(rfc3339(added.at_ms)),
     };
@@ -271,7 +286,8 @@ mod tests {
         let fields = EntryFields { list: "stolen", reason: "from the file", added_by: "file", expires_ms: None };
         base.insert(&Subject::Plate("FILE1".into()), fields).unwrap();
         let handle = WatchlistHandle::default();
-        let lists = Lists::open(store.clone(), base, handle.clone(), node, clock.clone()).unwrap();
+        let max_expiry = crate::lists::DEFAULT_MAX_EXPIRY_DAYS;
+        let lists = Lists::open(store.clone(), base, handle.clone(), node, clock.clone(), max_expiry).unwrap();
         let events = Events::open(
             store.clone(),
             clock.clone(),
@@ -327,14 +343,15 @@ mod tests {
     #[tokio::test]
     async fn operators_add_list_and_remove_with_audit() {
         let s = serve().await;
-        let add = r#"{"kind":"plate","subject":"ab-123","list":"stolen","reason":"reported stolen","expires":"2027-06-01T08:00:00Z"}"#;
+        let add = r#"{"kind":"plate","subject":"ab-123","list":"stolen","reason":"reported stolen","authority":"Weihai PSB","legal_basis":"notice 2026-118","expires":"2027-06-01T08:00:00Z"}"#;
         let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(add)).await;
         assert_eq!(status, 201, "{v}");
         assert_eq!((v["subject"].as_str(), v["source"].as_str()), (Some("AB123"), Some("mesh")));
         assert_eq!(v["tag"], "town-a:1");
         assert_eq!(v["expires"], "2027-06-01T08:00:00Z");
+        assert_eq!((v["authority"].as_str(), v["legal_basis"].as_str()), (Some("Weihai PSB"), Some("notice 2026-118")));
         assert!(s.handle.current().check_plate("AB 123", T0).is_some(), "published to ingest");
-        let vessel = r#"{"kind":"mmsi","subject":"012345678","list":"sanctioned","reason":"port state order"}"#;
+        let vessel = r#"{"kind":"mmsi","subject":"012345678","list":"sanctioned","reason":"port state order","authority":"Weihai MSA","legal_basis":"PSC detention 7","expires":"2027-03-01T00:00:00Z"}"#;
         assert_eq!(call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(vessel)).await.0, 201);
 
         // Operators and auditors read; grid workers may not.
@@ -344,6 +361,9 @@ mod tests {
             v["entries"].as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap()).collect();
         assert_eq!(subjects, ["AB123", "FILE1", "012345678"]);
         assert_eq!(v["entries"][1]["source"], "file");
+        assert_eq!(v["entries"][1]["authority"], Value::Null, "the file's entries name none yet");
+        assert_eq!(v["entries"][2]["authority"], "Weihai MSA");
+        assert_eq!(v["entries"][2]["legal_basis"], "PSC detention 7");
         assert_eq!(v["next_cursor"], Value::Null);
         let (status, v) = call(s.addr, "GET", "/api/v1/watchlist?subject_kind=plate&limit=1", Some(OP), None).await;
         assert_eq!((status, v["entries"].as_array().unwrap().len()), (200, 1));
@@ -378,8 +398,8 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("op-li (operator)", "watchlist_add", "reported stolen"),
-                ("op-li (operator)", "watchlist_add", "port state order"),
+                ("op-li (operator)", "watchlist_add", "reported stolen; ordered by Weihai PSB under notice 2026-118"),
+                ("op-li (operator)", "watchlist_add", "port state order; ordered by Weihai MSA under PSC detention 7"),
                 ("op-li (operator)", "watchlist_remove", "recovered"),
             ]
         );
@@ -388,21 +408,38 @@ mod tests {
     #[tokio::test]
     async fn changes_need_an_operator_a_reason_and_a_valid_body() {
         let s = serve().await;
-        let add = r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"r"}"#;
+        let add = r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","authority":"a","legal_basis":"b","expires":"2027-06-01T08:00:00Z"}"#;
         for token in [AUD, WORKER] {
             let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(token), Some(add)).await;
             assert_eq!((status, v["code"].as_str()), (403, Some("forbidden")));
         }
+        // Each body is good but for one thing.
+        let basis = r#""authority":"Weihai PSB","legal_basis":"notice 2026-118""#;
+        let until = r#""expires":"2027-06-01T08:00:00Z""#;
         for bad in [
-            r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"  "}"#,
-            r#"{"kind":"plate","subject":"AB123","list":"stolen"}"#,
-            r#"{"kind":"person","subject":"Li Wei","list":"stolen","reason":"r"}"#,
-            r#"{"kind":"mmsi","subject":"12345","list":"l","reason":"r"}"#,
-            r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","expires":"soon"}"#,
-            r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","expires":"2020-01-01T00:00:00Z"}"#,
-            r#"{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","face":"..."}"#,
+            format!(r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"  ",{basis},{until}}}"#),
+            format!(r#"{{"kind":"plate","subject":"AB123","list":"stolen",{basis},{until}}}"#),
+            format!(r#"{{"kind":"person","subject":"Li Wei","list":"stolen","reason":"r",{basis},{until}}}"#),
+            format!(r#"{{"kind":"mmsi","subject":"12345","list":"l","reason":"r",{basis},{until}}}"#),
+            format!(r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r",{basis},"expires":"soon"}}"#),
+            format!(
+                r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r",{basis},"expires":"2020-01-01T00:00:00Z"}}"#
+            ),
+            // More than a year away (the default longest listing).
+            format!(
+                r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r",{basis},"expires":"2028-06-01T00:00:00Z"}}"#
+            ),
+            format!(r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r",{basis}}}"#),
+            format!(r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","legal_basis":"n",{until}}}"#),
+            format!(r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","authority":"a",{until}}}"#),
+            format!(
+                r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r","authority":"a","legal_basis":" ",{until}}}"#
+            ),
+            format!(
+                r#"{{"kind":"plate","subject":"AB123","list":"stolen","reason":"r",{basis},{until},"face":"..."}}"#
+            ),
         ] {
-            let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(bad)).await;
+            let (status, v) = call(s.addr, "POST", "/api/v1/watchlist", Some(OP), Some(&bad)).await;
             assert_eq!(status, 400, "{bad}: {v}");
         }
         assert_eq!(s.store.all_entries(Kind::Watchlist).count(), 0);

@@ -3,9 +3,12 @@
 //!
 //! # Operations
 //! Every operation travels in one `Kind::Watchlist` entry and is a [`WatchOp`]:
-//! - [`WatchOp::Add`] puts `(subject, list)` on a list with a reason, who added it and an
-//!   optional expiry. Its **tag** is the [`EntryId`] `(origin, seq)` of the entry that carries it,
-//!   so tags are unique without any coordination.
+//! - [`WatchOp::AddWithBasis`] puts `(subject, list)` on a list with a reason, who added it,
+//!   the authority that ordered it, its legal basis and an expiry. Its **tag** is the
+//!   [`EntryId`] `(origin, seq)` of the entry that carries it, so tags are unique without any
+//!   coordination. [`WatchOp::Add`] is the same without authority and legal basis, with an
+//!   optional expiry: what nodes wrote before entries had to name them, still read and
+//!   applied alike.
 //! - [`WatchOp::Remove`] takes `(subject, list)` off by naming the add tags its author had seen
 //!   (`observed`). It removes exactly those adds and nothing it had not seen.
 //!
@@ -65,7 +68,7 @@
 //! at or after the floor.
 
 use crate::clock::MAX_CLOCK_JUMP_MS;
-use crate::rules::watchlist::{normalise_plate, EntryError, EntryFields, Subject, Watchlist};
+use crate::rules::watchlist::{check_field, normalise_plate, EntryError, EntryFields, Subject, Watchlist};
 use proto::{EntryId, NodeId};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -98,6 +101,19 @@ pub enum WatchOp {
         reason: String,
         removed_by: String,
     },
+    /// An add naming the authority that ordered the listing and its legal basis, with an
+    /// expiry it cannot do without: what `Lists::add` writes. [`WatchOp::Add`], which names
+    /// neither, is read for entries written before.
+    AddWithBasis {
+        subject: Subject,
+        list: String,
+        reason: String,
+        added_by: String,
+        authority: String,
+        legal_basis: String,
+        /// Milliseconds since the Unix epoch.
+        expires_ms: u64,
+    },
 }
 
 /// Why an operation was refused (locally before it is written, or when it arrives malformed).
@@ -116,6 +132,11 @@ impl WatchOp {
     pub fn validate(&self) -> Result<ElementKey, OpError> {
         let (subject, list, reason, who) = match self {
             WatchOp::Add { subject, list, reason, added_by, .. } => (subject, list, reason, added_by),
+            WatchOp::AddWithBasis { subject, list, reason, added_by, authority, legal_basis, .. } => {
+                check_field("authority", authority)?;
+                check_field("legal_basis", legal_basis)?;
+                (subject, list, reason, added_by)
+            }
             WatchOp::Remove { subject, list, observed, reason, removed_by } => {
                 if observed.len() > MAX_OBSERVED {
                     return Err(OpError::TooManyObserved(observed.len()));
@@ -129,7 +150,9 @@ impl WatchOp {
     /// The element, unchecked (for logs).
     pub fn subject(&self) -> &Subject {
         match self {
-            WatchOp::Add { subject, .. } | WatchOp::Remove { subject, .. } => subject,
+            WatchOp::Add { subject, .. } | WatchOp::Remove { subject, .. } | WatchOp::AddWithBasis { subject, .. } => {
+                subject
+            }
         }
     }
 }
@@ -222,6 +245,10 @@ pub struct AddFields {
     pub expires_ms: Option<u64>,
     /// When the add was made (its entry's HLC wall time).
     pub at_ms: u64,
+    /// Who ordered the listing, and under what law; empty for adds written before entries
+    /// named them ([`WatchOp::Add`]).
+    pub authority: String,
+    pub legal_basis: String,
 }
 
 impl AddFields {
@@ -400,8 +427,26 @@ impl WatchSet {
         let key = op.validate()?;
         let changed = match op {
             WatchOp::Add { reason, added_by, expires_ms, .. } => {
-                let fields =
-                    AddFields { reason: reason.clone(), added_by: added_by.clone(), expires_ms: *expires_ms, at_ms };
+                let fields = AddFields {
+                    reason: reason.clone(),
+                    added_by: added_by.clone(),
+                    expires_ms: *expires_ms,
+                    at_ms,
+                    authority: String::new(),
+                    legal_basis: String::new(),
+                };
+                let element = self.elements.entry(key.clone()).or_default();
+                element.origins.entry(tag.origin.clone()).or_default().add(tag.seq, fields)
+            }
+            WatchOp::AddWithBasis { reason, added_by, authority, legal_basis, expires_ms, .. } => {
+                let fields = AddFields {
+                    reason: reason.clone(),
+                    added_by: added_by.clone(),
+                    expires_ms: Some(*expires_ms),
+                    at_ms,
+                    authority: authority.clone(),
+                    legal_basis: legal_basis.clone(),
+                };
                 let element = self.elements.entry(key.clone()).or_default();
                 element.origins.entry(tag.origin.clone()).or_default().add(tag.seq, fields)
             }

@@ -65,6 +65,26 @@ pub enum ListError {
     WrongNode { store: NodeId, node: NodeId },
 }
 
+/// An entry to put on a list: every one names who ordered it, under what law, and when it
+/// ends.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    pub subject: &'a Subject,
+    pub list: &'a str,
+    pub reason: &'a str,
+    /// The body that ordered the listing (a court, the port authority, a police bureau).
+    pub authority: &'a str,
+    /// The law, order or notice it rests on.
+    pub legal_basis: &'a str,
+    /// Milliseconds since the Unix epoch: in the future, and at most the lists' longest
+    /// listing away.
+    pub expires_ms: u64,
+}
+
+/// The longest a watchlist entry may run unless `[watchlist] max_expiry_days` says otherwise:
+/// a year, after which the authority renews it.
+pub const DEFAULT_MAX_EXPIRY_DAYS: u32 = 365;
+
 /// What an add made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
@@ -101,7 +121,14 @@ pub struct Replicated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     File,
-    Mesh { tag: EntryId, at_ms: u64 },
+    /// Added through the API on some node: the add, when it was made, and the authority and
+    /// legal basis it names (empty for adds written before entries named them).
+    Mesh {
+        tag: EntryId,
+        at_ms: u64,
+        authority: String,
+        legal_basis: String,
+    },
 }
 
 /// One entry in force, as listed.
@@ -166,6 +193,8 @@ struct Inner {
     writer: tokio::sync::Mutex<()>,
     state: Mutex<State>,
     malformed: AtomicU64,
+    /// The longest listing an add may ask for, in ms.
+    max_expiry_ms: u64,
 }
 
 /// The handle on this node's watchlists. Cheap to clone.
@@ -203,6 +232,7 @@ impl Lists {
         handle: WatchlistHandle,
         node: NodeId,
         clock: SharedClock,
+        max_expiry_days: u32,
     ) -> Result<Lists, ListError> {
         if store.node() != &node {
             return Err(ListError::WrongNode { store: store.node().clone(), node });
@@ -237,6 +267,7 @@ impl Lists {
             writer: tokio::sync::Mutex::new(()),
             state: Mutex::new(State { crdt, delivery, index }),
             malformed: AtomicU64::new(malformed),
+            max_expiry_ms: u64::from(max_expiry_days) * 86_400_000,
         };
         Ok(Lists { inner: Arc::new(inner) })
     }
@@ -252,34 +283,36 @@ impl Lists {
     /// Puts `subject` on `list` (or edits this node's earlier add of it), expiring at
     /// `expires_ms` (ms since the epoch; `None`: never). Operators only; `reason` required.
     /// Resolves once the entry and its audit record are durable and the index is published.
-    pub async fn add(
-        &self,
-        subject: &Subject,
-        list: &str,
-        reason: &str,
-        expires_ms: Option<u64>,
-        who: &Identity,
-    ) -> Result<Added, ListError> {
+    pub async fn add(&self, entry: NewEntry<'_>, who: &Identity) -> Result<Added, ListError> {
         require_operator(who)?;
-        let key = ElementKey::checked(subject, list, reason, &who.name).map_err(invalid)?;
+        let NewEntry { subject, list, reason, authority, legal_basis, expires_ms } = entry;
         let now = self.inner.clock.now_ms();
-        if expires_ms.is_some_and(|e| e <= now) {
+        if expires_ms <= now {
             return Err(ListError::Invalid("the expiry is not in the future".into()));
         }
-        let op = WatchOp::Add {
-            subject: key.subject.clone(),
-            list: key.list.clone(),
+        let longest = self.inner.max_expiry_ms;
+        if expires_ms - now > longest {
+            return Err(ListError::Invalid(format!(
+                "the expiry is more than {} days away; the longest listing is that, then the authority renews it",
+                longest / 86_400_000
+            )));
+        }
+        let op = WatchOp::AddWithBasis {
+            subject: subject.clone(),
+            list: list.to_owned(),
             reason: reason.to_owned(),
             added_by: who.name.clone(),
+            authority: authority.to_owned(),
+            legal_basis: legal_basis.to_owned(),
             expires_ms,
         };
-        let until = expires_ms.map(|e| format!(", until {}", crate::api::time::rfc3339(e))).unwrap_or_default();
+        let key = op.validate().map_err(invalid)?;
         let audit = AuditRecord {
             at_ms: now,
             actor: actor(who),
             action: "watchlist_add".into(),
-            subject: format!("{key}{until}"),
-            why: reason.to_owned(),
+            subject: format!("{key}, until {}", crate::api::time::rfc3339(expires_ms)),
+            why: format!("{reason}; ordered by {authority} under {legal_basis}"),
         };
         let _writer = self.inner.writer.lock().await;
         let (tag, at_ms) = self.write(&key, &op, &audit).await?;
@@ -455,7 +488,12 @@ impl Lists {
                     f.reason == e.reason() && f.added_by == e.added_by() && f.expires_ms == e.expires_ms()
                 });
                 let source = match mesh {
-                    Some((tag, f)) => Source::Mesh { tag, at_ms: f.at_ms },
+                    Some((tag, f)) => Source::Mesh {
+                        tag,
+                        at_ms: f.at_ms,
+                        authority: f.authority.clone(),
+                        legal_basis: f.legal_basis.clone(),
+                    },
                     None => Source::File,
                 };
                 Listing {

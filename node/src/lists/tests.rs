@@ -8,6 +8,15 @@ use std::time::Instant;
 
 const T0: u64 = 1_800_000_000_000;
 const HOUR: u64 = 3_600_000;
+/// The longest listing the lists allow by default.
+const LONGEST: u64 = DEFAULT_MAX_EXPIRY_DAYS as u64 * 24 * HOUR;
+
+/// An entry as the API makes one, naming its authority and legal basis; no expiry stands for
+/// the longest listing allowed.
+fn entry<'a>(subject: &'a Subject, list: &'a str, reason: &'a str, expires: Option<u64>) -> NewEntry<'a> {
+    let expires_ms = expires.unwrap_or(T0 + LONGEST);
+    NewEntry { subject, list, reason, authority: "Weihai PSB", legal_basis: "notice 2026-118", expires_ms }
+}
 
 fn operator(name: &str) -> Identity {
     Identity { name: name.into(), role: Role::Operator }
@@ -34,7 +43,8 @@ struct Node {
 fn open_node(dir: &std::path::Path, node: &str, clock: Arc<ManualClock>, base: Watchlist) -> Node {
     let store = open_store(dir, node, clock.clone());
     let handle = WatchlistHandle::default();
-    let lists = Lists::open(store.clone(), base, handle.clone(), NodeId::new(node).unwrap(), clock.clone()).unwrap();
+    let id = NodeId::new(node).unwrap();
+    let lists = Lists::open(store.clone(), base, handle.clone(), id, clock.clone(), DEFAULT_MAX_EXPIRY_DAYS).unwrap();
     Node { store, lists, handle }
 }
 
@@ -67,7 +77,8 @@ async fn adds_and_removes_are_durable_audited_and_published() {
     let clock = Arc::new(ManualClock::new(T0));
     let n = open_node(dir.path(), "town-a", clock.clone(), Watchlist::new());
     let op = operator("op-li");
-    let added = n.lists.add(&plate("京a 000-01"), "stolen", "reported stolen", Some(T0 + HOUR), &op).await.unwrap();
+    let added =
+        n.lists.add(entry(&plate("京a 000-01"), "stolen", "reported stolen", Some(T0 + HOUR)), &op).await.unwrap();
     assert_eq!(added.key, key(plate("京A00001"), "stolen"));
     assert_eq!(added.tag, EntryId { origin: NodeId::new("town-a").unwrap(), seq: 1 });
     let hit = n.handle.current().check_plate("京A00001", T0).cloned().expect("published");
@@ -87,7 +98,7 @@ async fn adds_and_removes_are_durable_audited_and_published() {
     assert_eq!(audits.len(), 2);
     assert_eq!(audits[0].action, "watchlist_add");
     assert_eq!(audits[0].actor, "op-li (operator)");
-    assert_eq!(audits[0].why, "reported stolen");
+    assert_eq!(audits[0].why, "reported stolen; ordered by Weihai PSB under notice 2026-118");
     assert!(audits[0].subject.starts_with("plate 京A00001 on stolen, until 2027-"), "{}", audits[0].subject);
     assert_eq!((audits[1].action.as_str(), audits[1].why.as_str()), ("watchlist_remove", "recovered"));
 }
@@ -99,7 +110,7 @@ async fn only_operators_change_lists_and_bad_input_is_refused() {
     let n = open_node(dir.path(), "town-a", clock, Watchlist::new());
     for role in [Role::Auditor, Role::GridWorker] {
         let who = Identity { name: "x".into(), role };
-        let err = n.lists.add(&plate("AB123"), "stolen", "r", None, &who).await.unwrap_err();
+        let err = n.lists.add(entry(&plate("AB123"), "stolen", "r", None), &who).await.unwrap_err();
         assert!(matches!(err, ListError::Forbidden { .. }), "{err}");
         let err = n.lists.remove(&plate("AB123"), "stolen", "r", &who).await.unwrap_err();
         assert!(matches!(err, ListError::Forbidden { .. }), "{err}");
@@ -111,9 +122,17 @@ async fn only_operators_change_lists_and_bad_input_is_refused() {
         (plate("AB123"), "", "r", None),
         (plate("AB123"), "l", " ", None),
         (plate("AB123"), "l", "r", Some(T0)),
+        (plate("AB123"), "l", "r", Some(T0 + LONGEST + 1)),
     ] {
-        let err = n.lists.add(&subject, list, reason, expires, &op).await.unwrap_err();
+        let err = n.lists.add(entry(&subject, list, reason, expires), &op).await.unwrap_err();
         assert!(matches!(err, ListError::Invalid(_)), "{err}");
+    }
+    // An entry must name the authority that ordered it and its legal basis.
+    let ab = plate("AB123");
+    for (authority, legal_basis) in [("", "notice 7"), ("Weihai PSB", " "), ("Weihai\u{7}PSB", "notice 7")] {
+        let e = NewEntry { authority, legal_basis, ..entry(&ab, "l", "r", None) };
+        let err = n.lists.add(e, &op).await.unwrap_err();
+        assert!(matches!(err, ListError::Invalid(_)), "{authority:?} {legal_basis:?}: {err}");
     }
     assert!(watch_entries(&n.store).is_empty() && audits(&n.store).is_empty());
 }
@@ -125,12 +144,12 @@ async fn a_restart_replays_to_the_same_lists() {
     let op = operator("op-li");
     let (before, snapshot) = {
         let n = open_node(dir.path(), "town-a", clock.clone(), file_list());
-        n.lists.add(&plate("AB123"), "stolen", "stolen", None, &op).await.unwrap();
-        n.lists.add(&plate("AB123"), "stolen", "stolen, edited", Some(T0 + 5 * HOUR), &op).await.unwrap();
-        n.lists.add(&Subject::Mmsi(412345678), "sanctioned", "order 7", None, &op).await.unwrap();
-        n.lists.add(&plate("CD456"), "stolen", "short", None, &op).await.unwrap();
+        n.lists.add(entry(&plate("AB123"), "stolen", "stolen", None), &op).await.unwrap();
+        n.lists.add(entry(&plate("AB123"), "stolen", "stolen, edited", Some(T0 + 5 * HOUR)), &op).await.unwrap();
+        n.lists.add(entry(&Subject::Mmsi(412345678), "sanctioned", "order 7", None), &op).await.unwrap();
+        n.lists.add(entry(&plate("CD456"), "stolen", "short", None), &op).await.unwrap();
         n.lists.remove(&plate("CD456"), "stolen", "found", &op).await.unwrap();
-        n.lists.add(&plate("鲁K12345"), "stolen", "mesh too", Some(T0 + HOUR), &op).await.unwrap();
+        n.lists.add(entry(&plate("鲁K12345"), "stolen", "mesh too", Some(T0 + HOUR)), &op).await.unwrap();
         let out = (published(&n), n.lists.snapshot());
         let Node { store, lists, handle } = n;
         drop((lists, handle));
@@ -150,7 +169,7 @@ async fn a_restart_replays_to_the_same_lists() {
         ]
     );
     // Sequences continue after the restart, and the restarted node's adds replace its own.
-    let a = n.lists.add(&plate("AB123"), "stolen", "third edit", None, &op).await.unwrap();
+    let a = n.lists.add(entry(&plate("AB123"), "stolen", "third edit", None), &op).await.unwrap();
     assert_eq!(a.tag.seq, 7);
     assert_eq!(n.lists.stats().set.adds, 3);
 }
@@ -165,11 +184,11 @@ async fn the_file_is_never_removed_through_the_mesh() {
     let err = n.lists.remove(&plate("鲁K12345"), "stolen", "gone", &op).await.unwrap_err();
     assert!(matches!(err, ListError::FileOnly(_)), "{err}");
     // The mesh lists it too, expiring: the file's entry (never expires) stays in force.
-    n.lists.add(&plate("鲁K12345"), "stolen", "mesh", Some(T0 + HOUR), &op).await.unwrap();
+    n.lists.add(entry(&plate("鲁K12345"), "stolen", "mesh", Some(T0 + HOUR)), &op).await.unwrap();
     assert_eq!(n.handle.current().check_plate("鲁K12345", T0 + 2 * HOUR).unwrap().reason(), "from the file");
     assert_eq!(n.lists.file_entry(&k).unwrap().0, "from the file");
     // On another list the mesh entry is its own.
-    n.lists.add(&plate("鲁K12345"), "wanted", "mesh", None, &op).await.unwrap();
+    n.lists.add(entry(&plate("鲁K12345"), "wanted", "mesh", None), &op).await.unwrap();
     let r = n.lists.remove(&plate("鲁K12345"), "stolen", "mesh part done", &op).await.unwrap();
     assert!(r.still_listed);
     let now = n.handle.current();
@@ -189,11 +208,11 @@ async fn replicated_entries_converge_in_any_order() {
     let op_a = operator("op-a");
     let op_b = operator("op-b");
     // Both towns list the same plate while partitioned; town-b then removes what it has seen.
-    a.lists.add(&plate("AB123"), "stolen", "seen at gate 3", None, &op_a).await.unwrap();
-    b.lists.add(&plate("AB-123"), "stolen", "reported", Some(T0 + HOUR), &op_b).await.unwrap();
-    b.lists.add(&Subject::Mmsi(412345678), "sanctioned", "order 7", None, &op_b).await.unwrap();
+    a.lists.add(entry(&plate("AB123"), "stolen", "seen at gate 3", None), &op_a).await.unwrap();
+    b.lists.add(entry(&plate("AB-123"), "stolen", "reported", Some(T0 + HOUR)), &op_b).await.unwrap();
+    b.lists.add(entry(&Subject::Mmsi(412345678), "sanctioned", "order 7", None), &op_b).await.unwrap();
     b.lists.remove(&plate("AB123"), "stolen", "recovered", &op_b).await.unwrap();
-    a.lists.add(&plate("EF789"), "stolen", "x", None, &op_a).await.unwrap();
+    a.lists.add(entry(&plate("EF789"), "stolen", "x", None), &op_a).await.unwrap();
     a.lists.remove(&plate("EF789"), "stolen", "typo", &op_a).await.unwrap();
     clock.advance(1);
 
@@ -225,8 +244,8 @@ async fn replicated_entries_converge_in_any_order() {
     // Every node publishes the same entry for the element (same reason, same expiry).
     for n in &nodes {
         let list = n.handle.current();
-        let e = list.check_plate("AB123", T0 + 2 * HOUR).expect("never expires");
-        assert_eq!((e.reason(), e.added_by(), e.expires_ms()), ("seen at gate 3", "op-a", None));
+        let e = list.check_plate("AB123", T0 + 2 * HOUR).expect("listed for the longest time allowed");
+        assert_eq!((e.reason(), e.added_by(), e.expires_ms()), ("seen at gate 3", "op-a", Some(T0 + LONGEST)));
     }
 }
 
@@ -270,11 +289,11 @@ async fn expired_entries_are_collected_after_the_grace_period() {
     let clock = Arc::new(ManualClock::new(T0));
     let n = open_node(dir.path(), "town-a", clock.clone(), file_list());
     let op = operator("op-li");
-    n.lists.add(&plate("AB123"), "stolen", "r", Some(T0 + HOUR), &op).await.unwrap();
-    n.lists.add(&plate("鲁K12345"), "stolen", "mesh copy", Some(T0 + HOUR), &op).await.unwrap();
-    n.lists.add(&plate("CD456"), "stolen", "r", None, &op).await.unwrap();
+    n.lists.add(entry(&plate("AB123"), "stolen", "r", Some(T0 + HOUR)), &op).await.unwrap();
+    n.lists.add(entry(&plate("鲁K12345"), "stolen", "mesh copy", Some(T0 + HOUR)), &op).await.unwrap();
+    n.lists.add(entry(&plate("CD456"), "stolen", "r", None), &op).await.unwrap();
     n.lists.remove(&plate("CD456"), "stolen", "r", &op).await.unwrap();
-    n.lists.add(&plate("EF789"), "stolen", "r", None, &op).await.unwrap();
+    n.lists.add(entry(&plate("EF789"), "stolen", "r", None), &op).await.unwrap();
     assert_eq!(n.lists.collect_garbage(), 1, "only the removed element is dead yet");
     clock.set(T0 + HOUR + GC_GRACE_MS);
     assert_eq!(n.lists.collect_garbage(), 2);
@@ -285,7 +304,7 @@ async fn expired_entries_are_collected_after_the_grace_period() {
     assert!(list.check_plate("EF789", T0 + 10 * GC_GRACE_MS).is_some());
     assert_eq!(n.lists.file_entry(&key(plate("鲁K12345"), "stolen")), None, "forgotten with the element");
     // A later add of a collected element is new again.
-    n.lists.add(&plate("AB123"), "stolen", "back", None, &op).await.unwrap();
+    n.lists.add(entry(&plate("AB123"), "stolen", "back", None), &op).await.unwrap();
     assert!(n.handle.current().check_plate("AB123", clock.now_ms()).is_some());
 }
 
@@ -296,9 +315,9 @@ async fn pages_walk_file_and_mesh_entries_in_key_order() {
     let n = open_node(dir.path(), "town-a", clock.clone(), file_list());
     let op = operator("op-li");
     for i in 0..7 {
-        n.lists.add(&plate(&format!("ZZ{i}")), "stolen", "r", None, &op).await.unwrap();
+        n.lists.add(entry(&plate(&format!("ZZ{i}")), "stolen", "r", None), &op).await.unwrap();
     }
-    n.lists.add(&plate("YY1"), "stolen", "expiring", Some(T0 + 1), &op).await.unwrap();
+    n.lists.add(entry(&plate("YY1"), "stolen", "expiring", Some(T0 + 1)), &op).await.unwrap();
     clock.advance(1);
     let mut seen = Vec::new();
     let mut after = None;

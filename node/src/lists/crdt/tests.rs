@@ -477,6 +477,8 @@ proptest! {
                     }
                 }
                 WatchOp::Remove { .. } => {}
+                // The histories write plain adds; the two kinds of add apply alike.
+                WatchOp::AddWithBasis { .. } => {}
             }
         }
     }

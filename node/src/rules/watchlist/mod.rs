@@ -516,7 +516,7 @@ fn check_fields(fields: &EntryFields<'_>) -> Result<(), EntryError> {
     check_field("added_by", fields.added_by)
 }
 
-fn check_field(name: &'static str, value: &str) -> Result<(), EntryError> {
+pub(crate) fn check_field(name: &'static str, value: &str) -> Result<(), EntryError> {
     if value.trim().is_empty() {
         return Err(EntryError::EmptyField(name));
     }
