@@ -40,12 +40,14 @@ pub fn payload(record: &AuditRecord, link: &Link) -> Result<Vec<u8>, CodecError>
 /// The record in an audit payload and its link (`None` for a record written before the chain).
 pub fn split(payload: &[u8]) -> Result<(AuditRecord, Option<Link>), CodecError> {
     let (record, used) = codec::decode_prefix::<AuditRecord>(payload)?;
-    match &payload[used..] {
-        [] => Ok((record, None)),
-        rest => {
-            let link = Link::try_from(rest).map_err(|_| CodecError::TrailingBytes(rest.len()))?;
-            Ok((record, Some(link)))
-        }
+    Ok((record, link_after(&payload[used..])?))
+}
+
+/// What follows a record's encoding: nothing (a record from before the chain) or its link.
+fn link_after(rest: &[u8]) -> Result<Option<Link>, CodecError> {
+    match rest {
+        [] => Ok(None),
+        rest => Link::try_from(rest).map(Some).map_err(|_| CodecError::TrailingBytes(rest.len())),
     }
 }
 
@@ -65,10 +67,7 @@ struct RecordShape<'a> {
 /// checked for shape but not copied out: what a receiver reads of every record it takes in.
 pub fn link_of(payload: &[u8]) -> Result<Option<Link>, CodecError> {
     let (_, used) = codec::decode_prefix_borrowed::<RecordShape>(payload)?;
-    match &payload[used..] {
-        [] => Ok(None),
-        rest => Link::try_from(rest).map(Some).map_err(|_| CodecError::TrailingBytes(rest.len())),
-    }
+    link_after(&payload[used..])
 }
 
 /// The record in an audit payload, its link set aside.

@@ -218,10 +218,6 @@ impl EntryBytes {
         self.kind
     }
 
-    pub fn id(&self) -> EntryId {
-        EntryId { origin: self.origin.clone(), seq: self.seq }
-    }
-
     pub fn payload(&self) -> &[u8] {
         &self.bytes[self.payload_at..]
     }

@@ -16,7 +16,7 @@
 
 use node::mesh::frames;
 use node::mesh::pki::{CityCa, Validity};
-use node::mesh::sync::{self, Holdings, Origins, Outbound, Replica, Verdict};
+use node::mesh::sync::{self, Holdings, Origins, Outbound, Replica, Take, Verdict};
 use node::mesh::tls::{self, MeshIdentity};
 use node::mesh::topology::{Site, Topology};
 use proto::authz::{self, Direction};
@@ -56,14 +56,7 @@ impl Holdings for Mem {
         Ok(Arc::new(v))
     }
 
-    fn read(
-        &self,
-        kind: Kind,
-        origin: &NodeId,
-        from_seq: u64,
-        max: usize,
-        take: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<(), String> {
+    fn read(&self, kind: Kind, origin: &NodeId, from_seq: u64, max: usize, take: &mut Take<'_>) -> Result<(), String> {
         if kind != Kind::Audit || *origin != self.origin || from_seq == 0 {
             return Ok(());
         }

@@ -1,6 +1,6 @@
 //! The store as seen by a replication sender.
 
-use super::sync::Holdings;
+use super::sync::{Holdings, Take};
 use crate::store::{Store, StoreError};
 use proto::{Kind, NodeId, VersionVector};
 
@@ -19,7 +19,7 @@ impl Holdings for StoreHoldings<'_> {
         origin: &NodeId,
         from_seq: u64,
         max: usize,
-        take: &mut dyn FnMut(&[u8]) -> bool,
+        take: &mut Take<'_>,
     ) -> Result<(), StoreError> {
         for stored in self.0.stored_entries(kind, origin, from_seq).take(max) {
             if !take(&stored?) {

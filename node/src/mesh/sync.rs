@@ -17,6 +17,9 @@ use proto::{EntryBytes, Kind, NodeId, VersionVector};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+/// Takes one stored entry's bytes; returns whether to go on reading.
+pub type Take<'a> = dyn FnMut(&[u8]) -> bool + 'a;
+
 /// What a node holds, as the sender reads it.
 pub trait Holdings {
     type Error: std::fmt::Display;
@@ -32,7 +35,7 @@ pub trait Holdings {
         origin: &NodeId,
         from_seq: u64,
         max: usize,
-        take: &mut dyn FnMut(&[u8]) -> bool,
+        take: &mut Take<'_>,
     ) -> Result<(), Self::Error>;
 }
 

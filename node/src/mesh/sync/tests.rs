@@ -32,14 +32,7 @@ impl Holdings for Mem {
         }
         Ok(std::sync::Arc::new(v))
     }
-    fn read(
-        &self,
-        kind: Kind,
-        origin: &NodeId,
-        from: u64,
-        max: usize,
-        take: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<(), String> {
+    fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize, take: &mut Take<'_>) -> Result<(), String> {
         for e in self.0.get(&(kind, origin.clone())).into_iter().flatten().skip(from as usize - 1).take(max) {
             if !take(e.as_bytes()) {
                 break;
@@ -253,14 +246,7 @@ impl Holdings for Snapshots {
     fn heads(&self, kind: Kind) -> Result<std::sync::Arc<VersionVector>, String> {
         Ok(self.heads.borrow_mut().entry(kind).or_default().clone())
     }
-    fn read(
-        &self,
-        kind: Kind,
-        origin: &NodeId,
-        from: u64,
-        max: usize,
-        take: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<(), String> {
+    fn read(&self, kind: Kind, origin: &NodeId, from: u64, max: usize, take: &mut Take<'_>) -> Result<(), String> {
         self.reads.set(self.reads.get() + 1);
         self.mem.read(kind, origin, from, max, take)
     }
