@@ -46,7 +46,7 @@
 //!
 //! [watchlist]
 //! file = "watchlist.csv"
-//! max_expiry_days = 365           # the longest an entry added through the API may run
+//! max_expiry_days = 365           # the longest an entry (the file's or the API's) may run
 //!
 //! [fence]
 //! boundary = "boundary.geojson"
@@ -396,8 +396,8 @@ fn default_message_limit() -> u32 {
 pub struct WatchlistConfig {
     /// A local watchlist file (format in `node::rules::watchlist`).
     pub file: Option<PathBuf>,
-    /// The longest an entry added through the API may run, in days (default 365); longer
-    /// ones are refused, and the authority renews them.
+    /// The longest an entry may run, in days (default 365): an API add past it is refused, and
+    /// so is a file line (the node does not start). The authority renews a listing instead.
     pub max_expiry_days: u32,
 }
 

@@ -5,6 +5,7 @@
 
 use crate::clock::SharedClock;
 use crate::enforcement::Enforced;
+use crate::events::ordered_by;
 use crate::feeds::ais::AisMessage;
 use crate::feeds::camera::{is_signal_loss, CameraMessage, HealthChange};
 use crate::metrics::{AlertLabels, HitLabels, Metrics};
@@ -190,10 +191,11 @@ impl Batch {
             action: "watchlist_hit".into(),
             subject: subject.to_string(),
             why: format!(
-                "on list {:?} ({}), added by {}; seen at {place}",
+                "on list {:?} ({}), added by {}{}; seen at {place}",
                 entry.list(),
                 entry.reason(),
-                entry.added_by()
+                entry.added_by(),
+                ordered_by(entry.authority(), entry.legal_basis()),
             ),
         };
         self.hits.push((subject.kind(), entry.list().to_string()));
@@ -202,6 +204,9 @@ impl Batch {
             list: entry.list().to_string(),
             reason: entry.reason().to_string(),
             added_by: entry.added_by().to_string(),
+            authority: entry.authority().to_string(),
+            legal_basis: entry.legal_basis().to_string(),
+            expires_ms: entry.expires_ms(),
             place: place.to_string(),
             seen_ms,
             lat: at.map(|p| p.0),

@@ -127,8 +127,9 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
         Some(path) => {
             // Ten million lines take about ten seconds: say what the node is doing meanwhile.
             tracing::info!(file = %path.display(), "loading the watchlist file");
-            watchlist::load_file(path, &watchlist::LoadLimits::default())
-                .map_err(|e| StartError::Watchlist(e.to_string()))?
+            // The file's entries may run no longer than the API's (`max_expiry_days`).
+            let limits = watchlist::LoadLimits::expiring_within(clock.now_ms(), config.watchlist.max_expiry_days);
+            watchlist::load_file(path, &limits).map_err(|e| StartError::Watchlist(e.to_string()))?
         }
         None => watchlist::Watchlist::new(),
     };

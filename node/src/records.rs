@@ -95,7 +95,9 @@ pub use crate::rules::watchlist::Subject;
 /// than pointing at a raw detection, because detections never leave the site.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Alert {
-    WatchlistHit {
+    /// A watchlist hit recorded before entries named their authority and legal basis: read
+    /// (stored and replicated alerts are decoded by position), never written now.
+    WatchlistHitV1 {
         subject: Subject,
         list: String,
         reason: String,
@@ -160,13 +162,32 @@ pub enum Alert {
         lat: Option<f64>,
         lon: Option<f64>,
     },
+    /// A subject seen on the watchlist: the entry that matched (who listed it, who ordered the
+    /// listing and under what law, until when) and where it was seen. Appended after the other
+    /// variants so stored alerts keep their positions.
+    WatchlistHit {
+        subject: Subject,
+        list: String,
+        reason: String,
+        added_by: String,
+        /// Who ordered the listing and its legal basis; empty only for an entry replicated from
+        /// before entries named them.
+        authority: String,
+        legal_basis: String,
+        expires_ms: Option<u64>,
+        /// Where: the checkpoint id, or the AIS listener.
+        place: String,
+        seen_ms: u64,
+        lat: Option<f64>,
+        lon: Option<f64>,
+    },
 }
 
 impl Alert {
     /// Short label for metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
-            Alert::WatchlistHit { .. } => "watchlist_hit",
+            Alert::WatchlistHit { .. } | Alert::WatchlistHitV1 { .. } => "watchlist_hit",
             Alert::Fence { zone, .. } => match zone.as_str() {
                 "warning" => "fence_warning",
                 "alert" => "fence_alert",

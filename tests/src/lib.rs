@@ -215,6 +215,19 @@ pub fn write_config(dir: &Path, id: &str, role: &str, rest: &str) -> PathBuf {
     config
 }
 
+/// The authority and legal basis [`watchlist_line`] names.
+pub const WATCHLIST_AUTHORITY: &str = "City Public Security Bureau";
+pub const WATCHLIST_LEGAL_BASIS: &str = "Road Traffic Safety Law art. 96";
+
+/// One line of a watchlist file (with its newline): `kind,subject,list,reason,added_by` as
+/// given, then what every entry must also name: an expiry (thirty days from now, inside the
+/// default maximum of a year), [`WATCHLIST_AUTHORITY`] and [`WATCHLIST_LEGAL_BASIS`].
+pub fn watchlist_line(kind: &str, subject: &str, list: &str, reason: &str, added_by: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    let expires_ms = now.as_millis() + 30 * 86_400_000;
+    format!("{kind},{subject},{list},{reason},{added_by},{expires_ms},{WATCHLIST_AUTHORITY},{WATCHLIST_LEGAL_BASIS}\n")
+}
+
 /// Run `yiwang-node export` on a stopped node and parse its JSON lines.
 pub fn export(config: &Path, kind: &str) -> Vec<serde_json::Value> {
     let out = Command::new(bin("yiwang-node"))

@@ -964,7 +964,13 @@ fn vessels_and_watchlist_hits() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("watchlist.csv"),
-        format!("mmsi,{MMSI},detained-vessels,port state control detention,officer-wang\n"),
+        yiwang_tests::watchlist_line(
+            "mmsi",
+            &MMSI.to_string(),
+            "detained-vessels",
+            "port state control detention",
+            "officer-wang",
+        ),
     )
     .unwrap();
     let config = write_config(
@@ -991,6 +997,8 @@ fn vessels_and_watchlist_hits() {
     let hit = &hits["hits"][0]["hit"]["WatchlistHit"];
     assert_eq!(hit["subject"], json!({ "Mmsi": MMSI }));
     assert_eq!((hit["list"].as_str(), hit["added_by"].as_str()), (Some("detained-vessels"), Some("officer-wang")));
+    assert_eq!(hit["authority"], yiwang_tests::WATCHLIST_AUTHORITY, "a hit names who ordered the listing");
+    assert_eq!(hit["legal_basis"], yiwang_tests::WATCHLIST_LEGAL_BASIS);
     // Paging by one gives the same hits.
     let all: Vec<Value> = hits["hits"].as_array().unwrap().clone();
     let mut paged = Vec::new();

@@ -30,7 +30,7 @@ fn verify_audit_names_the_first_broken_link_in_a_store_and_in_an_export() {
     let dir = test_dir("audit-chain");
     std::fs::write(
         dir.path().join("watchlist.csv"),
-        "# kind,subject,list,reason,added_by\nplate,AUD1T,stolen,reported stolen,officer-test\n",
+        yiwang_tests::watchlist_line("plate", "AUD1T", "stolen", "reported stolen", "officer-test"),
     )
     .unwrap();
     let config = write_config(

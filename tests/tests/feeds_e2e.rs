@@ -20,7 +20,13 @@ fn setup(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(dir.join("boundary.geojson"), boundary).unwrap();
     std::fs::write(
         dir.join("watchlist.csv"),
-        format!("mmsi,{MMSI},detained-vessels,port state control detention,officer-wang\n"),
+        yiwang_tests::watchlist_line(
+            "mmsi",
+            &MMSI.to_string(),
+            "detained-vessels",
+            "port state control detention",
+            "officer-wang",
+        ),
     )
     .unwrap();
     yiwang_tests::write_config(dir, "harbour-test", "harbour", FEEDS)
@@ -165,4 +171,51 @@ fn decode_ais_prints_gpsd_json_and_fails_clearly() {
     let out = Command::new(&bin).args(["decode-ais", "/no/such/file.nmea"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.nmea"));
+}
+
+/// A watchlist file whose lines do not name authority, legal basis and expiry (the format
+/// before they were required) stops the node at start, naming the file and each bad line; a
+/// listing longer than `max_expiry_days` is refused the same way.
+#[test]
+fn a_watchlist_file_without_authority_legal_basis_or_expiry_stops_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = yiwang_tests::watchlist_line("plate", "鲁K12345", "stolen", "reported stolen", "officer-li");
+    let cases = [
+        ("plate,鲁KD7777,stolen,reported stolen,officer-li\n", "expected 8 comma-separated fields"),
+        ("plate,鲁KD7777,stolen,reported stolen,officer-li,2027-01-01,,Law 1\n", "authority is empty"),
+        ("plate,鲁KD7777,stolen,reported stolen,officer-li,2099-01-01,Bureau,Law 1\n", "is after"),
+    ];
+    for (bad, says) in cases {
+        std::fs::write(dir.path().join("watchlist.csv"), format!("{good}{bad}")).unwrap();
+        let config =
+            yiwang_tests::write_config(dir.path(), "town-list", "town", "[watchlist]\nfile = \"watchlist.csv\"\n");
+        let log = dir.path().join("stderr.log");
+        let mut node = std::process::Command::new(yiwang_tests::bin("yiwang-node"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .map(KillOnDrop)
+            .expect("run yiwang-node");
+        // A node that took the file would run on: it must stop by itself, and soon.
+        let mut status = None;
+        yiwang_tests::wait_until("the node to refuse its watchlist", Duration::from_secs(30), || {
+            status = node.0.try_wait().map_err(|e| e.to_string())?;
+            status.map(drop).ok_or_else(|| format!("still running with {bad:?}"))
+        });
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        assert!(!status.unwrap().success(), "{stderr}");
+        assert!(stderr.contains("watchlist.csv:2: ") && stderr.contains(says), "{bad:?}: {stderr}");
+        assert!(stderr.contains("1 bad line(s), nothing loaded"), "{stderr}");
+    }
+}
+
+/// A child process killed if the test fails while it runs.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

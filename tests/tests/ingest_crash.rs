@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use yiwang_tests::{export, post_json, NodeProcess};
+use yiwang_tests::{export, post_json, watchlist_line, NodeProcess, WATCHLIST_AUTHORITY, WATCHLIST_LEGAL_BASIS};
 
 const WATCHED_EVERY: usize = 7;
 
@@ -21,10 +21,10 @@ fn record(plate: &str) -> String {
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     // Every 7th plate of each client is on the watchlist.
-    let mut list = String::from("# kind,subject,list,reason,added_by\n");
+    let mut list = String::from("# kind,subject,list,reason,added_by,expires,authority,legal_basis\n");
     for client in 0..4 {
         for n in (0..100_000).step_by(WATCHED_EVERY) {
-            list.push_str(&format!("plate,{},stolen,reported stolen,officer-test\n", plate(client, n)));
+            list.push_str(&watchlist_line("plate", &plate(client, n), "stolen", "reported stolen", "officer-test"));
         }
     }
     std::fs::write(dir.join("watchlist.csv"), list).unwrap();
@@ -143,4 +143,12 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
     assert!(audits.len() >= acked.watched.len());
     let why = audits[0]["record"]["why"].as_str().unwrap();
     assert!(why.contains("officer-test") && why.contains("reported stolen"), "{why}");
+    // ... and under whose order and what law, in the audit record and the alert.
+    assert!(why.contains(&format!("ordered by {WATCHLIST_AUTHORITY} under {WATCHLIST_LEGAL_BASIS}")), "{why}");
+    let hit = &alerts[0]["record"]["WatchlistHit"];
+    assert_eq!(
+        (hit["authority"].as_str(), hit["legal_basis"].as_str()),
+        (Some(WATCHLIST_AUTHORITY), Some(WATCHLIST_LEGAL_BASIS))
+    );
+    assert!(hit["expires_ms"].as_u64().is_some(), "{hit}");
 }

@@ -534,7 +534,10 @@ fn requests_filter_by_service_status_date_and_id() {
         "[[api.tokens]]\nname = \"worker-chen\"\nrole = \"grid_worker\"\ntoken = \"worker-chen-token-0001\"\n\
          [api]\nopen311_public_categories = [\"other\"]\n\
          [watchlist]\nfile = \"watchlist.csv\"\n[[feeds.checkpoint]]\nname = \"roads\"\nhttp = \"127.0.0.1:0\"\n",
-        &[("watchlist.csv", "plate,LUB311XX,stolen,reported stolen,officer-test\n")],
+        &[(
+            "watchlist.csv",
+            &yiwang_tests::watchlist_line("plate", "LUB311XX", "stolen", "reported stolen", "officer-test"),
+        )],
     );
 
     // Two batches more than a second apart (requested_datetime is to the second).

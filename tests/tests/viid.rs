@@ -15,8 +15,8 @@ const TOLLGATE: &str = "37020200001210000001";
 const WATCHED: &str = "鲁B00007";
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
-    std::fs::write(dir.join("watchlist.csv"), format!("plate,{WATCHED},stolen,reported stolen,officer-test\n"))
-        .unwrap();
+    let line = yiwang_tests::watchlist_line("plate", WATCHED, "stolen", "reported stolen", "officer-test");
+    std::fs::write(dir.join("watchlist.csv"), line).unwrap();
     yiwang_tests::write_config(
         dir,
         "town-viid",

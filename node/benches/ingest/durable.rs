@@ -58,7 +58,14 @@ fn vehicle(i: u64) -> String {
 
 fn watchlist(n: usize) -> Watchlist {
     let mut w = Watchlist::new();
-    let fields = EntryFields { list: "stolen", reason: "reported stolen", added_by: "bench", expires_ms: None };
+    let fields = EntryFields {
+        list: "stolen",
+        reason: "reported stolen",
+        added_by: "bench",
+        authority: "City Public Security Bureau",
+        legal_basis: "Road Traffic Safety Law art. 96",
+        expires_ms: None,
+    };
     for i in 0..n {
         // Plates that never match the bench's traffic, so every check is a full miss.
         w.insert(&Subject::Plate(format!("浙B{i:07}")), fields).expect("valid entry");

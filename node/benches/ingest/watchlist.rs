@@ -1,7 +1,7 @@
 //! The watchlist at 10 million entries: load time, lookup rate, memory per entry.
 //!
 //! Used from `benches/ingest/main.rs` as `mod watchlist;` and `watchlist::bench_watchlist_10m()`.
-//! A 10-million-line file (≈ 480 MB) is generated into a temporary file, then loaded with the
+//! A 10-million-line file (≈ 1.3 GB) is generated into a temporary file, then loaded with the
 //! real loader (count lines, parse, validate, normalise, intern, insert); the load time is
 //! measured with the file in the page cache.
 
@@ -16,6 +16,14 @@ const PROVINCES: [&str; 31] = [
     "晋", "蒙", "陕", "吉", "闽", "贵", "粤", "青", "藏", "川", "宁", "琼",
 ];
 const REASONS: [&str; 4] = ["reported stolen", "unpaid fines", "cloned plate suspected", "sanctioned vessel"];
+/// Authority and legal basis, the last two columns.
+const AUTHORITIES: [&str; 3] = [
+    "Harbour Master,Port State Control Order 2026-41",
+    "City Public Security Bureau,Road Traffic Safety Law art. 96",
+    "City Traffic Police,Road Traffic Safety Law art. 90",
+];
+/// 2100-01-01: after the lookups' `now_ms`.
+const EXPIRES_MS: u64 = 4_102_444_800_000;
 
 /// The i-th plate: unique for i below 31 × 26 × 100 000.
 fn plate(i: u32, out: &mut String) {
@@ -25,28 +33,28 @@ fn plate(i: u32, out: &mut String) {
     let _ = write!(out, "{province}{letter}{:05}", i / (31 * 26));
 }
 
-/// One line in ten is a vessel, the rest plates; a few reasons, lists and officers shared by
-/// all, as in real lists; one entry in four expires.
+/// One line in ten is a vessel, the rest plates; a few reasons, lists, officers and authorities
+/// shared by all, as in real lists. Every entry expires (the file requires it), after the
+/// lookups' time, so all are live.
 fn line(i: u32, out: &mut String) {
     use std::fmt::Write;
     let officer = i % 20;
     match i % 10 {
         0 => {
             let mmsi = 200_000_000 + i;
-            let _ = write!(out, "mmsi,{mmsi},sanctions,{},officer-{officer}", REASONS[3]);
+            let _ =
+                write!(out, "mmsi,{mmsi},sanctions,{},officer-{officer},{EXPIRES_MS},{}", REASONS[3], AUTHORITIES[0]);
         }
         _ => {
             out.push_str("plate,");
             plate(i, out);
             let list = ["stolen-vehicles", "fines", "watch"][(i % 3) as usize];
             let reason = REASONS[(i % 3) as usize];
-            let _ = write!(out, ",{list},{reason},officer-{officer}");
+            let authority = AUTHORITIES[1 + (i % 2) as usize];
+            let _ = write!(out, ",{list},{reason},officer-{officer},{EXPIRES_MS},{authority}");
         }
     }
-    out.push_str(match i % 4 {
-        0 => ",4102444800000\n",
-        _ => "\n",
-    });
+    out.push('\n');
 }
 
 struct Generated {

@@ -294,7 +294,7 @@ async fn hits(
         if entry.seq >= upper {
             continue;
         }
-        if let Ok(alert @ (Alert::WatchlistHit { .. } | Alert::SanctionsHit { .. })) =
+        if let Ok(alert @ (Alert::WatchlistHit { .. } | Alert::WatchlistHitV1 { .. } | Alert::SanctionsHit { .. })) =
             crate::records::decode::<Alert>(&entry.payload)
         {
             if out.len() == limit {

@@ -95,8 +95,8 @@ struct EntryView {
     expires: Option<String>,
     /// `file` (the node's watchlist file) or `mesh` (added through the API on some node).
     source: &'static str,
-    /// For mesh entries: who ordered the listing and under what law (absent for entries added
-    /// before entries named them, and for the file's).
+    /// Who ordered the listing and under what law (absent only for mesh entries added before
+    /// entries named them).
     authority: Option<String>,
     legal_basis: Option<String>,
     /// For mesh entries: the add's entry, `origin:seq`, and when it was made.
@@ -113,13 +113,12 @@ fn subject_text(s: &Subject) -> String {
 
 impl From<Listing> for EntryView {
     fn from(l: Listing) -> EntryView {
-        let (source, tag, added_at, authority, legal_basis) = match l.source {
-            Source::File => ("file", None, None, None, None),
-            Source::Mesh { tag, at_ms, authority, legal_basis } => {
-                let named = |s: String| (!s.is_empty()).then_some(s);
-                ("mesh", Some(format_id(&tag)), Some(rfc3339(at_ms)), named(authority), named(legal_basis))
-            }
+        let (source, tag, added_at) = match l.source {
+            Source::File => ("file", None, None),
+            Source::Mesh { tag, at_ms } => ("mesh", Some(format_id(&tag)), Some(rfc3339(at_ms))),
         };
+        let named = |s: String| (!s.is_empty()).then_some(s);
+        let (authority, legal_basis) = (named(l.authority), named(l.legal_basis));
         EntryView {
             kind: l.key.subject.kind(),
             subject: subject_text(&l.key.subject),
@@ -283,7 +282,14 @@ mod tests {
             Store::open(dir.path(), node.clone(), clock.clone(), StoreConfig::default(), Metrics::unregistered())
                 .unwrap();
         let mut base = Watchlist::new();
-        let fields = EntryFields { list: "stolen", reason: "from the file", added_by: "file", expires_ms: None };
+        let fields = EntryFields {
+            list: "stolen",
+            reason: "from the file",
+            added_by: "file",
+            authority: "City Public Security Bureau",
+            legal_basis: "Road Traffic Safety Law art. 96",
+            expires_ms: Some(T0 + 86_400_000),
+        };
         base.insert(&Subject::Plate("FILE1".into()), fields).unwrap();
         let handle = WatchlistHandle::default();
         let max_expiry = crate::lists::DEFAULT_MAX_EXPIRY_DAYS;
@@ -361,7 +367,8 @@ mod tests {
             v["entries"].as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap()).collect();
         assert_eq!(subjects, ["AB123", "FILE1", "012345678"]);
         assert_eq!(v["entries"][1]["source"], "file");
-        assert_eq!(v["entries"][1]["authority"], Value::Null, "the file's entries name none yet");
+        assert_eq!(v["entries"][1]["authority"], "City Public Security Bureau", "the file's entries name theirs");
+        assert_eq!(v["entries"][1]["legal_basis"], "Road Traffic Safety Law art. 96");
         assert_eq!(v["entries"][2]["authority"], "Weihai MSA");
         assert_eq!(v["entries"][2]["legal_basis"], "PSC detention 7");
         assert_eq!(v["next_cursor"], Value::Null);

@@ -861,12 +861,28 @@ impl Events {
     }
 }
 
+/// "; ordered by X under Y", or nothing for an entry from before entries named them.
+pub(crate) fn ordered_by(authority: &str, legal_basis: &str) -> String {
+    if authority.is_empty() {
+        return String::new();
+    }
+    format!("; ordered by {authority} under {legal_basis}")
+}
+
 /// The event an alert becomes, if it becomes one.
 fn alert_event(alert: &Alert, alert_seq: u64) -> Option<EventCreated> {
     let (description, lat, lon) = match alert {
-        Alert::WatchlistHit { subject, list, reason, added_by, place, lat, lon, .. } => {
+        Alert::WatchlistHitV1 { subject, list, reason, added_by, place, lat, lon, .. } => {
             (format!("{subject} seen at {place}: on list {list} ({reason}), added by {added_by}"), *lat, *lon)
         }
+        Alert::WatchlistHit { subject, list, reason, added_by, authority, legal_basis, place, lat, lon, .. } => (
+            format!(
+                "{subject} seen at {place}: on list {list} ({reason}), added by {added_by}{}",
+                ordered_by(authority, legal_basis)
+            ),
+            *lat,
+            *lon,
+        ),
         Alert::Fence { mmsi, shipname, zone, distance_m, lat, lon, .. } => {
             let name = shipname.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
             let distance = distance_m.map(|d| format!(" {:.0} m from the boundary", d)).unwrap_or_default();

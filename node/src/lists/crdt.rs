@@ -169,7 +169,8 @@ impl ElementKey {
     pub fn checked(subject: &Subject, list: &str, reason: &str, who: &str) -> Result<ElementKey, OpError> {
         // The index's own checks, so nothing reaches it that it would refuse.
         let mut scratch = Watchlist::new();
-        scratch.insert(subject, EntryFields { list, reason, added_by: who, expires_ms: None })?;
+        let fields = EntryFields { list, reason, added_by: who, authority: "", legal_basis: "", expires_ms: None };
+        scratch.insert(subject, fields)?;
         let subject = match subject {
             Subject::Plate(p) => Subject::Plate(normalise_plate(p).ok_or(EntryError::EmptyPlate)?),
             Subject::Mmsi(m) => Subject::Mmsi(*m),

@@ -37,16 +37,35 @@ use std::sync::Arc;
 pub(crate) struct Fields {
     pub reason: String,
     pub added_by: String,
+    pub authority: String,
+    pub legal_basis: String,
     pub expires_ms: Option<u64>,
 }
 
 impl Fields {
     fn of(e: &WatchEntry) -> Fields {
-        Fields { reason: e.reason().to_owned(), added_by: e.added_by().to_owned(), expires_ms: e.expires_ms() }
+        Fields {
+            reason: e.reason().to_owned(),
+            added_by: e.added_by().to_owned(),
+            authority: e.authority().to_owned(),
+            legal_basis: e.legal_basis().to_owned(),
+            expires_ms: e.expires_ms(),
+        }
+    }
+
+    fn on<'a>(&'a self, list: &'a str) -> EntryFields<'a> {
+        EntryFields {
+            list,
+            reason: &self.reason,
+            added_by: &self.added_by,
+            authority: &self.authority,
+            legal_basis: &self.legal_basis,
+            expires_ms: self.expires_ms,
+        }
     }
 
     fn matches(&self, e: &WatchEntry) -> bool {
-        self.reason == e.reason() && self.added_by == e.added_by() && self.expires_ms == e.expires_ms()
+        self.on(e.list()) == e.fields()
     }
 }
 
@@ -79,9 +98,7 @@ pub(crate) fn entry_of<'a>(index: &'a Watchlist, key: &ElementKey) -> Option<&'a
 fn patch(index: &mut Watchlist, key: &ElementKey, want: Option<&Fields>) {
     match want {
         Some(f) => {
-            let fields =
-                EntryFields { list: &key.list, reason: &f.reason, added_by: &f.added_by, expires_ms: f.expires_ms };
-            if let Err(e) = index.insert(&key.subject, fields) {
+            if let Err(e) = index.insert(&key.subject, f.on(&key.list)) {
                 // Unreachable: CRDT operations are validated with the index's own checks, and
                 // file entries came out of the index.
                 tracing::error!(element = %key, error = %e, "watchlist entry refused by the index");
@@ -98,9 +115,7 @@ fn copy(index: &Watchlist) -> Watchlist {
     let mut out = Watchlist::new();
     out.reserve(index.len());
     for e in index.iter() {
-        let fields =
-            EntryFields { list: e.list(), reason: e.reason(), added_by: e.added_by(), expires_ms: e.expires_ms() };
-        if let Err(err) = out.insert(&e.subject(), fields) {
+        if let Err(err) = out.insert(&e.subject(), e.fields()) {
             tracing::error!(error = %err, "watchlist entry not copied");
         }
     }
@@ -163,6 +178,8 @@ impl Publisher {
         let mesh = crdt.element(key).and_then(|e| e.winner()).map(|(_, f)| Fields {
             reason: f.reason.clone(),
             added_by: f.added_by.clone(),
+            authority: f.authority.clone(),
+            legal_basis: f.legal_basis.clone(),
             expires_ms: f.expires_ms,
         });
         match (self.file.get(key), mesh) {

@@ -121,13 +121,10 @@ pub struct Replicated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     File,
-    /// Added through the API on some node: the add, when it was made, and the authority and
-    /// legal basis it names (empty for adds written before entries named them).
+    /// Added through the API on some node: the add, and when it was made.
     Mesh {
         tag: EntryId,
         at_ms: u64,
-        authority: String,
-        legal_basis: String,
     },
 }
 
@@ -137,6 +134,10 @@ pub struct Listing {
     pub key: ElementKey,
     pub reason: String,
     pub added_by: String,
+    /// Who ordered the listing and under what law; empty only for mesh adds written before
+    /// entries named them.
+    pub authority: String,
+    pub legal_basis: String,
     pub expires_ms: Option<u64>,
     pub source: Source,
 }
@@ -281,7 +282,8 @@ impl Lists {
     }
 
     /// Puts `subject` on `list` (or edits this node's earlier add of it), expiring at
-    /// `expires_ms` (ms since the epoch; `None`: never). Operators only; `reason` required.
+    /// `expires_ms` (ms since the epoch, in the future and at most `[watchlist]
+    /// max_expiry_days` away). Operators only; every field required.
     /// Resolves once the entry and its audit record are durable and the index is published.
     pub async fn add(&self, entry: NewEntry<'_>, who: &Identity) -> Result<Added, ListError> {
         require_operator(who)?;
@@ -312,7 +314,7 @@ impl Lists {
             actor: actor(who),
             action: "watchlist_add".into(),
             subject: format!("{key}, until {}", crate::api::time::rfc3339(expires_ms)),
-            why: format!("{reason}; ordered by {authority} under {legal_basis}"),
+            why: format!("{reason}{}", crate::events::ordered_by(authority, legal_basis)),
         };
         let _writer = self.inner.writer.lock().await;
         let (tag, at_ms) = self.write(&key, &op, &audit).await?;
@@ -485,20 +487,21 @@ impl Lists {
             .into_iter()
             .map(|Row(key, e)| {
                 let mesh = st.crdt.element(&key).and_then(|el| el.winner()).filter(|(_, f)| {
-                    f.reason == e.reason() && f.added_by == e.added_by() && f.expires_ms == e.expires_ms()
+                    f.reason == e.reason()
+                        && f.added_by == e.added_by()
+                        && f.authority == e.authority()
+                        && f.legal_basis == e.legal_basis()
+                        && f.expires_ms == e.expires_ms()
                 });
                 let source = match mesh {
-                    Some((tag, f)) => Source::Mesh {
-                        tag,
-                        at_ms: f.at_ms,
-                        authority: f.authority.clone(),
-                        legal_basis: f.legal_basis.clone(),
-                    },
+                    Some((tag, f)) => Source::Mesh { tag, at_ms: f.at_ms },
                     None => Source::File,
                 };
                 Listing {
                     reason: e.reason().to_owned(),
                     added_by: e.added_by().to_owned(),
+                    authority: e.authority().to_owned(),
+                    legal_basis: e.legal_basis().to_owned(),
                     expires_ms: e.expires_ms(),
                     source,
                     key,

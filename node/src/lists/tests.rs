@@ -50,7 +50,14 @@ fn open_node(dir: &std::path::Path, node: &str, clock: Arc<ManualClock>, base: W
 
 fn file_list() -> Watchlist {
     let mut w = Watchlist::new();
-    let f = |list, reason| EntryFields { list, reason, added_by: "file", expires_ms: None };
+    let f = |list, reason| EntryFields {
+        list,
+        reason,
+        added_by: "file",
+        authority: "Harbour Master",
+        legal_basis: "PSC order 41",
+        expires_ms: None,
+    };
     w.insert(&plate("鲁K12345"), f("stolen", "from the file")).unwrap();
     w.insert(&Subject::Mmsi(412000001), f("sanctioned", "file vessel")).unwrap();
     w
@@ -348,7 +355,14 @@ async fn edits_stay_cheap_with_a_large_file() {
     let clock = Arc::new(ManualClock::new(T0));
     let mut base = Watchlist::new();
     for i in 0..100_000u32 {
-        let fields = EntryFields { list: "stolen", reason: "bulk import", added_by: "file", expires_ms: None };
+        let fields = EntryFields {
+            list: "stolen",
+            reason: "bulk import",
+            added_by: "file",
+            authority: "Bureau",
+            legal_basis: "Law 1",
+            expires_ms: None,
+        };
         base.insert(&plate(&format!("鲁B{i:06}")), fields).unwrap();
     }
     let started = Instant::now();

@@ -4,7 +4,8 @@
 //! than the limit is skipped (and reported) without being buffered, and the byte count is
 //! checked as it goes, so a file that grows while being read still hits the size cap.
 
-use super::{check_fields, mmsi_key, EntryError, EntryFields, Key, Watchlist};
+use super::{check_field, check_fields, mmsi_key, EntryError, EntryFields, Key, Watchlist};
+use crate::api::time::rfc3339;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -20,15 +21,33 @@ pub struct LoadLimits {
     pub max_line_bytes: usize,
     /// How many bad lines are described in [`LoadError::BadLines`]; the rest are counted.
     pub max_errors: usize,
+    /// The latest expiry a line may give, in ms since the epoch: the node sets it to now plus
+    /// `[watchlist] max_expiry_days`. `u64::MAX`: no limit.
+    pub latest_expiry_ms: u64,
 }
+
+impl LoadLimits {
+    /// The default limits, with expiries allowed at most `max_days` after `now_ms`.
+    pub fn expiring_within(now_ms: u64, max_days: u32) -> LoadLimits {
+        LoadLimits { latest_expiry_ms: now_ms.saturating_add(u64::from(max_days) * DAY_MS), ..LoadLimits::default() }
+    }
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+/// The columns of a line, in order, for errors.
+const COLUMNS: &str = "kind,subject,list,reason,added_by,expires,authority,legal_basis";
+const COLUMN_COUNT: usize = 8;
 
 impl Default for LoadLimits {
     fn default() -> Self {
         Self {
-            // 10 million lines of ≈ 60 bytes is 600 MB; leave room above that.
+            // 10 million lines of ≈ 130 bytes (with authority and legal basis) is 1.3 GB;
+            // leave room above that.
             max_file_bytes: 2 << 30,
             max_line_bytes: 1024,
             max_errors: 100,
+            latest_expiry_ms: u64::MAX,
         }
     }
 }
@@ -104,14 +123,18 @@ pub enum LineErrorKind {
     TooLong(usize),
     #[error("line is not valid UTF-8")]
     NotUtf8,
-    #[error("expected 5 or 6 comma-separated fields (kind,subject,list,reason,added_by[,expires_ms]), found {0}")]
+    #[error("expected {COLUMN_COUNT} comma-separated fields ({COLUMNS}), found {found}{hint}", found = .0, hint = missing_hint(*.0))]
     FieldCount(usize),
     #[error("unknown subject kind {0:?}: expected plate or mmsi")]
     UnknownKind(String),
     #[error("MMSI {0:?} is not exactly 9 digits")]
     MmsiFormat(String),
-    #[error("expires_ms {0:?} is not a whole number of milliseconds")]
+    #[error("expires {0:?} is not milliseconds since the epoch, a YYYY-MM-DD date or an RFC 3339 time")]
     BadExpiry(String),
+    #[error("expires is required: every listing ends, and the authority renews it")]
+    NoExpiry,
+    #[error("expires {given} is after {latest}, the latest allowed ([watchlist] max_expiry_days from now); the authority renews a listing rather than ordering a longer one")]
+    ExpiryTooLate { given: String, latest: String },
     #[error("{0}")]
     Entry(#[from] EntryError),
 }
@@ -184,7 +207,7 @@ fn load_lines<R: BufRead>(
         line_no += 1;
         let outcome = if fit {
             // Once a line is bad nothing will be loaded, so later lines are only checked.
-            load_line(&mut list, &buf, line_no == 1, bad_lines == 0)
+            load_line(&mut list, &buf, line_no == 1, bad_lines == 0, limits)
         } else {
             Err(LineErrorKind::TooLong(limits.max_line_bytes))
         };
@@ -239,7 +262,22 @@ fn read_bounded_line<R: BufRead>(
     }
 }
 
-fn load_line(list: &mut Watchlist, raw: &[u8], first: bool, insert: bool) -> Result<(), LineErrorKind> {
+/// Files written before authority, legal basis and expiry were required have 5 or 6 fields.
+fn missing_hint(found: usize) -> &'static str {
+    if (5..=7).contains(&found) {
+        "; every entry now names its expiry, the authority that ordered it and its legal basis"
+    } else {
+        ""
+    }
+}
+
+fn load_line(
+    list: &mut Watchlist,
+    raw: &[u8],
+    first: bool,
+    insert: bool,
+    limits: &LoadLimits,
+) -> Result<(), LineErrorKind> {
     let mut bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
     if first {
         bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -249,6 +287,17 @@ fn load_line(list: &mut Watchlist, raw: &[u8], first: bool, insert: bool) -> Res
         return Ok(());
     };
     check_fields(&fields)?;
+    // The index takes entries without these (replicated from before they were required); a
+    // line of the file must name them.
+    check_field("authority", fields.authority)?;
+    check_field("legal_basis", fields.legal_basis)?;
+    match fields.expires_ms {
+        None => return Err(LineErrorKind::NoExpiry),
+        Some(at) if at > limits.latest_expiry_ms => {
+            return Err(LineErrorKind::ExpiryTooLate { given: rfc3339(at), latest: rfc3339(limits.latest_expiry_ms) })
+        }
+        Some(_) => {}
+    }
     if insert {
         list.insert_checked(key, fields);
     }
@@ -260,7 +309,7 @@ fn parse_line(line: &str) -> Result<Option<(Key, EntryFields<'_>)>, LineErrorKin
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
     }
-    let mut f = [""; 6];
+    let mut f = [""; COLUMN_COUNT];
     let mut n = 0usize;
     for part in line.split(',') {
         if let Some(slot) = f.get_mut(n) {
@@ -268,10 +317,10 @@ fn parse_line(line: &str) -> Result<Option<(Key, EntryFields<'_>)>, LineErrorKin
         }
         n += 1;
     }
-    if !(5..=6).contains(&n) {
+    if n != COLUMN_COUNT {
         return Err(LineErrorKind::FieldCount(n));
     }
-    let [kind, subject, list, reason, added_by, expiry] = f;
+    let [kind, subject, list, reason, added_by, expiry, authority, legal_basis] = f;
     let key = if kind.eq_ignore_ascii_case("plate") {
         Key::plate(subject).map_err(EntryError::from)?
     } else if kind.eq_ignore_ascii_case("mmsi") {
@@ -280,7 +329,7 @@ fn parse_line(line: &str) -> Result<Option<(Key, EntryFields<'_>)>, LineErrorKin
         return Err(LineErrorKind::UnknownKind(clip(kind)));
     };
     let expires_ms = if expiry.is_empty() { None } else { Some(parse_expiry(expiry)?) };
-    Ok(Some((key, EntryFields { list, reason, added_by, expires_ms })))
+    Ok(Some((key, EntryFields { list, reason, added_by, authority, legal_basis, expires_ms })))
 }
 
 fn parse_mmsi(s: &str) -> Result<Key, LineErrorKind> {
@@ -291,11 +340,14 @@ fn parse_mmsi(s: &str) -> Result<Key, LineErrorKind> {
     Ok(mmsi_key(value)?)
 }
 
+/// Milliseconds since the epoch (digits only), or a date or time as the sanctions import reads
+/// them.
 fn parse_expiry(s: &str) -> Result<u64, LineErrorKind> {
-    if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(LineErrorKind::BadExpiry(clip(s)));
+    let bad = || LineErrorKind::BadExpiry(clip(s));
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u64>().map_err(|_| bad());
     }
-    s.parse::<u64>().map_err(|_| LineErrorKind::BadExpiry(clip(s)))
+    crate::sanctions::parse_import_time(s).map_err(|_| bad())
 }
 
 /// At most 40 characters of offending input, so one bad line cannot make a huge error.

@@ -4,10 +4,12 @@
 //! this index holds the two kinds ingest can match on a detection: plates and MMSIs.
 //!
 //! # Entries
-//! An entry is a subject ([`Subject::Plate`] or [`Subject::Mmsi`]), the list it is on, a reason
-//! and who added it (both required), and an optional expiry in milliseconds since the Unix
-//! epoch. An entry is live while `now_ms < expires_ms`; expired entries never hit and are dropped
-//! by [`Watchlist::purge_expired`]. A subject may be on several lists; `(subject, list)` is the
+//! An entry is a subject ([`Subject::Plate`] or [`Subject::Mmsi`]), the list it is on, a reason,
+//! who added it, the authority that ordered the listing and its legal basis, and an expiry in
+//! milliseconds since the Unix epoch. An entry is live while `now_ms < expires_ms`; expired
+//! entries never hit and are dropped by [`Watchlist::purge_expired`]. The file requires every
+//! field (see below); the index itself also takes entries replicated from before authority,
+//! legal basis and expiry were required (the lists' plain `Add`), with those left empty. A subject may be on several lists; `(subject, list)` is the
 //! identity, so inserting the same pair again replaces the earlier entry.
 //!
 //! Plates are compared in normalised form: ASCII letters upper-cased, full-width ASCII folded to
@@ -18,24 +20,29 @@
 //! # Lookup cost
 //! [`Watchlist::check_plate`] and [`Watchlist::check_mmsi`] do not allocate: the plate is
 //! normalised into a 24-byte stack key and looked up in one hash set. Each stored entry is 40
-//! bytes (key, a shared pointer to its list/reason/added_by, expiry); list, reason and added_by
-//! strings are interned, because millions of entries share a handful of them.
+//! bytes (key, a shared pointer to its descriptive strings, expiry); list, reason, added_by,
+//! authority and legal basis are interned, because millions of entries share a handful of them.
 //!
 //! # File format
 //! UTF-8 text, one entry per line, fields separated by commas:
 //!
 //! ```text
-//! # kind,subject,list,reason,added_by[,expires_ms]
-//! plate,鲁K12345,stolen-vehicles,reported stolen 2026-11-02,officer-li
-//! mmsi,412345678,sanctioned-vessels,port state control detention,officer-wang,1798761600000
+//! # kind,subject,list,reason,added_by,expires,authority,legal_basis
+//! plate,鲁K12345,stolen-vehicles,reported stolen 2026-11-02,officer-li,2027-05-01,City Public Security Bureau,Road Traffic Safety Law art. 96
+//! mmsi,412345678,detained-vessels,port state control detention,officer-wang,1798761600000,Harbour Master,Port State Control Order 2026-41
 //! ```
 //!
 //! - `kind` is `plate` or `mmsi` (ASCII case ignored).
 //! - A plate is normalised as above. An MMSI is exactly 9 ASCII digits (leading zeros allowed,
 //!   `000000000` refused: transponders send it as a placeholder).
-//! - `list`, `reason` and `added_by` are required and non-empty, at most [`MAX_FIELD_BYTES`]
-//!   bytes each, without control characters. Fields cannot contain commas: there is no quoting.
-//! - `expires_ms` is optional (absent or empty: never expires); decimal digits only.
+//! - `list`, `reason`, `added_by`, `authority` (who ordered the listing: a court, a police
+//!   bureau, the harbour master) and `legal_basis` (the law or order it rests on) are required
+//!   and non-empty, at most [`MAX_FIELD_BYTES`] bytes each, without control characters. Fields
+//!   cannot contain commas: there is no quoting.
+//! - `expires` is required: milliseconds since the Unix epoch (decimal digits), a `YYYY-MM-DD`
+//!   date (midnight UTC) or an RFC 3339 time. It may be at most [`LoadLimits::latest_expiry_ms`];
+//!   the node sets that from `[watchlist] max_expiry_days`, so no listing outlives the longest
+//!   an authority may order without renewing it. An entry already expired loads and never hits.
 //! - Whitespace around fields is trimmed. Blank lines and lines starting with `#` are skipped;
 //!   a UTF-8 byte-order mark and `\r\n` line ends are accepted.
 //! - A later line for the same `(subject, list)` replaces an earlier one.
@@ -102,6 +109,10 @@ pub struct EntryFields<'a> {
     pub list: &'a str,
     pub reason: &'a str,
     pub added_by: &'a str,
+    /// Who ordered the listing. Empty only for entries replicated from before it was required.
+    pub authority: &'a str,
+    /// The law or order the listing rests on; empty as `authority` is.
+    pub legal_basis: &'a str,
     /// Milliseconds since the Unix epoch; `None` never expires.
     pub expires_ms: Option<u64>,
 }
@@ -135,12 +146,24 @@ impl From<PlateProblem> for EntryError {
     }
 }
 
-/// The strings an entry shares with many others; interned once per distinct triple.
+/// The strings an entry shares with many others; interned once per distinct set.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Meta {
     list: Arc<str>,
     reason: Arc<str>,
     added_by: Arc<str>,
+    authority: Arc<str>,
+    legal_basis: Arc<str>,
+}
+
+impl Meta {
+    fn is(&self, f: &EntryFields<'_>) -> bool {
+        *self.list == *f.list
+            && *self.reason == *f.reason
+            && *self.added_by == *f.added_by
+            && *self.authority == *f.authority
+            && *self.legal_basis == *f.legal_basis
+    }
 }
 
 /// One watchlist entry as stored. Cheap to clone (one reference count).
@@ -177,6 +200,25 @@ impl WatchEntry {
     pub fn added_by(&self) -> &str {
         &self.meta.added_by
     }
+    /// Who ordered the listing (empty for an entry replicated from before it was required).
+    pub fn authority(&self) -> &str {
+        &self.meta.authority
+    }
+    /// The law or order the listing rests on (empty as [`WatchEntry::authority`] is).
+    pub fn legal_basis(&self) -> &str {
+        &self.meta.legal_basis
+    }
+    /// The entry's descriptive fields, borrowed: what [`Watchlist::insert`] takes.
+    pub fn fields(&self) -> EntryFields<'_> {
+        EntryFields {
+            list: self.list(),
+            reason: self.reason(),
+            added_by: self.added_by(),
+            authority: self.authority(),
+            legal_basis: self.legal_basis(),
+            expires_ms: self.expires_ms(),
+        }
+    }
     pub fn expires_ms(&self) -> Option<u64> {
         (self.expires_ms != NEVER).then_some(self.expires_ms)
     }
@@ -192,6 +234,8 @@ impl fmt::Debug for WatchEntry {
             .field("list", &self.list())
             .field("reason", &self.reason())
             .field("added_by", &self.added_by())
+            .field("authority", &self.authority())
+            .field("legal_basis", &self.legal_basis())
             .field("expires_ms", &self.expires_ms())
             .finish()
     }
@@ -224,13 +268,13 @@ impl Borrow<Key> for Slot {
     }
 }
 
-/// Interns strings and (list, reason, added_by) triples.
+/// Interns strings and the sets of descriptive strings entries share.
 #[derive(Default)]
 struct Interner {
     strings: HashSet<Arc<str>>,
     metas: HashSet<Arc<Meta>>,
-    /// Recently used triples, checked before the hash sets: bulk loads repeat a few triples
-    /// line after line, and this saves four hash lookups per line.
+    /// Recently used sets, checked before the hash sets: bulk loads repeat a few sets line
+    /// after line, and this saves six hash lookups per line.
     recent: [Option<Arc<Meta>>; RECENT],
     next_recent: usize,
 }
@@ -247,13 +291,17 @@ impl Interner {
         new
     }
 
-    fn meta(&mut self, list: &str, reason: &str, added_by: &str) -> Arc<Meta> {
-        let recent =
-            self.recent.iter().flatten().find(|m| &*m.list == list && &*m.reason == reason && &*m.added_by == added_by);
-        if let Some(m) = recent {
+    fn meta(&mut self, f: &EntryFields<'_>) -> Arc<Meta> {
+        if let Some(m) = self.recent.iter().flatten().find(|m| m.is(f)) {
             return m.clone();
         }
-        let probe = Meta { list: self.string(list), reason: self.string(reason), added_by: self.string(added_by) };
+        let probe = Meta {
+            list: self.string(f.list),
+            reason: self.string(f.reason),
+            added_by: self.string(f.added_by),
+            authority: self.string(f.authority),
+            legal_basis: self.string(f.legal_basis),
+        };
         let meta = match self.metas.get(&probe) {
             Some(found) => found.clone(),
             None => {
@@ -267,7 +315,7 @@ impl Interner {
         meta
     }
 
-    /// Drops triples and strings no entry uses any more.
+    /// Drops sets and strings no entry uses any more.
     fn collect(&mut self) {
         self.recent = Default::default();
         self.metas.retain(|m| Arc::strong_count(m) > 1);
@@ -370,7 +418,7 @@ impl Watchlist {
 
     /// Inserts fields already passed through [`check_fields`].
     fn insert_checked(&mut self, key: Key, fields: EntryFields<'_>) -> Option<WatchEntry> {
-        let meta = self.interner.meta(fields.list, fields.reason, fields.added_by);
+        let meta = self.interner.meta(&fields);
         self.upsert(WatchEntry { key, meta, expires_ms: fields.expires_ms.unwrap_or(NEVER) })
     }
 
@@ -510,10 +558,18 @@ fn mmsi_key(mmsi: u32) -> Result<Key, EntryError> {
     Ok(Key::mmsi(mmsi))
 }
 
+/// The checks every entry passes. Authority and legal basis may be empty here (entries
+/// replicated from before they were required); the file and new adds require them.
 fn check_fields(fields: &EntryFields<'_>) -> Result<(), EntryError> {
     check_field("list", fields.list)?;
     check_field("reason", fields.reason)?;
-    check_field("added_by", fields.added_by)
+    check_field("added_by", fields.added_by)?;
+    for (name, value) in [("authority", fields.authority), ("legal_basis", fields.legal_basis)] {
+        if !value.is_empty() {
+            check_field(name, value)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_field(name: &'static str, value: &str) -> Result<(), EntryError> {

@@ -3,7 +3,15 @@ use proptest::prelude::*;
 use std::io::Cursor;
 
 fn fields<'a>(list: &'a str, reason: &'a str, expires_ms: Option<u64>) -> EntryFields<'a> {
-    EntryFields { list, reason, added_by: "officer-li", expires_ms }
+    EntryFields { list, reason, added_by: "officer-li", authority: "Bureau", legal_basis: "Law 1", expires_ms }
+}
+
+/// The last three columns of a good line: expiry, authority, legal basis.
+const TAIL: &str = "1798761600000,City Public Security Bureau,Road Traffic Safety Law art. 96";
+
+/// `head` (the first five columns) with [`TAIL`].
+fn line(head: &str) -> String {
+    format!("{head},{TAIL}")
 }
 
 fn plate(s: &str) -> Subject {
@@ -121,40 +129,84 @@ fn interner_garbage_is_collected() {
 
 #[test]
 fn load_good_file() {
-    let text = "\u{FEFF}# kind,subject,list,reason,added_by[,expires_ms]\r\n\
-                plate,鲁K12345,stolen-vehicles,reported stolen 2026-11-02,officer-li\r\n\
+    let text = "\u{FEFF}# kind,subject,list,reason,added_by,expires,authority,legal_basis\r\n\
+                plate,鲁K12345,stolen-vehicles,reported stolen 2026-11-02,officer-li,2027-05-01,City Public Security Bureau,Road Traffic Safety Law art. 96\r\n\
                 \n\
-                   MMSI , 412345678 , sanctions , detained , officer-wang , 1798761600000\n\
-                plate,京A-00001,fines,unpaid,officer-li,\n\
-                mmsi,012345678,sanctions,coast station test,officer-wang";
+                   MMSI , 412345678 , sanctions , detained , officer-wang , 1798761600000 , Harbour Master , PSC order 41\n\
+                plate,京A-00001,fines,unpaid,officer-li,2027-05-01T08:00:00+08:00,Harbour Office,Port Fees Regulation 9\n\
+                mmsi,012345678,sanctions,coast station test,officer-wang,1798761600000,Harbour Master,PSC order 42";
     let w = load_str(text).expect("loads");
     assert_eq!(w.len(), 4);
-    assert!(w.check_plate("鲁k 123-45", 0).is_some());
+    let p = w.check_plate("鲁k 123-45", 0).expect("hit");
+    assert_eq!(p.expires_ms(), Some(1_809_129_600_000), "a date is midnight UTC");
+    assert_eq!((p.authority(), p.legal_basis()), ("City Public Security Bureau", "Road Traffic Safety Law art. 96"));
     let v = w.check_mmsi(412_345_678, 0).expect("hit");
     assert_eq!(v.expires_ms(), Some(1_798_761_600_000));
     assert_eq!(v.reason(), "detained");
+    assert_eq!((v.authority(), v.legal_basis()), ("Harbour Master", "PSC order 41"));
     assert!(w.check_mmsi(412_345_678, 1_798_761_600_000).is_none());
-    assert_eq!(w.check_plate("京A00001", 0).and_then(WatchEntry::expires_ms), None);
+    assert_eq!(w.check_plate("京A00001", 0).and_then(WatchEntry::expires_ms), Some(1_809_129_600_000));
     assert!(w.check_mmsi(12_345_678, 0).is_some());
+}
+
+#[test]
+fn a_line_must_name_authority_legal_basis_and_expiry() {
+    let text = [
+        "plate,AB123,l,r,a,1798761600000,Bureau,Law 1".to_string(), // 1 ok
+        "plate,AB123,l,r,a".into(),                                 // 2 the old five columns
+        "plate,AB123,l,r,a,1798761600000".into(),                   // 3 the old six
+        "plate,AB123,l,r,a,,Bureau,Law 1".into(),                   // 4 no expiry
+        "plate,AB123,l,r,a,1798761600000,,Law 1".into(),            // 5 no authority
+        "plate,AB123,l,r,a,1798761600000,Bureau, ".into(),          // 6 blank legal basis
+        "plate,AB123,l,r,a,2099-01-01,Bureau,Law 1".into(),         // 7 past the maximum
+        format!("plate,AB123,l,r,a,1798761600000,Bureau{},Law 1", "x".repeat(300)), // 8 too long
+    ]
+    .join("\n");
+    let limits = LoadLimits { latest_expiry_ms: 1_800_000_000_000, ..LoadLimits::default() };
+    let err = load_reader(Cursor::new(text.as_bytes()), "t", &limits).err().expect("must fail");
+    let LoadError::BadLines { errors, .. } = &err else { panic!("wrong error {err}") };
+    use LineErrorKind as K;
+    let kinds: Vec<(u64, &LineErrorKind)> = errors.iter().map(|e| (e.line, &e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (2, &K::FieldCount(5)),
+            (3, &K::FieldCount(6)),
+            (4, &K::NoExpiry),
+            (5, &K::Entry(EntryError::EmptyField("authority"))),
+            (6, &K::Entry(EntryError::EmptyField("legal_basis"))),
+            (7, &K::ExpiryTooLate { given: "2099-01-01T00:00:00Z".into(), latest: "2027-01-15T08:00:00Z".into() }),
+            (8, &K::Entry(EntryError::FieldTooLong("authority"))),
+        ]
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("t:2: expected 8 comma-separated fields (kind,subject,list,reason,added_by,expires,authority,legal_basis), found 5; every entry now names"), "{msg}");
+    assert!(msg.contains("t:7: expires 2099-01-01T00:00:00Z is after 2027-01-15T08:00:00Z"), "{msg}");
+
+    // The node's limit: the configured days from now.
+    let limits = LoadLimits::expiring_within(1_798_761_600_000 - 86_400_000, 1);
+    assert!(load_reader(Cursor::new(line("plate,AB1,l,r,a").as_bytes()), "t", &limits).is_ok());
+    let limits = LoadLimits::expiring_within(1_798_761_600_000 - 86_400_001, 1);
+    assert!(load_reader(Cursor::new(line("plate,AB1,l,r,a").as_bytes()), "t", &limits).is_err());
 }
 
 #[test]
 fn load_reports_every_bad_line_with_its_number() {
     let text = [
-        "plate,AB123,l,r,a",                      // 1 ok
-        "vessel,AB123,l,r,a",                     // 2 unknown kind
-        "mmsi,41234567,l,r,a",                    // 3 eight digits
-        "mmsi,4123456789,l,r,a",                  // 4 ten digits
-        "mmsi,41234567x,l,r,a",                   // 5 not digits
-        "plate,AB123,l,,a",                       // 6 empty reason
-        "plate,AB123,l,r,",                       // 7 empty added_by
-        "plate,AB123,l,r",                        // 8 four fields
-        "plate,AB123,l,r,a,1,2",                  // 9 seven fields
-        "plate,AB123,l,r,a,soon",                 // 10 bad expiry
-        "plate, - ,l,r,a",                        // 11 empty plate
-        "mmsi,000000000,l,r,a",                   // 12 placeholder MMSI
-        "plate,ABCDEFGHIJKLMNOPQRSTUVWXYZ,l,r,a", // 13 plate too long
-        "# fine",
+        line("plate,AB123,l,r,a"),                      // 1 ok
+        line("vessel,AB123,l,r,a"),                     // 2 unknown kind
+        line("mmsi,41234567,l,r,a"),                    // 3 eight digits
+        line("mmsi,4123456789,l,r,a"),                  // 4 ten digits
+        line("mmsi,41234567x,l,r,a"),                   // 5 not digits
+        line("plate,AB123,l,,a"),                       // 6 empty reason
+        line("plate,AB123,l,r,"),                       // 7 empty added_by
+        "plate,AB123,l,r".to_string(),                  // 8 four fields
+        "plate,AB123,l,r,a,1,B,L,2".into(),             // 9 nine fields
+        "plate,AB123,l,r,a,soon,B,L".into(),            // 10 bad expiry
+        line("plate, - ,l,r,a"),                        // 11 empty plate
+        line("mmsi,000000000,l,r,a"),                   // 12 placeholder MMSI
+        line("plate,ABCDEFGHIJKLMNOPQRSTUVWXYZ,l,r,a"), // 13 plate too long
+        "# fine".into(),
     ]
     .join("\n");
     let err = load_str(&text).err().expect("must fail");
@@ -174,7 +226,7 @@ fn load_reports_every_bad_line_with_its_number() {
     assert_eq!(kinds[4], &K::Entry(EntryError::EmptyField("reason")));
     assert_eq!(kinds[5], &K::Entry(EntryError::EmptyField("added_by")));
     assert_eq!(kinds[6], &K::FieldCount(4));
-    assert_eq!(kinds[7], &K::FieldCount(7));
+    assert_eq!(kinds[7], &K::FieldCount(9));
     assert_eq!(kinds[8], &K::BadExpiry("soon".into()));
     assert_eq!(kinds[9], &K::Entry(EntryError::EmptyPlate));
     assert_eq!(kinds[10], &K::Entry(EntryError::BadMmsi(0)));
@@ -187,20 +239,21 @@ fn load_reports_every_bad_line_with_its_number() {
 
 #[test]
 fn load_limits_lines_errors_and_size() {
-    let limits = LoadLimits { max_file_bytes: 1 << 20, max_line_bytes: 40, max_errors: 2 };
-    let long = format!("plate,AB123,l,{},a", "r".repeat(100));
-    let text = format!("{long}\nplate,AB1,l,r,a\n\u{1}bad\nxx\n");
+    let limits = LoadLimits { max_file_bytes: 1 << 20, max_line_bytes: 120, max_errors: 2, ..LoadLimits::default() };
+    let long = line(&format!("plate,AB123,l,{},a", "r".repeat(100)));
+    let text = format!("{long}\n{}\n\u{1}bad\nxx\n", line("plate,AB1,l,r,a"));
     let err = load_reader(Cursor::new(text.as_bytes()), "t", &limits).err().expect("must fail");
     let msg = err.to_string();
-    assert!(msg.contains("t:1: line is longer than 40 bytes"), "{msg}");
+    assert!(msg.contains("t:1: line is longer than 120 bytes"), "{msg}");
     assert!(msg.contains("... and 1 more"), "{msg}");
 
-    let bytes = b"plate,AB\xFF1,l,r,a\n";
+    let mut bytes = b"plate,AB\xFF1,l,r,a,".to_vec();
+    bytes.extend_from_slice(TAIL.as_bytes());
     let err = load_reader(Cursor::new(&bytes[..]), "t", &LoadLimits::default()).err().expect("must fail");
     assert!(err.to_string().contains("t:1: line is not valid UTF-8"), "{err}");
 
     let small = LoadLimits { max_file_bytes: 10, ..LoadLimits::default() };
-    let err = load_reader(Cursor::new(b"plate,AB1,l,r,a\n".as_slice()), "t", &small).err().expect("must fail");
+    let err = load_reader(Cursor::new(line("plate,AB1,l,r,a").as_bytes()), "t", &small).err().expect("must fail");
     assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
 }
 
@@ -208,10 +261,10 @@ fn load_limits_lines_errors_and_size() {
 fn load_file_names_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("plates.csv");
-    std::fs::write(&path, "plate,AB1,l,r,a\nplate,AB2,l,r\n").expect("write");
+    std::fs::write(&path, format!("{}\nplate,AB2,l,r\n", line("plate,AB1,l,r,a"))).expect("write");
     let err = load_file(&path, &LoadLimits::default()).err().expect("must fail");
     let msg = err.to_string();
-    assert!(msg.contains(&format!("{}:2: expected 5 or 6", path.display())), "{msg}");
+    assert!(msg.contains(&format!("{}:2: expected 8", path.display())), "{msg}");
 
     let tiny = LoadLimits { max_file_bytes: 8, ..LoadLimits::default() };
     let err = load_file(&path, &tiny).err().expect("must fail");
@@ -221,7 +274,7 @@ fn load_file_names_the_file() {
     let err = load_file(&missing, &LoadLimits::default()).err().expect("must fail");
     assert!(err.to_string().starts_with(&missing.display().to_string()), "{err}");
 
-    std::fs::write(&path, "plate,AB1,l,r,a\nmmsi,412345678,l,r,a\n").expect("write");
+    std::fs::write(&path, format!("{}\n{}\n", line("plate,AB1,l,r,a"), line("mmsi,412345678,l,r,a"))).expect("write");
     let w = load_file(&path, &LoadLimits::default()).expect("loads");
     assert_eq!(w.len(), 2);
 }
