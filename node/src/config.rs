@@ -15,6 +15,7 @@
 //! [store]
 //! disk_budget_mb = 16384
 //! retention_days = 7
+//! plate_read_retention_hours = 24  # plate reads that hit no list; 0: counted, never stored
 //!
 //! [[feeds.ais]]
 //! name = "harbour-receiver"
@@ -638,7 +639,21 @@ mod tests {
         let c = NodeConfig::parse("[node]\nid = \"town-a\"\nrole = \"town\"\n").unwrap();
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:7800");
         assert_eq!(c.store.retention_days, 7.0);
+        assert_eq!(c.store.plate_read_retention_hours, 24.0);
         assert!(c.fence.is_none());
+    }
+
+    #[test]
+    fn plate_read_retention_runs_from_zero_to_the_detections_retention() {
+        let base = "[node]\nid = \"town-a\"\nrole = \"town\"\n[store]\nretention_days = 2\n";
+        let c = NodeConfig::parse(&format!("{base}plate_read_retention_hours = 0\n")).unwrap();
+        assert!(!c.store.keeps_plate_reads());
+        let c = NodeConfig::parse(&format!("{base}plate_read_retention_hours = 48\n")).unwrap();
+        assert_eq!(c.store.plate_read_retention_ms(), 48 * 3_600_000);
+        for bad in ["49", "-1", "nan"] {
+            let err = NodeConfig::parse(&format!("{base}plate_read_retention_hours = {bad}\n")).unwrap_err();
+            assert!(err.contains("store.plate_read_retention_hours must be 0 (not stored) to 48"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! commit out. A batch of detections and the alerts and audit records they raise are made
 //! durable together, and the caller hears back only once they are on disk: that answer is the
 //! acknowledgement the feed sees.
+//!
+//! A plate read that hits a list is kept as a detection, for `store.retention_days` like the
+//! other raw detections. One that hits nothing is a [`Kind::PlateRead`], swept after
+//! `store.plate_read_retention_hours`, or not stored at all when that is 0. Either way it is
+//! counted in its checkpoint's hour ([`plate_counts`]), in the same commit.
 
 use crate::clock::SharedClock;
 use crate::enforcement::Enforced;
@@ -9,6 +14,7 @@ use crate::events::ordered_by;
 use crate::feeds::ais::AisMessage;
 use crate::feeds::camera::{is_signal_loss, CameraMessage, HealthChange};
 use crate::metrics::{AlertLabels, HitLabels, Metrics};
+use crate::plate_counts;
 use crate::records::{self, Alert, AuditRecord, Detection, PlateRead, Subject, VehicleRead, VesselReport};
 use crate::rules::watchlist::{WatchEntry, Watchlist};
 use crate::sanctions::{ListEntry, Lists, SubjectId};
@@ -21,27 +27,34 @@ use std::sync::{Arc, Mutex, RwLock};
 /// What a feed is told once its batch is durable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Receipt {
-    /// Records made durable.
+    /// Records taken in: each stored, or (a plate read that hit nothing, with
+    /// `store.plate_read_retention_hours = 0`) counted.
     pub accepted: usize,
     /// Alerts raised by them.
     pub alerts: usize,
     /// Sequence numbers of the stored detections, first and last (detections of one commit are
-    /// numbered consecutively).
+    /// numbered consecutively). Plate reads are detections only if they hit a list.
     pub first_seq: Option<u64>,
     pub last_seq: Option<u64>,
+    /// Sequence numbers of the stored plate reads that hit nothing (their own kind, so their
+    /// own sequence), first and last.
+    pub plate_read_first_seq: Option<u64>,
+    pub plate_read_last_seq: Option<u64>,
     /// Sequence numbers of the alerts raised.
     pub alert_seqs: Vec<u64>,
 }
 
 impl Receipt {
-    fn from_appended(appended: &[Appended]) -> Receipt {
-        let detections = appended.iter().filter(|a| a.kind == Kind::Detection);
-        let alert_seqs: Vec<u64> = appended.iter().filter(|a| a.kind == Kind::Alert).map(|a| a.seq).collect();
+    fn from_appended(appended: &[Appended], accepted: usize) -> Receipt {
+        let seqs = |kind: Kind| appended.iter().filter(move |a| a.kind == kind).map(|a| a.seq);
+        let alert_seqs: Vec<u64> = seqs(Kind::Alert).collect();
         Receipt {
-            accepted: detections.clone().count(),
+            accepted,
             alerts: alert_seqs.len(),
-            first_seq: detections.clone().map(|a| a.seq).min(),
-            last_seq: detections.map(|a| a.seq).max(),
+            first_seq: seqs(Kind::Detection).min(),
+            last_seq: seqs(Kind::Detection).max(),
+            plate_read_first_seq: seqs(Kind::PlateRead).min(),
+            plate_read_last_seq: seqs(Kind::PlateRead).max(),
             alert_seqs,
         }
     }
@@ -91,6 +104,10 @@ struct Batch {
     ops: Vec<Op>,
     alerts: Vec<&'static str>,
     hits: Vec<(&'static str, String)>,
+    /// Records taken in, for the receipt.
+    records: usize,
+    /// Plate reads per checkpoint and hour, added to the counts in the same commit.
+    plate_reads: plate_counts::Tally,
 }
 
 impl Batch {
@@ -99,7 +116,24 @@ impl Batch {
     }
 
     fn detection(&mut self, d: &Detection) -> Result<(), StoreError> {
+        self.records += 1;
         self.ops.push(Op::Append { kind: Kind::Detection, payload: encode(d)? });
+        Ok(())
+    }
+
+    /// A plate read (`d` is `Plate` or `Vehicle`), after its hits: counted at its checkpoint;
+    /// kept as a detection if it hit, else as a plate read if `keep`, else not at all.
+    fn plate_read(&mut self, d: &Detection, hit: bool, keep: bool, now_ms: u64) -> Result<(), StoreError> {
+        if let Detection::Plate(read) | Detection::Vehicle(VehicleRead { read, .. }) = d {
+            self.plate_reads.read(&read.checkpoint, now_ms);
+        }
+        if hit {
+            return self.detection(d);
+        }
+        self.records += 1;
+        if keep {
+            self.ops.push(Op::Append { kind: Kind::PlateRead, payload: encode(d)? });
+        }
         Ok(())
     }
 
@@ -109,26 +143,27 @@ impl Batch {
         Ok(())
     }
 
-    /// The hits of a plate read on the watchlist and the sanctions lists.
+    /// The hits of a plate read on the watchlist and the sanctions lists; whether there was
+    /// any.
     fn plate_hits(
         &mut self,
         lists: &InForce,
         read: &PlateRead,
         at: Option<(f64, f64)>,
         now_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let before = self.alerts.len();
         for entry in lists.watchlist.plate_hits(&read.plate, now_ms) {
             self.hit(entry, Subject::Plate(read.plate.clone()), &read.checkpoint, read.seen_ms, at, now_ms)?;
         }
-        if lists.sanctions.is_empty() {
-            return Ok(());
-        }
         // A plate the lists' rules cannot read as a registration can be on no list.
-        if let Ok(subject) = SubjectId::parse("registration", &read.plate) {
-            let seen = Seen { place: &read.checkpoint, seen_ms: read.seen_ms, at };
-            self.sanctions_hits(&lists.sanctions, &subject, &seen, now_ms)?;
+        if !lists.sanctions.is_empty() {
+            if let Ok(subject) = SubjectId::parse("registration", &read.plate) {
+                let seen = Seen { place: &read.checkpoint, seen_ms: read.seen_ms, at };
+                self.sanctions_hits(&lists.sanctions, &subject, &seen, now_ms)?;
+            }
         }
-        Ok(())
+        Ok(self.alerts.len() > before)
     }
 
     /// Hits of `subject` on the sanctions lists in force: an alert and an audit record each,
@@ -291,9 +326,10 @@ impl Ingest {
 
     /// Commit a batch and, once it is durable, count what it did.
     async fn commit(&self, feed: &'static str, listener: &str, batch: Batch) -> Result<Receipt, StoreError> {
-        let Batch { ops, alerts, hits } = batch;
+        let Batch { mut ops, alerts, hits, records, plate_reads } = batch;
+        ops.extend(plate_reads.into_ops());
         let appended = self.store.commit(ops).await?;
-        let receipt = Receipt::from_appended(&appended);
+        let receipt = Receipt::from_appended(&appended, records);
         if receipt.alerts > 0 {
             self.alert_signal.notify_one();
         }
@@ -311,10 +347,11 @@ impl Ingest {
     pub async fn plates(&self, listener: &str, reads: Vec<PlateRead>) -> Result<Receipt, StoreError> {
         let list = self.in_force();
         let now = self.clock.now_ms();
+        let keep = self.store.config().keeps_plate_reads();
         let mut batch = Batch::with_capacity(reads.len());
         for read in reads {
-            batch.plate_hits(&list, &read, None, now)?;
-            batch.detection(&Detection::Plate(read))?;
+            let hit = batch.plate_hits(&list, &read, None, now)?;
+            batch.plate_read(&Detection::Plate(read), hit, keep, now)?;
         }
         self.commit("checkpoint", listener, batch).await
     }
@@ -324,10 +361,11 @@ impl Ingest {
     pub async fn vehicles(&self, listener: &str, reads: Vec<VehicleRead>) -> Result<Receipt, StoreError> {
         let list = self.in_force();
         let now = self.clock.now_ms();
+        let keep = self.store.config().keeps_plate_reads();
         let mut batch = Batch::with_capacity(reads.len());
         for v in reads {
-            batch.plate_hits(&list, &v.read, v.lat.zip(v.lon), now)?;
-            batch.detection(&Detection::Vehicle(v))?;
+            let hit = batch.plate_hits(&list, &v.read, v.lat.zip(v.lon), now)?;
+            batch.plate_read(&Detection::Vehicle(v), hit, keep, now)?;
         }
         self.commit("checkpoint", listener, batch).await
     }

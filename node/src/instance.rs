@@ -307,7 +307,9 @@ pub async fn start(config: &NodeConfig, parts: Parts) -> Result<RunningNode, Sta
     }
 
     tasks.spawn(crate::health::watch(store.clone(), metrics.clone()));
-    tasks.spawn(retention(store.clone(), clock.clone(), config.store.retention_ms()));
+    let kept =
+        [(Kind::Detection, config.store.retention_ms()), (Kind::PlateRead, config.store.plate_read_retention_ms())];
+    tasks.spawn(retention(store.clone(), clock.clone(), kept));
     let collected = lists.clone();
     tasks.spawn(async move {
         // Tombstones and long-expired entries the whole mesh has seen can go.
@@ -438,27 +440,33 @@ async fn watch_deadlines(events: Events) {
     }
 }
 
-/// Remove raw detections past the retention period: at start, then every ten minutes, in
-/// chunks so ingest never waits long behind a sweep.
-async fn retention(store: Store, clock: SharedClock, retention_ms: u64) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
+/// Remove raw detections and plate reads past their retention periods (`(kind, ms)`): at
+/// start, then every ten minutes, in chunks so ingest never waits long behind a sweep. A plate
+/// read outlives its retention by at most those ten minutes.
+async fn retention(store: Store, clock: SharedClock, kept: [(Kind, u64); 2]) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
     loop {
         every.tick().await;
-        let cutoff = clock.now_ms().saturating_sub(retention_ms);
-        loop {
-            match store.sweep(Kind::Detection, cutoff, 10_000).await {
-                Ok(outcome) if outcome.more => tokio::task::yield_now().await,
-                Ok(outcome) => {
-                    if outcome.deleted > 0 {
-                        tracing::info!(deleted = outcome.deleted, "retention removed old detections");
+        for (kind, retention_ms) in kept {
+            let cutoff = clock.now_ms().saturating_sub(retention_ms);
+            loop {
+                match store.sweep(kind, cutoff, 10_000).await {
+                    Ok(outcome) if outcome.more => tokio::task::yield_now().await,
+                    Ok(outcome) => {
+                        if outcome.deleted > 0 {
+                            tracing::info!(%kind, deleted = outcome.deleted, "retention removed old entries");
+                        }
+                        break;
                     }
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "retention sweep failed");
-                    break;
+                    Err(e) => {
+                        tracing::error!(%kind, error = %e, "retention sweep failed");
+                        break;
+                    }
                 }
             }
         }
     }
 }
+
+/// How often retention sweeps.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);

@@ -16,6 +16,7 @@ pub mod instance;
 pub mod lists;
 pub mod mesh;
 pub mod metrics;
+pub mod plate_counts;
 pub mod process;
 pub mod recency;
 pub mod records;

@@ -27,13 +27,14 @@ impl Direction {
 ///
 /// Alerts, escalations, summaries and the audit log go up; commands (answers to escalations)
 /// come down to the event's owner, committed sanctions lists down to every site; watchlists go
-/// everywhere. Raw detections, events and their transitions stay on the site that owns them.
+/// everywhere. Raw detections (plate reads among them), events and their transitions stay on
+/// the site that owns them.
 pub fn travels(kind: Kind, dir: Direction) -> bool {
     match kind {
         Kind::Alert | Kind::Escalation | Kind::Summary | Kind::Audit => dir == Direction::Up,
         Kind::Command | Kind::Sanctions => dir == Direction::Down,
         Kind::Watchlist => true,
-        Kind::Detection | Kind::Event | Kind::Transition => false,
+        Kind::Detection | Kind::PlateRead | Kind::Event | Kind::Transition => false,
     }
 }
 
@@ -117,6 +118,7 @@ mod tests {
         assert!(travels(Kind::Command, Direction::Down) && !travels(Kind::Command, Direction::Up));
         assert!(travels(Kind::Watchlist, Direction::Up) && travels(Kind::Watchlist, Direction::Down));
         assert!(!travels(Kind::Detection, Direction::Up) && !travels(Kind::Event, Direction::Down));
+        assert!(!travels(Kind::PlateRead, Direction::Up) && !travels(Kind::PlateRead, Direction::Down));
         assert_eq!(
             priority(Direction::Up).collect::<Vec<_>>(),
             [Kind::Alert, Kind::Escalation, Kind::Watchlist, Kind::Summary, Kind::Audit]

@@ -36,10 +36,14 @@ pub enum Kind {
     /// Committed versions of the city's sanctions lists, published down the mesh by the sites
     /// whose control plane votes (see `node::sanctions::feed`).
     Sanctions,
+    /// A plate read that matched no list: kept on site for its own, shorter retention
+    /// (`store.plate_read_retention_hours`), or not at all, and never replicated. A read that
+    /// hit is a [`Kind::Detection`], kept as long as the other raw detections.
+    PlateRead,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Detection,
         Kind::Alert,
         Kind::Event,
@@ -50,6 +54,7 @@ impl Kind {
         Kind::Audit,
         Kind::Watchlist,
         Kind::Sanctions,
+        Kind::PlateRead,
     ];
 
     /// The kinds that cross links (every kind [`crate::authz::travels`] some way), in the
@@ -69,6 +74,7 @@ impl Kind {
             Kind::Audit => "audit",
             Kind::Watchlist => "watchlist",
             Kind::Sanctions => "sanctions",
+            Kind::PlateRead => "plate_read",
         }
     }
 

@@ -1,6 +1,7 @@
 //! A real `yiwang-node` process is killed with SIGKILL in the middle of ingest, restarted, and
-//! every detection and alert it acknowledged before dying must still be there, with sequence
-//! numbers that were not handed out twice.
+//! every plate read and alert it acknowledged before dying must still be there, with sequence
+//! numbers that were not handed out twice. Reads that hit the watchlist are detections; the
+//! others are plate reads, a sequence of their own.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,11 @@ const WATCHED_EVERY: usize = 7;
 
 fn plate(client: usize, n: usize) -> String {
     format!("T{client}X{n:05}")
+}
+
+/// Whether `plate` (as [`plate`] makes them) is on the watchlist.
+fn listed(plate: &str) -> bool {
+    plate.split_once('X').and_then(|(_, n)| n.parse::<usize>().ok()).is_some_and(|n| n % WATCHED_EVERY == 0)
 }
 
 fn record(plate: &str) -> String {
@@ -41,6 +47,7 @@ struct Acked {
     plates: BTreeSet<String>,
     watched: BTreeSet<String>,
     seqs: BTreeSet<u64>,
+    plate_read_seqs: BTreeSet<u64>,
     alert_seqs: BTreeSet<u64>,
 }
 
@@ -66,10 +73,18 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
                         Ok(r) if r.status == 200 => {
                             let receipt = &r.json()["receipt"];
                             let mut a = acked.lock().unwrap();
-                            let (first, last) =
-                                (receipt["first_seq"].as_u64().unwrap(), receipt["last_seq"].as_u64().unwrap());
-                            assert_eq!(last - first + 1, 50, "one sequence per detection");
-                            a.seqs.extend(first..=last);
+                            // A batch with no hit (or only hits) has no range of that kind.
+                            let range = |first: &str, last: &str| -> Vec<u64> {
+                                match (receipt[first].as_u64(), receipt[last].as_u64()) {
+                                    (Some(f), Some(l)) => (f..=l).collect(),
+                                    _ => Vec::new(),
+                                }
+                            };
+                            let (hits, others) =
+                                (range("first_seq", "last_seq"), range("plate_read_first_seq", "plate_read_last_seq"));
+                            assert_eq!(hits.len() + others.len(), 50, "one sequence per read: {receipt}");
+                            a.seqs.extend(hits);
+                            a.plate_read_seqs.extend(others);
                             for s in receipt["alert_seqs"].as_array().unwrap() {
                                 a.alert_seqs.insert(s.as_u64().unwrap());
                             }
@@ -104,13 +119,15 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
     let node = NodeProcess::start(&config, dir.path());
     let r = post_json(node.feed("roads", "http"), "/ingest", &format!("[{}]", record("AFTER1"))).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let after_seq = r.json()["receipt"]["first_seq"].as_u64().unwrap();
-    assert!(after_seq > *acked.seqs.last().unwrap(), "sequence {after_seq} reused after restart");
+    let after_seq = r.json()["receipt"]["plate_read_first_seq"].as_u64().unwrap();
+    assert!(after_seq > *acked.plate_read_seqs.last().unwrap(), "sequence {after_seq} reused after restart");
     node.terminate();
 
     let detections = export(&config, "detection");
+    let plate_reads = export(&config, "plate_read");
     let by_plate: HashMap<String, u64> = detections
         .iter()
+        .chain(&plate_reads)
         .map(|d| (d["record"]["Plate"]["plate"].as_str().unwrap().to_string(), d["seq"].as_u64().unwrap()))
         .collect();
     let missing: Vec<_> = acked.plates.iter().filter(|p| !by_plate.contains_key(*p)).collect();
@@ -121,9 +138,17 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         acked.plates.len(),
         &missing[..missing.len().min(5)]
     );
-    let stored_seqs: BTreeSet<u64> = detections.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
-    assert!(acked.seqs.is_subset(&stored_seqs));
-    assert_eq!(stored_seqs.len(), detections.len(), "a sequence number was stored twice");
+    for (kind, stored, acked_seqs) in
+        [("detection", &detections, &acked.seqs), ("plate_read", &plate_reads, &acked.plate_read_seqs)]
+    {
+        let stored_seqs: BTreeSet<u64> = stored.iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+        assert!(acked_seqs.is_subset(&stored_seqs), "an acknowledged {kind} sequence is missing");
+        assert_eq!(stored_seqs.len(), stored.len(), "a {kind} sequence number was stored twice");
+    }
+    // Every read that hit is a detection; every other one a plate read.
+    let plate_of = |d: &serde_json::Value| d["record"]["Plate"]["plate"].as_str().unwrap().to_string();
+    assert!(detections.iter().all(|d| listed(&plate_of(d))), "a read that hit nothing kept as a detection");
+    assert!(plate_reads.iter().all(|d| !listed(&plate_of(d))), "a hit kept as a plate read");
 
     let alerts = export(&config, "alert");
     let alerted: BTreeSet<String> = alerts

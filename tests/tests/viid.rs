@@ -40,8 +40,10 @@ fn tollgate_body() -> String {
     )
 }
 
+/// The vehicles stored: those that hit a list as detections, the others as plate reads.
 fn vehicle_records(config: &std::path::Path) -> Vec<serde_json::Value> {
-    export(config, "detection").into_iter().filter_map(|d| d["record"].get("Vehicle").cloned()).collect()
+    let stored = export(config, "detection").into_iter().chain(export(config, "plate_read"));
+    stored.filter_map(|d| d["record"].get("Vehicle").cloned()).collect()
 }
 
 #[test]

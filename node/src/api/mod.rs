@@ -12,6 +12,7 @@ mod fences;
 mod mesh_view;
 pub mod open311;
 mod openapi;
+mod plate_reads;
 mod sanctions;
 pub mod time;
 mod views;
@@ -91,6 +92,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(mesh_view::routes())
         .merge(fences::routes())
         .merge(audit::routes())
+        .merge(plate_reads::routes())
         .nest("/open311/v2", open311::routes())
         .route("/openapi.json", get(openapi::document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

@@ -262,7 +262,7 @@ fn export(config: NodeConfig, kind: Option<&str>) -> Result<()> {
             for entry in store.all_entries(kind) {
                 let entry = entry.map_err(|e| e.to_string())?;
                 let record = match kind {
-                    Kind::Detection => node::records::decode::<Detection>(&entry.payload)
+                    Kind::Detection | Kind::PlateRead => node::records::decode::<Detection>(&entry.payload)
                         .map(|r| serde_json::to_value(r).unwrap_or_default()),
                     Kind::Alert => node::records::decode::<Alert>(&entry.payload)
                         .map(|r| serde_json::to_value(r).unwrap_or_default()),

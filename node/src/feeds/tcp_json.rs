@@ -29,6 +29,11 @@ struct Ack {
     alerts: usize,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
+    /// Plate reads that hit nothing have their own sequence (absent for other feeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate_read_first_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate_read_last_seq: Option<u64>,
     rejected: Vec<Rejected>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -86,7 +91,16 @@ async fn connection<F: JsonFeed>(stream: Bounded<TcpStream>, feed: F, acks: bool
                 }
             }
         }
-        let mut ack = Ack { accepted: 0, alerts: 0, first_seq: None, last_seq: None, rejected, error: None };
+        let mut ack = Ack {
+            accepted: 0,
+            alerts: 0,
+            first_seq: None,
+            last_seq: None,
+            plate_read_first_seq: None,
+            plate_read_last_seq: None,
+            rejected,
+            error: None,
+        };
         if !items.is_empty() {
             match feed.commit(items).await {
                 Ok(r) => {
@@ -94,6 +108,8 @@ async fn connection<F: JsonFeed>(stream: Bounded<TcpStream>, feed: F, acks: bool
                     ack.alerts = r.alerts;
                     ack.first_seq = r.first_seq;
                     ack.last_seq = r.last_seq;
+                    ack.plate_read_first_seq = r.plate_read_first_seq;
+                    ack.plate_read_last_seq = r.plate_read_last_seq;
                 }
                 Err(e) => {
                     tracing::error!(feed = feed.name(), error = %e, "batch not stored");

@@ -14,8 +14,12 @@ pub struct StoreConfig {
     pub warn_percent: u8,
     /// Headroom above the budget kept for alerts and events once detections are refused.
     pub reserve_percent: u8,
-    /// How long raw detections are kept on site.
+    /// How long raw detections are kept on site (plate reads that hit a list among them).
     pub retention_days: f64,
+    /// How long plate reads that matched no list are kept, in hours: default 24, at most
+    /// `retention_days`. At 0 they are not stored at all. Either way each checkpoint's reads
+    /// are counted per hour (`state/plate-read-counts`), so traffic figures survive them.
+    pub plate_read_retention_hours: f64,
     /// Most writes made durable by one flush; bounds commit latency under load.
     pub max_ops_per_flush: usize,
     /// Commits that may wait for the flusher before writers are held back.
@@ -30,6 +34,7 @@ impl Default for StoreConfig {
             warn_percent: 80,
             reserve_percent: 10,
             retention_days: 7.0,
+            plate_read_retention_hours: 24.0,
             max_ops_per_flush: 16_384,
             queue_jobs: 1_024,
         }
@@ -47,6 +52,15 @@ impl StoreConfig {
 
     pub fn retention_ms(&self) -> u64 {
         (self.retention_days.max(0.0) * 86_400_000.0) as u64
+    }
+
+    pub fn plate_read_retention_ms(&self) -> u64 {
+        (self.plate_read_retention_hours.max(0.0) * 3_600_000.0) as u64
+    }
+
+    /// Whether plate reads that matched no list are stored at all.
+    pub fn keeps_plate_reads(&self) -> bool {
+        self.plate_read_retention_ms() > 0
     }
 
     pub fn budget_state(&self, size: u64) -> BudgetState {
@@ -73,6 +87,13 @@ impl StoreConfig {
         }
         if !(self.retention_days.is_finite() && self.retention_days > 0.0) {
             return Err("store.retention_days must be a positive number of days".into());
+        }
+        let hours = self.plate_read_retention_hours;
+        if !(hours.is_finite() && hours >= 0.0 && hours <= self.retention_days * 24.0) {
+            return Err(format!(
+                "store.plate_read_retention_hours must be 0 (not stored) to {} (store.retention_days), not {hours}",
+                self.retention_days * 24.0
+            ));
         }
         if self.max_ops_per_flush == 0 || self.queue_jobs == 0 {
             return Err("store.max_ops_per_flush and store.queue_jobs must be above 0".into());

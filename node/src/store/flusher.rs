@@ -87,6 +87,9 @@ pub(super) struct Flusher<E: Engine> {
     published: Arc<Published>,
     bugs: InjectedBugs,
     last_size_poll: Option<Instant>,
+    /// Counters ([`Op::Count`]) staged but not yet applied, so a later commit of the same
+    /// group adds to them rather than to what the engine still shows.
+    counts: BTreeMap<(&'static str, Vec<u8>), u64>,
 }
 
 /// The smallest key after every key of `origin` (its prefix, then 8 bytes of sequence).
@@ -198,6 +201,7 @@ impl<E: Engine> Flusher<E> {
             published,
             bugs,
             last_size_poll: None,
+            counts: BTreeMap::new(),
         })
     }
 
@@ -288,6 +292,8 @@ impl<E: Engine> Flusher<E> {
             ));
         }
         let batch = std::mem::take(batch);
+        // Applied (or the store has failed): the engine holds the counters now.
+        self.counts.clear();
         if f.applied.is_err() {
             return;
         }
@@ -368,6 +374,7 @@ impl<E: Engine> Flusher<E> {
         let mut seqs = BTreeMap::new();
         let mut hlc = self.hlc.clone();
         let mut audit_link = None;
+        let mut counted = BTreeMap::new();
         for op in ops {
             match op {
                 Op::Append { kind, mut payload } => {
@@ -394,6 +401,16 @@ impl<E: Engine> Flusher<E> {
                 }
                 Op::Put { tree, key, value } => staged.writes.push(Write::put(Tree::State(tree), &key, value)),
                 Op::Remove { tree, key } => staged.writes.push(Write::remove(Tree::State(tree), &key)),
+                Op::Count { tree, key, add } => {
+                    let at = (tree, key);
+                    let before = match counted.get(&at).or_else(|| self.counts.get(&at)) {
+                        Some(n) => *n,
+                        None => self.stored_count(tree, &at.1)?,
+                    };
+                    let now = before.saturating_add(add);
+                    staged.writes.push(Write::put(Tree::State(tree), &at.1, now.to_be_bytes().to_vec()));
+                    counted.insert(at, now);
+                }
                 Op::Insert(entry) => {
                     // The clock is hybrid: whatever this node stamps next orders after every
                     // entry it has taken in. A stamp too far ahead is not followed (the link
@@ -412,7 +429,18 @@ impl<E: Engine> Flusher<E> {
         }
         self.seqs.extend(seqs);
         self.hlc = hlc;
+        self.counts.extend(counted);
         Ok(staged)
+    }
+
+    fn stored_count(&self, tree: &'static str, key: &[u8]) -> Result<u64, StoreError> {
+        match self.engine.get(Tree::State(tree), key)? {
+            None => Ok(0),
+            Some(v) => super::decode_count(&v).ok_or_else(|| StoreError::Corrupt {
+                tree: tree.to_string(),
+                detail: format!("counter of {} bytes", v.len()),
+            }),
+        }
     }
 
     /// Delete this node's entries of `kind` stamped before `cutoff_ms`, oldest first. Sequence

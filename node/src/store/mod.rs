@@ -67,6 +67,10 @@ pub enum Op {
     Put { tree: &'static str, key: Vec<u8>, value: Vec<u8> },
     /// Remove a key from a named state tree.
     Remove { tree: &'static str, key: Vec<u8> },
+    /// Add `add` to the counter at `key` in a named state tree (a big-endian `u64`, absent: 0).
+    /// The flusher, the one writer, reads and adds, so concurrent writers never lose a count
+    /// and a refused commit adds nothing. Read counters with [`decode_count`].
+    Count { tree: &'static str, key: Vec<u8>, add: u64 },
     /// Store an entry another node originated, under its own address, as the bytes it came in.
     /// The caller (replication) has checked it is the next one from its origin.
     Insert(EntryBytes),
@@ -223,6 +227,11 @@ pub struct Store {
 }
 
 /// The tree holding entries of `kind`.
+/// A counter written by [`Op::Count`] (`None`: not a counter).
+pub fn decode_count(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
+}
+
 pub fn entry_tree(kind: Kind) -> Tree {
     Tree::Entries(kind)
 }
@@ -365,11 +374,11 @@ impl Store {
         }
         let state = self.budget_state();
         let refused = ops.iter().find_map(|op| match (op, state) {
-            (Op::Append { kind: Kind::Detection, .. }, BudgetState::RefusingDetections) => {
-                Some(Kind::Detection.as_str())
+            (Op::Append { kind: kind @ (Kind::Detection | Kind::PlateRead), .. }, BudgetState::RefusingDetections) => {
+                Some(kind.as_str())
             }
             (Op::Append { kind, .. }, BudgetState::RefusingAll) => Some(kind.as_str()),
-            (Op::Put { tree, .. }, BudgetState::RefusingAll) => Some(*tree),
+            (Op::Put { tree, .. } | Op::Count { tree, .. }, BudgetState::RefusingAll) => Some(*tree),
             (Op::Insert(e), BudgetState::RefusingDetections | BudgetState::RefusingAll) => Some(e.kind().as_str()),
             _ => None,
         });
@@ -433,6 +442,10 @@ impl Store {
     /// Last measured size on disk (refreshed by the flusher about once a second).
     pub fn size_on_disk(&self) -> u64 {
         self.shared.published.size_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
     }
 
     pub fn budget_state(&self) -> BudgetState {

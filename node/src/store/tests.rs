@@ -82,6 +82,43 @@ async fn concurrent_writers_share_flushes_and_lose_nothing() {
 }
 
 #[tokio::test]
+async fn counters_add_up_across_concurrent_commits_groups_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1));
+    let store = open(dir.path(), clock.clone(), StoreConfig::default());
+    let count = |key: &[u8], add| Op::Count { tree: "state/counts", key: key.to_vec(), add };
+    // Sixteen writers at once, so commits share groups: each adds to what the one before it
+    // in the group staged, not to what the engine still shows.
+    let mut tasks = Vec::new();
+    for w in 0..16u64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                s.commit(vec![count(b"a", 1), count(b"a", w), count(b"b", 2)]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let read = |s: &Store, key: &[u8]| s.get("state/counts", key).unwrap().and_then(|v| decode_count(&v));
+    let a = 16 * 25 + 25 * (0..16).sum::<u64>();
+    assert_eq!((read(&store, b"a"), read(&store, b"b")), (Some(a), Some(16 * 25 * 2)));
+    // A refused commit adds nothing.
+    let big = vec![0u8; proto::codec::MAX_VALUE_BYTES + 10];
+    assert!(store.commit(vec![count(b"a", 1_000), append(Kind::Detection, &big)]).await.is_err());
+    assert_eq!(read(&store, b"a"), Some(a));
+    store.close().await;
+    let store = open(dir.path(), clock, StoreConfig::default());
+    store.commit(vec![count(b"a", 1)]).await.unwrap();
+    assert_eq!(read(&store, b"a"), Some(a + 1), "counting resumes from the disk");
+    // A value that is not a counter is not counted over.
+    store.commit(vec![Op::Put { tree: "state/counts", key: b"c".to_vec(), value: b"text".to_vec() }]).await.unwrap();
+    let err = store.commit(vec![count(b"c", 1)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn retention_removes_old_detections_and_never_reuses_their_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(10_000));
