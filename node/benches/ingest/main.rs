@@ -28,7 +28,7 @@ fn main() {
     let corpus =
         std::fs::read_to_string(&corpus_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", corpus_path.display()));
     let (ours, theirs) = ais::bench_ais_decode(&corpus);
-    eprintln!("watchlist at 10M entries (writes and loads a ~480 MB file) ...");
+    eprintln!("watchlist at 10M entries (writes and loads a ~1.3 GB file) ...");
     let (lookups_per_s, load_secs, bytes_per_entry) = watchlist::bench_watchlist_10m();
 
     println!();
