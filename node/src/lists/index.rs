@@ -26,7 +26,7 @@
 //! nothing. A CRDT remove therefore never takes off what the file lists: file entries change by
 //! editing the file.
 
-use super::crdt::{ElementKey, WatchSet};
+use super::crdt::{AddFields, ElementKey, WatchSet};
 use crate::ingest::WatchlistHandle;
 use crate::rules::watchlist::{EntryFields, WatchEntry, Watchlist};
 use std::collections::{BTreeSet, HashMap};
@@ -64,8 +64,21 @@ impl Fields {
         }
     }
 
-    fn matches(&self, e: &WatchEntry) -> bool {
+    /// Whether the index's entry `e` says what these fields say.
+    pub(crate) fn matches(&self, e: &WatchEntry) -> bool {
         self.on(e.list()) == e.fields()
+    }
+}
+
+impl From<&AddFields> for Fields {
+    fn from(f: &AddFields) -> Fields {
+        Fields {
+            reason: f.reason.clone(),
+            added_by: f.added_by.clone(),
+            authority: f.authority.clone(),
+            legal_basis: f.legal_basis.clone(),
+            expires_ms: f.expires_ms,
+        }
     }
 }
 
@@ -175,13 +188,7 @@ impl Publisher {
     }
 
     fn desired(&self, key: &ElementKey, crdt: &WatchSet) -> Option<Fields> {
-        let mesh = crdt.element(key).and_then(|e| e.winner()).map(|(_, f)| Fields {
-            reason: f.reason.clone(),
-            added_by: f.added_by.clone(),
-            authority: f.authority.clone(),
-            legal_basis: f.legal_basis.clone(),
-            expires_ms: f.expires_ms,
-        });
+        let mesh = crdt.element(key).and_then(|e| e.winner()).map(|(_, f)| Fields::from(f));
         match (self.file.get(key), mesh) {
             (Some(file), Some(mesh)) => {
                 let expiry = |f: &Fields| f.expires_ms.unwrap_or(u64::MAX);

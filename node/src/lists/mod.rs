@@ -486,13 +486,11 @@ impl Lists {
         let page = rows
             .into_iter()
             .map(|Row(key, e)| {
-                let mesh = st.crdt.element(&key).and_then(|el| el.winner()).filter(|(_, f)| {
-                    f.reason == e.reason()
-                        && f.added_by == e.added_by()
-                        && f.authority == e.authority()
-                        && f.legal_basis == e.legal_basis()
-                        && f.expires_ms == e.expires_ms()
-                });
+                let mesh = st
+                    .crdt
+                    .element(&key)
+                    .and_then(|el| el.winner())
+                    .filter(|(_, f)| index::Fields::from(*f).matches(e));
                 let source = match mesh {
                     Some((tag, f)) => Source::Mesh { tag, at_ms: f.at_ms },
                     None => Source::File,
