@@ -27,6 +27,10 @@ impl Clock for SystemClock {
 /// at start before the store refuses to resume from it. One definition for both.
 pub const MAX_CLOCK_JUMP_MS: u64 = 60_000;
 
+/// Milliseconds in an hour and in a day, for retention, expiries and counts.
+pub const HOUR_MS: u64 = 3_600_000;
+pub const DAY_MS: u64 = 24 * HOUR_MS;
+
 /// What [`JumpGuard::read`] makes of a wall-clock reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reading {

@@ -8,14 +8,13 @@
 //! durable in the same commit as the read and its alerts, so an acknowledged read is counted
 //! exactly once. Counts are not swept: a checkpoint adds at most 8,760 small keys a year.
 
+use crate::clock::HOUR_MS;
 use crate::store::{decode_count, Op, Store, StoreError};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// The state tree: key = checkpoint length (1 byte), checkpoint, hour start (ms, big-endian).
 pub const TREE: &str = "state/plate-read-counts";
-
-const HOUR_MS: u64 = 3_600_000;
 
 /// The longest checkpoint id counted as itself; longer ones (no decoder lets one through) are
 /// cut, so the key stays well formed.

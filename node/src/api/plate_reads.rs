@@ -5,6 +5,7 @@
 use super::error::ApiError;
 use super::time::{parse_rfc3339, rfc3339};
 use super::{ApiState, Caller};
+use crate::clock::{DAY_MS, HOUR_MS};
 use crate::plate_counts;
 use crate::workflow::Role;
 use axum::extract::{Query, State};
@@ -20,7 +21,6 @@ pub fn routes() -> Router<ApiState> {
 /// Largest `limit`: a month of one checkpoint's hours, and then some.
 pub const MAX_COUNTS: usize = 1_000;
 const DEFAULT_COUNTS: usize = 200;
-const DAY_MS: u64 = 86_400_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +55,7 @@ async fn counts(
     }
     let now = s.ingest.clock().now_ms();
     // By default the last day, the current hour included.
-    let to = time("to", q.to.as_deref(), plate_counts::hour_of(now) + 3_600_000)?;
+    let to = time("to", q.to.as_deref(), plate_counts::hour_of(now) + HOUR_MS)?;
     let from = time("from", q.from.as_deref(), to.saturating_sub(DAY_MS))?;
     if from >= to {
         return Err(ApiError::bad_request("from must be before to"));

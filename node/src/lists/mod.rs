@@ -268,7 +268,7 @@ impl Lists {
             writer: tokio::sync::Mutex::new(()),
             state: Mutex::new(State { crdt, delivery, index }),
             malformed: AtomicU64::new(malformed),
-            max_expiry_ms: u64::from(max_expiry_days) * 86_400_000,
+            max_expiry_ms: u64::from(max_expiry_days) * crate::clock::DAY_MS,
         };
         Ok(Lists { inner: Arc::new(inner) })
     }
@@ -296,7 +296,7 @@ impl Lists {
         if expires_ms - now > longest {
             return Err(ListError::Invalid(format!(
                 "the expiry is more than {} days away; the longest listing is that, then the authority renews it",
-                longest / 86_400_000
+                longest / crate::clock::DAY_MS
             )));
         }
         let op = WatchOp::AddWithBasis {

@@ -51,11 +51,11 @@ impl StoreConfig {
     }
 
     pub fn retention_ms(&self) -> u64 {
-        (self.retention_days.max(0.0) * 86_400_000.0) as u64
+        (self.retention_days.max(0.0) * crate::clock::DAY_MS as f64) as u64
     }
 
     pub fn plate_read_retention_ms(&self) -> u64 {
-        (self.plate_read_retention_hours.max(0.0) * 3_600_000.0) as u64
+        (self.plate_read_retention_hours.max(0.0) * crate::clock::HOUR_MS as f64) as u64
     }
 
     /// Whether plate reads that matched no list are stored at all.

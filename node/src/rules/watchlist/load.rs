@@ -6,6 +6,7 @@
 
 use super::{check_field, check_fields, mmsi_key, EntryError, EntryFields, Key, Watchlist};
 use crate::api::time::rfc3339;
+use crate::clock::DAY_MS;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -32,8 +33,6 @@ impl LoadLimits {
         LoadLimits { latest_expiry_ms: now_ms.saturating_add(u64::from(max_days) * DAY_MS), ..LoadLimits::default() }
     }
 }
-
-const DAY_MS: u64 = 86_400_000;
 
 /// The columns of a line, in order, for errors.
 const COLUMNS: &str = "kind,subject,list,reason,added_by,expires,authority,legal_basis";
