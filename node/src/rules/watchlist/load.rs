@@ -4,7 +4,7 @@
 //! than the limit is skipped (and reported) without being buffered, and the byte count is
 //! checked as it goes, so a file that grows while being read still hits the size cap.
 
-use super::{check_field, check_fields, mmsi_key, EntryError, EntryFields, Key, Watchlist};
+use super::{check_fields, mmsi_key, EntryError, EntryFields, Key, Watchlist};
 use crate::api::time::rfc3339;
 use crate::clock::DAY_MS;
 use std::fmt;
@@ -285,11 +285,14 @@ fn load_line(
     let Some((key, fields)) = parse_line(line)? else {
         return Ok(());
     };
-    check_fields(&fields)?;
     // The index takes entries without these (replicated from before they were required); a
-    // line of the file must name them.
-    check_field("authority", fields.authority)?;
-    check_field("legal_basis", fields.legal_basis)?;
+    // line of the file must name them. Fields come trimmed; `check_fields` checks the rest.
+    for (name, value) in [("authority", fields.authority), ("legal_basis", fields.legal_basis)] {
+        if value.is_empty() {
+            return Err(EntryError::EmptyField(name).into());
+        }
+    }
+    check_fields(&fields)?;
     match fields.expires_ms {
         None => return Err(LineErrorKind::NoExpiry),
         Some(at) if at > limits.latest_expiry_ms => {
